@@ -1,0 +1,96 @@
+"""Errors a user of the connector can see, each phrased as: what happened, the request id, what to do.
+
+The CLI prints `str(error)` as-is (no traceback unless --debug), so every message must stand alone
+and must never contain the API key.
+"""
+
+from typing import Any, Dict, List, Optional
+
+
+class DeckError(Exception):
+    """Base of every error this connector raises on purpose."""
+
+
+class DeckConfigError(DeckError):
+    """A configuration value is unusable; raised before the first request is sent."""
+
+
+class DeckAPIError(DeckError):
+    """The API answered in a way the sync cannot continue from."""
+
+    def __init__(
+        self, message: str, *, status: Optional[int] = None, request_id: Optional[str] = None
+    ) -> None:
+        self.status = status
+        self.request_id = request_id
+        if request_id:
+            message = f"{message} (request_id {request_id})"
+        super().__init__(message)
+
+
+class DeckAuthError(DeckAPIError):
+    """401: the key is wrong, revoked or from another organization."""
+
+
+class DeckPermanentError(DeckAPIError):
+    """A 4xx (or redirect) that retrying cannot fix."""
+
+
+class DeckTransientError(DeckAPIError):
+    """Retries were exhausted on 429s, 5xx, timeouts or broken bodies."""
+
+
+class DeckResponseError(DeckAPIError):
+    """A 200 whose body breaks the documented contract (shape, pagination, required fields)."""
+
+
+def describe_error_body(body: Any) -> str:
+    """Render Deck's two error shapes as one line.
+
+    Standard shape::
+
+        {"errors": [{"type": "auth", "code": "unauthorized", "message": "Invalid API key provided.",
+                     "field": null}], "request_id": "req_8f2c"}
+
+    Validation shape (400, RFC 9110 problem)::
+
+        {"type": "https://tools.ietf.org/html/rfc9110#section-15.5.1",
+         "title": "One or more validation errors occurred.", "status": 400,
+         "errors": {"limit": ["The field limit must be between 1 and 100."]}, "traceId": "..."}
+    """
+    if not isinstance(body, dict):
+        return ""
+    errors = body.get("errors")
+    parts: List[str] = []
+    if isinstance(errors, list):
+        for error in errors:
+            if isinstance(error, dict):
+                text = str(error.get("message") or error.get("code") or "")
+                if error.get("field"):
+                    text = f"{error['field']}: {text}"
+                if error.get("code") and error.get("message"):
+                    text = f"{text} [{error.get('type')}/{error['code']}]"
+                parts.append(text)
+    elif isinstance(errors, dict):
+        fields: Dict[str, Any] = errors
+        for field, messages in fields.items():
+            if isinstance(messages, list):
+                messages = "; ".join(str(m) for m in messages)
+            parts.append(f"{field}: {messages}")
+        if body.get("title") and not parts:
+            parts.append(str(body["title"]))
+    return "; ".join(p for p in parts if p)
+
+
+def request_id_of(body: Any, headers: Optional[Any] = None) -> Optional[str]:
+    """Deck puts `request_id` in error and list bodies (validation bodies carry `traceId`)."""
+    if isinstance(body, dict):
+        for key in ("request_id", "traceId"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+    if headers is not None:
+        value = headers.get("X-Request-Id")
+        if value:
+            return str(value)
+    return None

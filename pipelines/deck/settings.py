@@ -1,0 +1,44 @@
+"""Constants of the Deck v2 API and of this connector's defaults, in one place."""
+
+from datetime import datetime, timezone
+from typing import FrozenSet, Tuple
+
+DEFAULT_BASE_URL = "https://api.deck.co/v2"
+TASK_RUNS_PATH = "task-runs"
+TEST_PATH = "test"
+
+# The API allows 1..100; the largest page means the fewest requests.
+PAGE_SIZE = 100
+
+# Statuses a run never leaves. Everything else -- including spellings this code does not know
+# ("pending", "cancelling", or a status added by a newer API version) -- is treated as still open,
+# so the run keeps being re-checked until it reaches one of these.
+FINAL_STATUSES: FrozenSet[str] = frozenset({"completed", "failed", "canceled"})
+
+# The documented open statuses, used as the `status` filter when re-listing open runs.
+OPEN_STATUSES: Tuple[str, ...] = (
+    "queued",
+    "running",
+    "canceling",
+    "interaction_required",
+    "review_required",
+)
+
+ALL_STATUSES: Tuple[str, ...] = OPEN_STATUSES + ("completed", "canceled", "failed")
+OUTCOMES: Tuple[str, ...] = ("success", "failure", "unknown")
+
+# Depth to which arbitrary JSON in `output`, `interaction`, `input`... is unpacked into columns
+# (objects) and child tables (lists). Deeper levels are kept as JSON.
+DEFAULT_MAX_TABLE_NESTING = 2
+
+# HTTP behaviour.
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 60.0
+
+PIPELINE_NAME = "deck_task_runs"
+DEMO_PIPELINE_NAME = "deck_task_runs_demo"
+DATASET_NAME = "deck"
+
+# The demo's simulated clock is fixed so that every `--demo` run serves the same data and a second
+# run shows what a no-change sync costs.
+DEMO_NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)

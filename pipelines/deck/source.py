@@ -1,0 +1,580 @@
+"""The `deck` dlt source and its `task_runs` resource.
+
+How a sync keeps one row per run with its latest state, cheaply
+----------------------------------------------------------------
+Deck's list can only be filtered by creation time, but runs change long after they are created.
+Each sync therefore does two things:
+
+1. **New runs** -- list `created_at >= watermark` (the largest `created_at` already loaded; the
+   runs sitting exactly on it are remembered with their `updated_at`, so the exclusive
+   `created_after` loses none of them and re-reading them costs no duplicate work). A first sync or
+   a backfill cuts its range into windows by density and commits after every `max_runs_per_load`
+   runs, so a killed backfill resumes from its last committed window.
+2. **Open runs** -- every run last seen in a non-final status is remembered in state
+   (`open_runs`). The sync lists the still-open ones in one filtered listing
+   (`status=queued,running,...` since the oldest remembered one), and fetches by id
+   (`GET /task-runs/{id}`) only those that left that list, i.e. the ones that actually finished.
+
+A sync where nothing changed costs two requests; one where N runs arrived and M open runs finished
+costs about ceil(N/100) + 1 + M. Nothing re-reads history.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from math import ceil
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+
+import dlt
+from dlt.common.schema.typing import TColumnSchema
+from dlt.extract.resource import DltResource
+
+from . import settings
+from .client import DeckClient, RateLimiter, RequestStats, RetryPolicy, split_filters
+from .errors import DeckConfigError, DeckResponseError
+from .windows import Window, estimate_pages, format_timestamp, page_direction, parse_timestamp
+
+logger = logging.getLogger("deck")
+
+TASK_RUN_COLUMNS: Dict[str, TColumnSchema] = {
+    "id": {"data_type": "text", "nullable": False},
+    "object": {"data_type": "text"},
+    "status": {"data_type": "text"},
+    "result": {"data_type": "text"},
+    "task_id": {"data_type": "text"},
+    "credential_id": {"data_type": "text"},
+    "session_id": {"data_type": "text"},
+    "agent_id": {"data_type": "text"},
+    "source_id": {"data_type": "text"},
+    "workflow_id": {"data_type": "text"},
+    "runtime_ms": {"data_type": "bigint"},
+    "created_at": {"data_type": "timestamp", "nullable": False},
+    "updated_at": {"data_type": "timestamp", "dedup_sort": "desc"},
+    "canceled_at": {"data_type": "timestamp"},
+}
+
+ERROR_COLUMNS: Dict[str, TColumnSchema] = {
+    name: {"name": name, "data_type": "text"} for name in ("type", "code", "message", "field")
+}
+
+# Below this a window is not split further, however dense (runs can share one timestamp).
+MIN_WINDOW_SPAN = timedelta(seconds=1)
+
+
+@dataclass
+class SyncStats:
+    """What one `pipeline.run` of the source did; read by the CLI summary and the benchmarks."""
+
+    new_runs: int = 0
+    updated_runs: int = 0
+    windows: int = 0
+    open_rechecked: int = 0
+    more_to_load: bool = False
+    requests: RequestStats = field(default_factory=RequestStats)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The endpoint's filters. status/outcome change which runs are loaded, the rest which exist."""
+
+    status: Optional[Tuple[str, ...]] = None
+    outcome: Optional[Tuple[str, ...]] = None
+    source_id: Optional[Tuple[str, ...]] = None
+    agent_id: Optional[str] = None
+    credential_id: Optional[str] = None
+    task_id: Optional[str] = None
+    workflow_id: Optional[str] = None
+    search: Optional[str] = None
+
+    def scope_params(self) -> Dict[str, Any]:
+        """Filters that decide which runs exist for this pipeline (not their current state)."""
+        params = {
+            "source_id": list(self.source_id) if self.source_id else None,
+            "agent_id": self.agent_id,
+            "credential_id": self.credential_id,
+            "task_id": self.task_id,
+            "workflow_id": self.workflow_id,
+            "search": self.search,
+        }
+        return {k: v for k, v in params.items() if v}
+
+    def params(self) -> Dict[str, Any]:
+        params = self.scope_params()
+        if self.status:
+            params["status"] = list(self.status)
+        if self.outcome:
+            params["outcome"] = list(self.outcome)
+        return params
+
+    @property
+    def selects_by_state(self) -> bool:
+        return bool(self.status or self.outcome)
+
+    def matches(self, run: Dict[str, Any]) -> bool:
+        return (not self.status or run.get("status") in self.status) and (
+            not self.outcome or run.get("result") in self.outcome
+        )
+
+    def fingerprint(self) -> str:
+        return repr(sorted((k, v) for k, v in self.__dict__.items() if v))
+
+
+def is_final(status: Any) -> bool:
+    return status in settings.FINAL_STATUSES
+
+
+def coerce_runtime_ms(value: Any) -> Optional[int]:
+    """`runtime_ms` arrives as 48211 or "48211"; the warehouse column is BIGINT."""
+    if value is None or isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        try:
+            return int(float(str(value).strip()))
+        except ValueError:
+            logger.warning("runtime_ms %r is not a number; stored as NULL", value)
+            return None
+
+
+class TaskRunSync:
+    """One sync of `task_runs`: walks the windows, re-checks open runs, keeps the state."""
+
+    def __init__(
+        self,
+        client: DeckClient,
+        filters: Filters,
+        state: Dict[str, Any],
+        *,
+        start: Optional[datetime],
+        end: Optional[datetime],
+        max_runs_per_load: int,
+        pages_per_window: int,
+        stats: SyncStats,
+    ) -> None:
+        self.client = client
+        self.filters = filters
+        self.state = state
+        self.start = start
+        self.end = end
+        self.max_runs_per_load = max_runs_per_load
+        self.pages_per_window = pages_per_window
+        self.stats = stats
+        self.seen: Dict[str, str] = {}  # id -> updated_at yielded by this sync
+        self.loaded_runs = 0
+        if state.get("filters") not in (None, filters.fingerprint()):
+            logger.warning(
+                "The filters changed since the last sync (%s -> %s): listing from start_date"
+                " again; rows already loaded stay.",
+                state.get("filters"),
+                filters.fingerprint(),
+            )
+            state.clear()
+        state["filters"] = filters.fingerprint()
+        state.setdefault("open_runs", {})
+        state.setdefault("boundary", {})
+
+    # ---- public ------------------------------------------------------------------------------
+
+    def pages(self) -> Iterator[List[Dict[str, Any]]]:
+        """Pages of runs to load, in order: pending backfill, new runs, then changed open runs."""
+        for window_range in self._ranges():
+            for page in self._walk(*window_range):
+                yield page
+            if self.stats.more_to_load:
+                return
+        yield from self._recheck_open_runs()
+
+    # ---- ranges and windows ------------------------------------------------------------------
+
+    def _ranges(self) -> List[Tuple[Window, bool]]:
+        """Ranges still to list, each with whether it extends the watermark (the upper range)."""
+        st = self.state
+        watermark = parse_timestamp(st["watermark"]) if st.get("watermark") else None
+        covered_from = st.get("covered_from")
+        ranges: List[Tuple[Window, bool]] = []
+        if watermark is None:
+            st["covered_from"] = format_timestamp(self.start) if self.start else "-inf"
+            return [(Window(self.start, self.end), True)]
+        lower = None if covered_from == "-inf" else parse_timestamp(covered_from)
+        if lower is not None and (self.start is None or self.start < lower):
+            ranges.append((Window(self.start, lower), False))
+        if self.end is None or watermark < self.end:
+            ranges.append((Window(watermark, self.end), True))
+        return ranges
+
+    def _walk(self, window_range: Window, upper: bool) -> Iterator[List[Dict[str, Any]]]:
+        """List every run of the range, window by window, committing progress after each."""
+        queue: List[Window] = [window_range]
+        # The newest created_at listed so far and the runs on it: the watermark is taken from
+        # Deck's own timestamps, never from this machine's clock.
+        max_seen: Optional[datetime] = None
+        boundary: Dict[str, str] = {}
+        while queue:
+            window = queue.pop(0)
+            pages = self.client.list_task_runs({**self.filters.params(), **window.params()})
+            first = next(pages)
+            parts = self._split(window, first.runs, first.has_more)
+            if parts:
+                pages.close()
+                queue = parts + queue
+                continue
+            self.stats.windows += 1
+            page = first
+            while True:
+                runs, page_max, page_boundary = self._accept(page.runs, window)
+                if page_max is not None and (max_seen is None or page_max >= max_seen):
+                    if max_seen is None or page_max > max_seen:
+                        boundary = {}
+                    max_seen = page_max
+                    boundary.update(page_boundary)
+                if runs:
+                    yield runs
+                page = next(pages, None)
+                if page is None:
+                    break
+            self._commit(window, window_range, upper, max_seen, boundary)
+            if queue and self.loaded_runs >= self.max_runs_per_load:
+                logger.info(
+                    "Committing after %d runs; the next load continues from %s",
+                    self.loaded_runs,
+                    queue[0],
+                )
+                self.stats.more_to_load = True
+                return
+
+    def _split(
+        self, window: Window, first_page: List[Dict[str, Any]], has_more: bool
+    ) -> List[Window]:
+        """Cut a window that holds more than ~`pages_per_window` pages; [] to list it whole.
+
+        The first page is the newest or the oldest end of the window, which its own order
+        shows. From that end a slice of about `pages_per_window` pages is peeled off (its size
+        judged from the page's time density) and the rest is cut again when listed. The order
+        only steers how windows are cut: correctness rests on the half-open windows alone.
+        """
+        stamps = [parse_timestamp(r["created_at"]) for r in first_page if r.get("created_at")]
+        if not has_more or len(set(stamps)) < 2:
+            return []
+        span = window.span
+        if span is not None and span <= MIN_WINDOW_SPAN:
+            return []
+        if estimate_pages(window, first_page, self.client.page_size) <= self.pages_per_window * 1.5:
+            return []
+        low, high = min(stamps), max(stamps)
+        slice_span = (high - low) * (self.pages_per_window - 1)
+        direction = page_direction(stamps)
+        if direction == "newest_first":
+            cut = low - slice_span
+        elif direction == "oldest_first":
+            cut = high + slice_span
+        elif span is not None:
+            parts = int(min(16, max(2, ceil(estimate_pages(window, first_page, 100) / 25))))
+            return window.split(parts)
+        else:
+            return []
+        if not window.contains(cut) or cut == window.start:
+            return []
+        return [Window(window.start, cut), Window(cut, window.end)]
+
+    def _accept(
+        self, runs: List[Dict[str, Any]], window: Window
+    ) -> Tuple[List[Dict[str, Any]], Optional[datetime], Dict[str, str]]:
+        """Validate, keep the window's runs, drop unchanged re-reads; return the page's max."""
+        accepted: List[Dict[str, Any]] = []
+        boundary_before: Dict[str, str] = self.state.get("boundary", {})
+        page_max: Optional[datetime] = None
+        at_max: Dict[str, str] = {}
+        for run in runs:
+            created_at = _validate(run)
+            if not window.contains(created_at):
+                continue
+            if page_max is None or created_at > page_max:
+                page_max, at_max = created_at, {}
+            if created_at == page_max:
+                at_max[run["id"]] = str(run.get("updated_at"))
+            if self._track(run, created_at, loaded=True):
+                continue
+            if boundary_before.get(run["id"]) == str(run.get("updated_at")):
+                continue  # re-read of the watermark's own runs, unchanged
+            if run["id"] in boundary_before:
+                self.stats.updated_runs += 1
+            else:
+                self.stats.new_runs += 1
+            accepted.append(run)
+        self.loaded_runs += len(accepted)
+        return [_prepare(r) for r in accepted], page_max, at_max
+
+    def _track(self, run: Dict[str, Any], created_at: datetime, loaded: bool) -> bool:
+        """Remember open runs; True when this exact version was already handled in this sync.
+
+        `open_runs` maps id -> [created_at, updated_at, loaded]; `loaded` says whether the run has
+        a row in the warehouse (with status/outcome filters, an open run may be tracked only to
+        load it once it finishes in a selected state).
+        """
+        run_id, updated_at = run["id"], str(run.get("updated_at"))
+        if self.seen.get(run_id) == updated_at:
+            return True
+        self.seen[run_id] = updated_at
+        open_runs = self.state["open_runs"]
+        if is_final(run.get("status")):
+            open_runs.pop(run_id, None)
+        else:
+            was_loaded = bool(open_runs.get(run_id, [None, None, False])[2])
+            open_runs[run_id] = [format_timestamp(created_at), updated_at, loaded or was_loaded]
+        return False
+
+    def _commit(
+        self,
+        window: Window,
+        window_range: Window,
+        upper: bool,
+        max_seen: Optional[datetime],
+        boundary: Dict[str, str],
+    ) -> None:
+        """Advance the saved progress past a fully listed window (saved with the load).
+
+        The watermark becomes the newest `created_at` seen, not the window's end: every run
+        below it has been listed, while a window's end may lie ahead of Deck's clock.
+        """
+        st = self.state
+        if not upper:
+            # A backfill below covered_from grows downward only when it reaches the old bound.
+            if window.end == window_range.end:
+                st["covered_from"] = (
+                    format_timestamp(window_range.start) if window_range.start else "-inf"
+                )
+            return
+        if max_seen is None:
+            return
+        old = parse_timestamp(st["watermark"]) if st.get("watermark") else None
+        if old is None or max_seen > old:
+            st["watermark"] = format_timestamp(max_seen)
+            st["boundary"] = dict(boundary)
+        elif max_seen == old:
+            st["boundary"] = {**st.get("boundary", {}), **boundary}
+
+    # ---- open runs ---------------------------------------------------------------------------
+
+    def _recheck_open_runs(self) -> Iterator[List[Dict[str, Any]]]:
+        """Bring every remembered open run up to date: one listing, then GET the ones that left.
+
+        With status/outcome filters the listing covers every open run in scope (not only the
+        remembered ones), so that a run is loaded when it finishes in a selected state.
+        """
+        open_runs: Dict[str, List[Any]] = self.state["open_runs"]
+        stale = {rid: v for rid, v in open_runs.items() if rid not in self.seen}
+        by_state = self.filters.selects_by_state
+        if not stale and not by_state:
+            return
+        since = self.start if by_state else min(parse_timestamp(v[0]) for v in stale.values())
+        listed: Set[str] = set()
+        yield from self._list_open(since, listed, stale)
+        batch: List[Dict[str, Any]] = []
+        for rid in [rid for rid in stale if rid not in listed]:
+            previous = open_runs.get(rid)
+            run = self.client.get_task_run(rid)
+            self.stats.open_rechecked += 1
+            if run is None:
+                logger.warning("Run %s is no longer known to Deck; its last loaded row stays", rid)
+                open_runs.pop(rid, None)
+                continue
+            if self._changed_and_selected(run, previous):
+                batch.append(_prepare(run))
+            if len(batch) >= self.client.page_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _list_open(
+        self, since: Optional[datetime], listed: Set[str], stale: Dict[str, List[Any]]
+    ) -> Iterator[List[Dict[str, Any]]]:
+        """One listing of the runs that are open now; yields the ones to (re)load."""
+        window = Window(since, self.end)
+        params = {**self.filters.scope_params(), "status": list(settings.OPEN_STATUSES)}
+        for page in self.client.list_task_runs({**params, **window.params()}):
+            changed: List[Dict[str, Any]] = []
+            for run in page.runs:
+                created_at = _validate(run)
+                if not window.contains(created_at) or run["id"] in self.seen:
+                    continue
+                listed.add(run["id"])
+                if run["id"] not in stale and not self.filters.selects_by_state:
+                    continue
+                if self._changed_and_selected(run, self.state["open_runs"].get(run["id"])):
+                    changed.append(_prepare(run))
+            if changed:
+                yield changed
+
+    def _changed_and_selected(self, run: Dict[str, Any], previous: Optional[List[Any]]) -> bool:
+        """Track the run's new version; True when it must be (re)loaded."""
+        created_at = _validate(run)
+        was_loaded = bool(previous and previous[2])
+        selected = self.filters.matches(run)
+        if self._track(run, created_at, loaded=selected):
+            return False
+        if previous is not None and previous[1] == str(run.get("updated_at")):
+            return False
+        if not (selected or was_loaded):
+            return False
+        if was_loaded:
+            self.stats.updated_runs += 1
+        else:
+            self.stats.new_runs += 1
+        return True
+
+
+def _validate(run: Any) -> datetime:
+    """A run without `id` or a parseable `created_at` stops the sync: it cannot be placed."""
+    if not isinstance(run, dict) or not isinstance(run.get("id"), str) or not run["id"]:
+        raise DeckResponseError(
+            "Deck returned a task run without an `id`; it cannot be merged, so the sync stopped"
+            " before saving anything. Run it again; report it to Deck if it repeats."
+        )
+    try:
+        return parse_timestamp(run["created_at"])
+    except (KeyError, TypeError, ValueError):
+        raise DeckResponseError(
+            f"Deck returned task run {run['id']} with created_at={run.get('created_at')!r},"
+            " which is not an ISO 8601 timestamp; the sync stopped before saving anything."
+            " Run it again; report it to Deck if it repeats."
+        ) from None
+
+
+# Arbitrary-JSON fields that are null on most runs: a null says nothing dlt could type a column
+# from, so it is left out instead of producing an "untyped column" warning on every load.
+NULLABLE_JSON_FIELDS = ("output", "interaction", "errors", "input", "storage")
+
+
+def _prepare(run: Dict[str, Any]) -> Dict[str, Any]:
+    if "runtime_ms" in run:
+        run["runtime_ms"] = coerce_runtime_ms(run["runtime_ms"])
+    for name in NULLABLE_JSON_FIELDS:
+        if name in run and run[name] is None:
+            del run[name]
+    return run
+
+
+def parse_date_option(name: str, value: Optional[Any]) -> Optional[datetime]:
+    """start_date / end_date: ISO 8601 date or timestamp (UTC when no offset is given)."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_timestamp(value)
+    except (TypeError, ValueError):
+        raise DeckConfigError(
+            f"{name} {value!r} is not a date: use ISO 8601, e.g. 2026-01-31 or"
+            " 2026-01-31T08:00:00Z."
+        ) from None
+
+
+def _choices(name: str, values: Optional[Tuple[str, ...]], allowed: Sequence[str]) -> None:
+    for value in values or ():
+        if value not in allowed:
+            raise DeckConfigError(
+                f"{name} {value!r} is not one of Deck's values: {', '.join(allowed)}."
+            )
+
+
+@dlt.source(name="deck", section="deck")
+def deck(
+    api_key: str = dlt.secrets.value,
+    base_url: str = settings.DEFAULT_BASE_URL,
+    start_date: Optional[str] = None,
+    end_date: Optional[str] = None,
+    status: Optional[List[str]] = None,
+    outcome: Optional[List[str]] = None,
+    source_id: Optional[List[str]] = None,
+    agent_id: Optional[str] = None,
+    credential_id: Optional[str] = None,
+    task_id: Optional[str] = None,
+    workflow_id: Optional[str] = None,
+    search: Optional[str] = None,
+    max_table_nesting: int = settings.DEFAULT_MAX_TABLE_NESTING,
+    page_size: int = settings.PAGE_SIZE,
+    max_runs_per_load: int = 50_000,
+    pages_per_window: int = 25,
+    rate_limit_requests: int = 200,
+    rate_limit_period_s: float = 10.0,
+    request_max_attempts: int = 8,
+    backoff_base_s: float = 1.0,
+    backoff_cap_s: float = 30.0,
+    connect_timeout_s: float = settings.CONNECT_TIMEOUT_S,
+    read_timeout_s: float = settings.READ_TIMEOUT_S,
+    check_credentials: bool = True,
+    stats: Optional[SyncStats] = None,
+) -> DltResource:
+    """Deck task runs, one row per run with its latest state.
+
+    Every argument can come from `[sources.deck]` in `.dlt/config.toml` (the key from
+    `.dlt/secrets.toml` or `SOURCES__DECK__API_KEY`). Configuration is checked here, before any
+    request, so a typo fails in a second rather than after an hour of backfill.
+    """
+    start = parse_date_option("start_date", start_date)
+    end = parse_date_option("end_date", end_date)
+    if start and end and start >= end:
+        raise DeckConfigError(
+            f"start_date {start_date} is not before end_date {end_date}: swap them or widen the"
+            " range."
+        )
+    filters = Filters(
+        status=split_filters(status),
+        outcome=split_filters(outcome),
+        source_id=split_filters(source_id),
+        agent_id=agent_id or None,
+        credential_id=credential_id or None,
+        task_id=task_id or None,
+        workflow_id=workflow_id or None,
+        search=search or None,
+    )
+    _choices("status", filters.status, settings.ALL_STATUSES)
+    _choices("outcome", filters.outcome, settings.OUTCOMES)
+    if max_runs_per_load < 1 or pages_per_window < 1:
+        raise DeckConfigError("max_runs_per_load and pages_per_window must be at least 1.")
+    stats = stats if stats is not None else SyncStats()
+    policy = RetryPolicy(
+        max_attempts=request_max_attempts,
+        backoff_base_s=backoff_base_s,
+        backoff_cap_s=backoff_cap_s,
+        connect_timeout_s=connect_timeout_s,
+        read_timeout_s=read_timeout_s,
+    )
+    limiter = RateLimiter(rate_limit_requests, rate_limit_period_s) if rate_limit_requests else None
+    client = DeckClient(
+        base_url,
+        api_key,
+        page_size=page_size,
+        policy=policy,
+        limiter=limiter,
+        stats=stats.requests,
+    )
+
+    @dlt.resource(
+        name="task_runs",
+        primary_key="id",
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        columns=TASK_RUN_COLUMNS,
+        nested_hints={"errors": {"columns": ERROR_COLUMNS}},
+    )
+    def task_runs() -> Iterator[List[Dict[str, Any]]]:
+        """Task runs created in [start_date, end_date), kept at their latest state."""
+        try:
+            if check_credentials:
+                client.check_credentials()
+            sync = TaskRunSync(
+                client,
+                filters,
+                dlt.current.resource_state(),
+                start=start,
+                end=end,
+                max_runs_per_load=max_runs_per_load,
+                pages_per_window=pages_per_window,
+                stats=stats,
+            )
+            yield from sync.pages()
+        finally:
+            client.close()
+
+    task_runs.max_table_nesting = max_table_nesting
+    return task_runs

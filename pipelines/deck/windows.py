@@ -1,0 +1,102 @@
+"""Half-open `created_at` windows, and how a range of history is cut into them.
+
+Deck's `created_after` and `created_before` are both exclusive and its timestamps can repeat, so
+adjacent exclusive windows would drop every run created exactly on a boundary. A `Window` is
+therefore half-open, `[start, end)`: it asks Deck for `created_after = start - 1 ms` (a superset at
+any timestamp precision) and keeps only `created_at >= start` itself. Consecutive windows then
+partition time with no gap and no overlap, whatever the API's sort order.
+
+A backfill of unknown size is cut by density: list the first page of a window; if there is more
+and the page suggests many pages, split the window in time and list the parts instead. The split
+costs one request and keeps every leaf to a bounded number of pages, which is what lets a sync
+commit its progress window by window (and, later, fetch windows in parallel).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, List, Optional
+
+ONE_MS = timedelta(milliseconds=1)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO 8601 from the API or the user (`Z` or offset, any fraction) -> aware UTC datetime."""
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        text = str(value).strip()
+        if len(text) == 10:  # a bare date means its midnight UTC
+            text += "T00:00:00"
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def format_timestamp(dt: datetime) -> str:
+    """The form sent to Deck and kept in state: UTC, microseconds, `Z`."""
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Runs with `start <= created_at < end`; None means unbounded on that side."""
+
+    start: Optional[datetime]
+    end: Optional[datetime]
+
+    def params(self) -> Dict[str, str]:
+        params: Dict[str, str] = {}
+        if self.start is not None:
+            params["created_after"] = format_timestamp(self.start - ONE_MS)
+        if self.end is not None:
+            params["created_before"] = format_timestamp(self.end)
+        return params
+
+    def contains(self, created_at: datetime) -> bool:
+        return (self.start is None or created_at >= self.start) and (
+            self.end is None or created_at < self.end
+        )
+
+    def split(self, parts: int) -> List["Window"]:
+        """Cut a bounded window into `parts` equal time slices."""
+        assert self.start is not None and self.end is not None, "only bounded windows are split"
+        step = (self.end - self.start) / parts
+        edges = [self.start + step * i for i in range(parts)] + [self.end]
+        return [Window(lo, hi) for lo, hi in zip(edges, edges[1:], strict=False) if hi > lo]
+
+    @property
+    def span(self) -> Optional[timedelta]:
+        if self.start is None or self.end is None:
+            return None
+        return self.end - self.start
+
+    def __str__(self) -> str:
+        lo = format_timestamp(self.start) if self.start else "-inf"
+        hi = format_timestamp(self.end) if self.end else "+inf"
+        return f"[{lo}, {hi})"
+
+
+def estimate_pages(window: Window, first_page: List[Dict[str, Any]], page_size: int) -> float:
+    """Pages a window holds, judged from its first page's time density (either end of it)."""
+    if len(first_page) < page_size:
+        return 1.0
+    if window.span is None:
+        return float("inf")
+    stamps = [parse_timestamp(run["created_at"]) for run in first_page if run.get("created_at")]
+    if not stamps:
+        return 1.0
+    covered = (max(stamps) - min(stamps)).total_seconds()
+    total = window.span.total_seconds()
+    if covered <= 0:
+        return float("inf")
+    return max(1.0, total / covered)
+
+
+def page_direction(stamps: List[datetime]) -> Optional[str]:
+    """"newest_first" or "oldest_first" when a page's timestamps are monotonic, else None."""
+    if all(a >= b for a, b in zip(stamps, stamps[1:], strict=False)):
+        return "newest_first"
+    if all(a <= b for a, b in zip(stamps, stamps[1:], strict=False)):
+        return "oldest_first"
+    return None

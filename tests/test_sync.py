@@ -1,0 +1,307 @@
+"""How a sync walks Deck's pages and keeps one row per run at its latest state."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from conftest import Warehouse, assert_matches_ground_truth, make_simulator, ts
+from deck.simulator import DeckSimulator
+
+
+def list_requests(sim: DeckSimulator):
+    return [r for r in sim.requests if r.path.endswith("/task-runs")]
+
+
+def test_first_sync_loads_every_run_across_many_pages(simulator, warehouse):
+    simulator.advance(3600 * 24, new_runs=1_250)
+
+    result = warehouse.sync()
+
+    assert_matches_ground_truth(warehouse, simulator.runs())
+    assert len(warehouse.runs()) == 1_250
+    assert result.pages >= 13
+    assert all(r.params.get("limit") == ["100"] for r in list_requests(simulator))
+
+
+@pytest.mark.parametrize("order", ["newest_first", "oldest_first"])
+def test_sort_order_does_not_change_the_warehouse(tmp_path: Path, order: str):
+    sim = make_simulator(seed=5, runs=900, history_days=20, order=order)
+    try:
+        wh = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", sim)
+        wh.sync(pages_per_window=2)
+        sim.advance(3600 * 24 * 10, new_runs=300)
+        wh.sync(pages_per_window=2)
+        assert_matches_ground_truth(wh, sim.runs())
+    finally:
+        sim.stop()
+
+
+def test_both_sort_orders_give_identical_tables(tmp_path: Path):
+    contents = []
+    for order in ("newest_first", "oldest_first"):
+        sim = make_simulator(seed=9, runs=700, history_days=15, order=order)
+        try:
+            wh = Warehouse(tmp_path / f"{order}.duckdb", tmp_path / f"dlt-{order}", sim)
+            wh.sync(pages_per_window=3)
+            contents.append(
+                wh.query(
+                    "SELECT id, status, result, runtime_ms, updated_at FROM deck.task_runs"
+                    " ORDER BY id"
+                )
+            )
+        finally:
+            sim.stop()
+    assert contents[0] == contents[1]
+    assert len(contents[0]) == 700
+
+
+def test_equal_created_at_across_a_page_boundary_loses_nothing(simulator, warehouse):
+    simulator.advance(60, new_runs=30)
+    same = simulator.now - timedelta(seconds=10)
+    ids = simulator.add_runs(250, created_at=same)
+
+    warehouse.sync()
+
+    loaded = warehouse.runs()
+    assert set(ids) <= set(loaded)
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_runs_created_on_the_watermark_after_a_sync_are_loaded_next_time(simulator, warehouse):
+    simulator.advance(600, new_runs=120)
+    warehouse.sync()
+    newest = max(ts(r["created_at"]) for r in simulator.runs())
+
+    late = simulator.add_runs(3, created_at=newest)
+    result = warehouse.sync()
+
+    assert set(late) <= set(warehouse.runs())
+    assert result.new_runs == 3
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_second_sync_fetches_only_the_new_pages(simulator, warehouse):
+    simulator.advance(3600 * 24 * 5, new_runs=1_000)
+    warehouse.sync()
+    simulator.advance(3600, new_runs=150)
+    simulator.clear_requests()
+
+    result = warehouse.sync()
+
+    new_listing = [r for r in list_requests(simulator) if "status" not in r.params]
+    assert len(new_listing) == 2, [r.params for r in new_listing]
+    assert all("created_after" in r.params for r in new_listing)
+    assert result.new_runs == 150
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_no_change_sync_makes_a_handful_of_requests(simulator, warehouse):
+    simulator.advance(3600 * 24 * 3, new_runs=600)
+    warehouse.sync()
+    simulator.clear_requests()
+
+    result = warehouse.sync()
+
+    assert result.new_runs == 0 and result.updated_runs == 0
+    assert len(simulator.requests) <= 3, [(r.path, r.params) for r in simulator.requests]
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_run_that_finishes_weeks_later_is_final_after_the_next_sync(simulator, warehouse):
+    simulator.advance(3600, new_runs=50)
+    [slow] = simulator.add_runs(1, status="review_required")
+    warehouse.sync()
+    assert warehouse.runs()[slow]["status"] == "review_required"
+
+    simulator.advance(3600 * 24 * 21, new_runs=20)
+    simulator.update_run(
+        slow,
+        status="completed",
+        result="success",
+        runtime_ms="1814400000",
+        output={"approved_by": "ops", "items": [{"sku": "A1", "qty": 2}]},
+    )
+    result = warehouse.sync()
+
+    row = warehouse.runs()[slow]
+    assert (row["status"], row["result"], row["runtime_ms"]) == ("completed", "success", 1814400000)
+    assert row["output__approved_by"] == "ops"
+    assert result.updated_runs >= 1
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_open_runs_are_rechecked_without_rereading_history(simulator, warehouse):
+    simulator.advance(3600 * 24 * 30, new_runs=2_000)
+    opened = simulator.add_runs(
+        3, status="running", created_at=simulator.now - timedelta(days=12)
+    )
+    warehouse.sync()
+    simulator.update_run(opened[0], status="failed", result="failure", runtime_ms=5,
+                         errors=[{"type": "task", "code": "timeout", "message": "Timed out",
+                                  "field": None}])
+    simulator.clear_requests()
+
+    warehouse.sync()
+
+    by_id = [r for r in simulator.requests if "/task-runs/" in r.path]
+    assert [r.path.rsplit("/", 1)[1] for r in by_id] == [opened[0]]
+    assert len(simulator.requests) <= 5
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_repeated_syncs_leave_no_duplicate_ids(simulator, warehouse):
+    simulator.advance(3600 * 24, new_runs=400)
+    for _ in range(4):
+        warehouse.sync()
+        simulator.advance(1800, new_runs=40)
+    warehouse.sync()
+    counts = warehouse.query("SELECT count(*) AS n, count(DISTINCT id) AS d FROM deck.task_runs")
+    assert counts[0]["n"] == counts[0]["d"] == len(simulator.runs())
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_child_rows_are_replaced_when_a_run_is_updated(simulator, warehouse):
+    [run_id] = simulator.add_runs(1, status="interaction_required")
+    simulator.update_run(run_id, errors=[
+        {"type": "interaction", "code": "mfa_required", "message": "Code needed", "field": "code"},
+        {"type": "source", "code": "source_error", "message": "Flaky", "field": None},
+    ])
+    warehouse.sync()
+    assert len(warehouse.errors()[run_id]) == 2
+
+    simulator.advance(60)
+    simulator.update_run(run_id, status="failed", result="failure", errors=[
+        {"type": "interaction", "code": "interaction_timeout", "message": "No answer",
+         "field": None},
+    ])
+    warehouse.sync()
+
+    assert warehouse.errors()[run_id] == [
+        ("interaction", "interaction_timeout", "No answer", None)
+    ]
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_runtime_ms_strings_are_stored_as_bigint(simulator, warehouse):
+    ints = simulator.add_runs(2, status="completed", result="success", runtime_ms=1234)
+    strings = simulator.add_runs(2, status="completed", result="success", runtime_ms="98765")
+    warehouse.sync()
+
+    assert warehouse.columns("task_runs")["runtime_ms"] == "BIGINT"
+    runs = warehouse.runs()
+    assert {runs[i]["runtime_ms"] for i in ints} == {1234}
+    assert {runs[i]["runtime_ms"] for i in strings} == {98765}
+
+
+def test_timestamps_are_timestamptz(simulator, warehouse):
+    simulator.advance(60, new_runs=5)
+    warehouse.sync()
+    columns = warehouse.columns("task_runs")
+    assert columns["created_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert columns["updated_at"] == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_fields_of_newer_api_versions_become_columns(simulator, warehouse):
+    simulator.advance(60, new_runs=20)
+    warehouse.sync()
+    [run_id] = simulator.add_runs(
+        1,
+        status="canceled",
+        workflow_id="wflo_0123456789abcdef01234567",
+        canceled_at="2026-01-01T00:05:00.000Z",
+        input={"account": "acme", "month": 11},
+        storage=[{"id": "stor_1", "name": "invoice.pdf", "size": 1234}],
+        brand_new_field="hello",
+    )
+    warehouse.sync()
+
+    row = warehouse.runs()[run_id]
+    assert row["workflow_id"] == "wflo_0123456789abcdef01234567"
+    assert row["brand_new_field"] == "hello"
+    assert row["input__account"] == "acme"
+    assert row["canceled_at"] == ts("2026-01-01T00:05:00.000Z")
+    storage = warehouse.query(
+        "SELECT s.name FROM deck.task_runs__storage s JOIN deck.task_runs r"
+        " ON s._dlt_parent_id = r._dlt_id WHERE r.id = ?",
+        [run_id],
+    )
+    assert storage == [{"name": "invoice.pdf"}]
+
+
+def test_unknown_status_is_stored_as_sent_and_kept_open(simulator, warehouse):
+    [run_id] = simulator.add_runs(1, status="pending")
+    warehouse.sync()
+    assert warehouse.runs()[run_id]["status"] == "pending"
+
+    simulator.advance(3600 * 24)
+    simulator.update_run(run_id, status="completed", result="success", runtime_ms=10)
+    warehouse.sync()
+    assert warehouse.runs()[run_id]["status"] == "completed"
+
+
+def test_output_shapes_that_drift_never_fail_a_load(simulator, warehouse):
+    shapes = [
+        {"amount": 12, "currency": "EUR"},
+        {"amount": "12.50", "currency": "EUR"},
+        {"deep": {"deeper": {"deepest": {"x": 1}}}},
+        [{"sku": "A", "qty": 1}, {"sku": "B", "qty": "2"}],
+        ["a", "b"],
+        "plain text",
+        42,
+        True,
+        None,
+    ]
+    ids = [
+        simulator.add_runs(1, status="completed", result="success", runtime_ms=1, output=o)[0]
+        for o in shapes
+    ]
+    warehouse.sync()
+
+    runs = warehouse.runs()
+    assert set(ids) <= set(runs)
+    columns = warehouse.columns("task_runs")
+    assert "output__currency" in columns
+    assert any(c.startswith("output__amount") for c in columns)
+    assert runs[ids[0]]["output__currency"] == "EUR"
+    assert "task_runs__output" in warehouse.tables()
+    skus = warehouse.query(
+        "SELECT o.sku FROM deck.task_runs__output o JOIN deck.task_runs r"
+        " ON o._dlt_parent_id = r._dlt_id WHERE r.id = ? ORDER BY o._dlt_list_idx",
+        [ids[3]],
+    )
+    assert [s["sku"] for s in skus] == ["A", "B"]
+
+
+def test_a_backfill_commits_its_progress_window_by_window(simulator, warehouse):
+    simulator.advance(3600 * 24 * 10, new_runs=1_500)
+
+    result = warehouse.sync(max_runs_per_load=300, pages_per_window=2)
+
+    assert result.loads >= 4
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_start_and_end_date_bound_what_is_loaded(simulator, warehouse):
+    simulator.advance(3600 * 24 * 10, new_runs=500)
+    truth = simulator.runs()
+    stamps = sorted(ts(r["created_at"]) for r in truth)
+    start, end = stamps[100], stamps[400]
+
+    warehouse.sync(start_date=start.isoformat(), end_date=end.isoformat())
+
+    expected = [r for r in truth if start <= ts(r["created_at"]) < end]
+    assert_matches_ground_truth(warehouse, expected)
+    sent = list_requests(simulator)[0].params
+    assert "created_after" in sent and "created_before" in sent
+
+
+def test_moving_start_date_earlier_backfills_the_gap(simulator, warehouse):
+    simulator.advance(3600 * 24 * 10, new_runs=400)
+    truth = simulator.runs()
+    middle = sorted(ts(r["created_at"]) for r in truth)[200]
+    warehouse.sync(start_date=middle.isoformat())
+    assert len(warehouse.runs()) == 200
+
+    warehouse.sync()
+
+    assert_matches_ground_truth(warehouse, simulator.runs())
