@@ -92,7 +92,8 @@ def configure_logging(debug: bool) -> None:
 def warehouse_location(pipeline: dlt.Pipeline) -> str:
     try:
         credentials = pipeline.destination_client().config.credentials  # type: ignore[attr-defined]
-        database = getattr(credentials, "database", None) or getattr(credentials, "bucket_url", None)
+        database = getattr(credentials, "database", None)
+        database = database or getattr(credentials, "bucket_url", None)
         if pipeline.destination.destination_name == "duckdb" and database:
             return os.path.relpath(str(database))
         if database:
@@ -159,7 +160,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             simulator = DeckSimulator(
                 seed=DEMO_SEED, runs=DEMO_RUNS, history_days=60, now=settings.DEMO_NOW
             ).start()
-            logger.info("Demo: Deck API simulator with %d runs at %s", DEMO_RUNS, simulator.base_url)
+            logger.info("Demo: Deck API simulator, %d runs, at %s", DEMO_RUNS, simulator.base_url)
             options.update(api_key=DEMO_API_KEY, base_url=simulator.base_url)
             pipeline_name = args.pipeline_name or settings.DEMO_PIPELINE_NAME
             destination: Any = args.destination or dlt.destinations.duckdb(

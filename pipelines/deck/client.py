@@ -181,7 +181,7 @@ class DeckSession(requests.Session):
                     reason = f"a 200 whose body is not JSON (Content-Type {ctype})"
                 else:
                     _raise_for_permanent(response, body, rid, what)
-                    response.json = lambda **_: body  # type: ignore[method-assign]
+                    response.json = _constant(body)  # type: ignore[method-assign]
                     return response
                 if rid:
                     reason += f", request_id {rid}"
@@ -208,6 +208,11 @@ class DeckSession(requests.Session):
 
 
 _NOT_JSON = object()
+
+
+def _constant(body: Any) -> Any:
+    """`response.json()` returning the body parsed once (the client reads it several times)."""
+    return lambda **_: body
 
 
 def _parse_json(response: Response) -> Any:

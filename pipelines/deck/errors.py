@@ -1,4 +1,4 @@
-"""Errors a user of the connector can see, each phrased as: what happened, the request id, what to do.
+"""Errors a user can see, each phrased as: what happened, the request id, what to do.
 
 The CLI prints `str(error)` as-is (no traceback unless --debug), so every message must stand alone
 and must never contain the API key.

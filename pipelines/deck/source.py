@@ -20,8 +20,9 @@ costs about ceil(N/100) + 1 + M. Nothing re-reads history.
 """
 
 import logging
+import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from math import ceil
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -59,6 +60,7 @@ ERROR_COLUMNS: Dict[str, TColumnSchema] = {
 
 # Below this a window is not split further, however dense (runs can share one timestamp).
 MIN_WINDOW_SPAN = timedelta(seconds=1)
+PROGRESS_EVERY_S = 5.0
 
 
 @dataclass
@@ -162,6 +164,7 @@ class TaskRunSync:
         self.stats = stats
         self.seen: Dict[str, str] = {}  # id -> updated_at yielded by this sync
         self.loaded_runs = 0
+        self._last_progress = time.monotonic()
         if state.get("filters") not in (None, filters.fingerprint()):
             logger.warning(
                 "The filters changed since the last sync (%s -> %s): listing from start_date"
@@ -179,8 +182,7 @@ class TaskRunSync:
     def pages(self) -> Iterator[List[Dict[str, Any]]]:
         """Pages of runs to load, in order: pending backfill, new runs, then changed open runs."""
         for window_range in self._ranges():
-            for page in self._walk(*window_range):
-                yield page
+            yield from self._walk(*window_range)
             if self.stats.more_to_load:
                 return
         yield from self._recheck_open_runs()
@@ -230,6 +232,7 @@ class TaskRunSync:
                     boundary.update(page_boundary)
                 if runs:
                     yield runs
+                self._progress(window)
                 page = next(pages, None)
                 if page is None:
                     break
@@ -242,6 +245,20 @@ class TaskRunSync:
                 )
                 self.stats.more_to_load = True
                 return
+
+    def _progress(self, window: Window) -> None:
+        """A line every few seconds, so a long backfill shows it is moving."""
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        logger.info(
+            "... %d pages, %d runs so far (%d requests); listing %s",
+            self.stats.requests.pages,
+            self.loaded_runs,
+            self.stats.requests.requests,
+            window,
+        )
 
     def _split(
         self, window: Window, first_page: List[Dict[str, Any]], has_more: bool
@@ -447,12 +464,25 @@ def _validate(run: Any) -> datetime:
 NULLABLE_JSON_FIELDS = ("output", "interaction", "errors", "input", "storage")
 
 
+def _drop_nulls(value: Any) -> Any:
+    """Remove null members of objects: a warehouse reads a missing key and a null alike."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
 def _prepare(run: Dict[str, Any]) -> Dict[str, Any]:
     if "runtime_ms" in run:
         run["runtime_ms"] = coerce_runtime_ms(run["runtime_ms"])
     for name in NULLABLE_JSON_FIELDS:
-        if name in run and run[name] is None:
+        if name not in run:
+            continue
+        if run[name] is None:
             del run[name]
+        elif name != "errors":
+            run[name] = _drop_nulls(run[name])
     return run
 
 

@@ -1,0 +1,107 @@
+"""`python pipelines/task_runs.py` as a user runs it: a real process, real HTTP, a real DuckDB file."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, Optional
+
+import duckdb
+import pytest
+from conftest import ts
+from deck import settings
+from deck.cli import DEMO_RUNS, DEMO_SEED
+from deck.simulator import DeckSimulator
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "pipelines" / "task_runs.py"
+
+
+def run_cli(
+    tmp_path: Path, *args: str, env: Optional[Dict[str, str]] = None, timeout: float = 180
+) -> subprocess.CompletedProcess:
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))
+    }
+    full_env.update({"DLT_DATA_DIR": str(tmp_path / "dlt-data"), **(env or {})})
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        cwd=tmp_path,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_demo_syncs_the_simulator_into_its_own_duckdb_file(tmp_path):
+    first = run_cli(tmp_path, "--demo")
+    assert first.returncode == 0, first.stderr
+    assert f"{DEMO_RUNS:,} new, 0 updated ({DEMO_RUNS:,} in the warehouse)" in first.stdout
+    assert "deck_task_runs_demo.duckdb" in first.stdout
+
+    truth = DeckSimulator(
+        seed=DEMO_SEED, runs=DEMO_RUNS, history_days=60, now=settings.DEMO_NOW
+    ).runs()
+    with duckdb.connect(str(tmp_path / "deck_task_runs_demo.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT id, status, updated_at FROM deck.task_runs").fetchall()
+    assert {r[0]: (r[1], r[2]) for r in rows} == {
+        r["id"]: (r["status"], ts(r["updated_at"])) for r in truth
+    }
+    pipelines = tmp_path / "dlt-data" / "pipelines"
+    assert sorted(p.name for p in pipelines.iterdir()) == [settings.DEMO_PIPELINE_NAME]
+    assert not (tmp_path / "deck_task_runs.duckdb").exists()
+
+
+def test_a_second_demo_run_is_a_cheap_no_change_sync(tmp_path):
+    assert run_cli(tmp_path, "--demo").returncode == 0
+
+    second = run_cli(tmp_path, "--demo")
+
+    assert second.returncode == 0, second.stderr
+    assert f"0 new, 0 updated ({DEMO_RUNS:,} in the warehouse)" in second.stdout
+    requests = int(second.stdout.split("requests:")[1].split()[0])
+    assert requests <= 5
+
+
+def test_help_lists_every_option(tmp_path):
+    out = run_cli(tmp_path, "--help").stdout
+    for option in (
+        "--demo", "--destination", "--dataset", "--start-date", "--end-date", "--full-refresh",
+        "--status", "--outcome", "--source-id", "--agent-id", "--credential-id", "--task-id",
+        "--workflow-id", "--search",
+    ):
+        assert option in out
+
+
+@pytest.fixture
+def live_simulator():
+    sim = DeckSimulator(seed=3, runs=300, history_days=5).start()
+    yield sim
+    sim.stop()
+
+
+def test_cli_syncs_with_key_and_base_url_from_the_environment(tmp_path, live_simulator):
+    env = {
+        "SOURCES__DECK__API_KEY": live_simulator.api_key,
+        "SOURCES__DECK__BASE_URL": live_simulator.base_url,
+        "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "elsewhere.duckdb"),
+    }
+    result = run_cli(tmp_path, "--agent-id", live_simulator.runs()[0]["agent_id"], env=env)
+
+    assert result.returncode == 0, result.stderr
+    with duckdb.connect(str(tmp_path / "elsewhere.duckdb"), read_only=True) as con:
+        loaded = {r[0] for r in con.execute("SELECT agent_id FROM deck.task_runs").fetchall()}
+    assert loaded == {live_simulator.runs()[0]["agent_id"]}
+    assert live_simulator.api_key not in result.stdout + result.stderr
+
+
+def test_full_refresh_reloads_everything(tmp_path, live_simulator):
+    env = {
+        "SOURCES__DECK__API_KEY": live_simulator.api_key,
+        "SOURCES__DECK__BASE_URL": live_simulator.base_url,
+    }
+    assert run_cli(tmp_path, env=env).returncode == 0
+    again = run_cli(tmp_path, "--full-refresh", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "300 new, 0 updated (300 in the warehouse)" in again.stdout
