@@ -1,4 +1,4 @@
-"""`python pipelines/task_runs.py` as a user runs it: a real process, real HTTP, a real DuckDB file."""
+"""`python pipelines/task_runs.py` as a user runs it: a real process, real HTTP, real DuckDB."""
 
 import os
 import subprocess

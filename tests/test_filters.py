@@ -1,4 +1,4 @@
-"""Every filter of `GET /task-runs` is a source option, sent to Deck and honoured in the warehouse."""
+"""Every filter of `GET /task-runs` is a source option: sent to Deck, honoured in the warehouse."""
 
 from typing import Any, Callable, Dict
 
