@@ -163,8 +163,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             logger.info("Demo: Deck API simulator, %d runs, at %s", DEMO_RUNS, simulator.base_url)
             options.update(api_key=DEMO_API_KEY, base_url=simulator.base_url)
             pipeline_name = args.pipeline_name or settings.DEMO_PIPELINE_NAME
+            # An absolute path in the working directory: the demo file never follows a path
+            # remembered by an earlier demo elsewhere, nor DESTINATION__DUCKDB__CREDENTIALS.
             destination: Any = args.destination or dlt.destinations.duckdb(
-                f"{settings.DEMO_PIPELINE_NAME}.duckdb"
+                os.path.abspath(f"{settings.DEMO_PIPELINE_NAME}.duckdb")
             )
         else:
             pipeline_name = args.pipeline_name or settings.PIPELINE_NAME
