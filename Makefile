@@ -22,7 +22,7 @@ sync: $(STAMP)  ## sync the real API (needs SOURCES__DECK__API_KEY)
 	$(BIN)/python pipelines/task_runs.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipelines tests benchmarks
+	$(BIN)/ruff check .
 
 test: $(STAMP) lint  ## the whole test suite
 	$(BIN)/pytest

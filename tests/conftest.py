@@ -164,9 +164,10 @@ def assert_matches_ground_truth(
 
 class ScriptedAPI:
     """A real HTTP server answering `GET /v2/task-runs` with scripted pages, for contract breaches
-    the simulator never commits (a missing or repeating cursor, records without ids)."""
+    the simulator never commits (a missing or repeating cursor, records without ids) and for
+    error statuses it has no switch for. `answer` returns a body (HTTP 200) or (status, body)."""
 
-    def __init__(self, answer: Callable[[Dict[str, List[str]]], Dict[str, Any]]) -> None:
+    def __init__(self, answer: Callable[[Dict[str, List[str]]], Any]) -> None:
         from urllib.parse import parse_qs, urlparse
 
         outer = self
@@ -177,12 +178,15 @@ class ScriptedAPI:
                 url = urlparse(self.path)
                 params = parse_qs(url.query)
                 outer.requests.append(params)
+                status = 200
                 if url.path.endswith("/test"):
                     body: Any = {"status": "ready", "environment": "live"}
                 else:
                     body = answer(params)
+                    if isinstance(body, tuple):
+                        status, body = body
                 data = json.dumps(body).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -160,7 +160,7 @@ class DeckSession(requests.Session):
             if self.limiter is not None:
                 self.limiter.acquire()
             self.stats.count(request=True)
-            reason, wait, response = None, None, None
+            reason, wait, response, rid = "", None, None, None
             try:
                 response = super().send(request, **kwargs)
             except RETRY_EXCEPTIONS as exc:
@@ -183,8 +183,6 @@ class DeckSession(requests.Session):
                     _raise_for_permanent(response, body, rid, what)
                     response.json = _constant(body)  # type: ignore[method-assign]
                     return response
-                if rid:
-                    reason += f", request_id {rid}"
             if attempt >= self.policy.max_attempts:
                 raise DeckTransientError(
                     f"Deck API kept failing for {what}: {attempt} attempts, the last one got"
@@ -197,9 +195,10 @@ class DeckSession(requests.Session):
                 wait = self.policy.backoff(attempt)
             self.stats.count(retry=True)
             logger.warning(
-                "Deck API: %s got %s; retry %d of %d in %.2f s",
+                "Deck API: %s got %s%s; retry %d of %d in %.2f s",
                 what,
                 reason,
+                f" (request_id {rid})" if response is not None and rid else "",
                 attempt,
                 self.policy.max_attempts - 1,
                 wait,

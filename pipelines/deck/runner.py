@@ -5,14 +5,18 @@ A plain `pipeline.run(deck())` loads at most `max_runs_per_load` runs and saves 
 a killed process loses at most the window it was in.
 """
 
+import fcntl
 import logging
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import dlt
 from dlt.common.pipeline import LoadInfo
 
+from .errors import DeckError
 from .source import SyncStats, deck
 
 logger = logging.getLogger("deck")
@@ -42,6 +46,40 @@ def loader_file_format(pipeline: dlt.Pipeline) -> Optional[str]:
     return "parquet" if "parquet" in formats else None
 
 
+class DeckSyncLockedError(DeckError):
+    """Another process is syncing the same pipeline."""
+
+
+@contextmanager
+def pipeline_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """One sync per pipeline at a time: two would race on the same state and load packages.
+
+    The lock is an advisory `flock` in the pipeline's working directory, released by the kernel
+    when the process ends however it ends (kill -9 included), so it never needs cleaning up.
+    """
+    os.makedirs(pipeline.working_dir, exist_ok=True)
+    path = os.path.join(pipeline.working_dir, "deck-sync.lock")
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise DeckSyncLockedError(
+                f"Another sync of pipeline '{pipeline.pipeline_name}' is running (pid {holder},"
+                f" lock {path}). This run did nothing; let the other one finish, or schedule"
+                " syncs so that they do not overlap."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
 def sync(
     pipeline: dlt.Pipeline,
     *,
@@ -50,6 +88,16 @@ def sync(
     **source_options: Any,
 ) -> SyncResult:
     """Sync Deck task runs into `pipeline`'s destination until the warehouse is current."""
+    with pipeline_lock(pipeline):
+        return _sync_locked(pipeline, full_refresh, max_loads, source_options)
+
+
+def _sync_locked(
+    pipeline: dlt.Pipeline,
+    full_refresh: bool,
+    max_loads: Optional[int],
+    source_options: Any,
+) -> SyncResult:
     result = SyncResult()
     started = time.monotonic()
     file_format = loader_file_format(pipeline)
