@@ -305,3 +305,14 @@ def test_moving_start_date_earlier_backfills_the_gap(simulator, warehouse):
     warehouse.sync()
 
     assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_a_deleted_warehouse_is_loaded_again_from_scratch(simulator, warehouse):
+    simulator.advance(3600 * 24, new_runs=300)
+    warehouse.sync()
+    warehouse.path.unlink()
+
+    result = warehouse.sync()
+
+    assert result.new_runs == 300
+    assert_matches_ground_truth(warehouse, simulator.runs())

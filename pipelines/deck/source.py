@@ -20,7 +20,9 @@ costs about ceil(N/100) + 1 + M. Nothing re-reads history.
 """
 
 import logging
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from math import ceil
@@ -31,7 +33,7 @@ from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.resource import DltResource
 
 from . import settings
-from .client import DeckClient, RateLimiter, RequestStats, RetryPolicy, split_filters
+from .client import DeckClient, Page, RateLimiter, RequestStats, RetryPolicy, split_filters
 from .errors import DeckConfigError, DeckResponseError
 from .windows import Window, estimate_pages, format_timestamp, page_direction, parse_timestamp
 
@@ -61,6 +63,12 @@ ERROR_COLUMNS: Dict[str, TColumnSchema] = {
 # Below this a window is not split further, however dense (runs can share one timestamp).
 MIN_WINDOW_SPAN = timedelta(seconds=1)
 PROGRESS_EVERY_S = 5.0
+
+
+@dataclass
+class _WindowResult:
+    parts: List[Window] = field(default_factory=list)
+    pages: List[Page] = field(default_factory=list)
 
 
 @dataclass
@@ -153,6 +161,7 @@ class TaskRunSync:
         max_runs_per_load: int,
         pages_per_window: int,
         stats: SyncStats,
+        workers: int = 1,
     ) -> None:
         self.client = client
         self.filters = filters
@@ -162,6 +171,7 @@ class TaskRunSync:
         self.max_runs_per_load = max_runs_per_load
         self.pages_per_window = pages_per_window
         self.stats = stats
+        self.workers = workers
         self.seen: Dict[str, str] = {}  # id -> updated_at yielded by this sync
         self.loaded_runs = 0
         self._last_progress = time.monotonic()
@@ -206,45 +216,69 @@ class TaskRunSync:
         return ranges
 
     def _walk(self, window_range: Window, upper: bool) -> Iterator[List[Dict[str, Any]]]:
-        """List every run of the range, window by window, committing progress after each."""
-        queue: List[Window] = [window_range]
+        """List every run of the range, window by window, committing progress after each.
+
+        Up to `workers` windows are fetched at once (their requests share one rate limiter);
+        results are consumed in time order, so the saved progress is always a contiguous prefix
+        and a window's runs are loaded only once it was listed to its last page.
+        """
+        order: List[Window] = [window_range]
+        futures: Dict[Window, Future[_WindowResult]] = {}
         # The newest created_at listed so far and the runs on it: the watermark is taken from
         # Deck's own timestamps, never from this machine's clock.
         max_seen: Optional[datetime] = None
         boundary: Dict[str, str] = {}
-        while queue:
-            window = queue.pop(0)
-            pages = self.client.list_task_runs({**self.filters.params(), **window.params()})
-            first = next(pages)
-            parts = self._split(window, first.runs, first.has_more)
-            if parts:
-                pages.close()
-                queue = parts + queue
-                continue
-            self.stats.windows += 1
-            page = first
-            while True:
-                runs, page_max, page_boundary = self._accept(page.runs, window)
-                if page_max is not None and (max_seen is None or page_max >= max_seen):
-                    if max_seen is None or page_max > max_seen:
-                        boundary = {}
-                    max_seen = page_max
-                    boundary.update(page_boundary)
-                if runs:
-                    yield runs
-                self._progress(window)
-                page = next(pages, None)
-                if page is None:
-                    break
-            self._commit(window, window_range, upper, max_seen, boundary)
-            if queue and self.loaded_runs >= self.max_runs_per_load:
-                logger.info(
-                    "Committing after %d runs; the next load continues from %s",
-                    self.loaded_runs,
-                    queue[0],
-                )
-                self.stats.more_to_load = True
-                return
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="deck-window")
+        try:
+            while order:
+                for window in order[: self.workers]:
+                    if window not in futures:
+                        futures[window] = pool.submit(self._fetch_window, window, stop)
+                window = order[0]
+                result = futures.pop(window).result()
+                if result.parts:
+                    order[0:1] = result.parts
+                    continue
+                order.pop(0)
+                self.stats.windows += 1
+                for page in result.pages:
+                    runs, page_max, page_boundary = self._accept(page.runs, window)
+                    if page_max is not None and (max_seen is None or page_max >= max_seen):
+                        if max_seen is None or page_max > max_seen:
+                            boundary = {}
+                        max_seen = page_max
+                        boundary.update(page_boundary)
+                    if runs:
+                        yield runs
+                    self._progress(window)
+                self._commit(window, window_range, upper, max_seen, boundary)
+                if order and self.loaded_runs >= self.max_runs_per_load:
+                    logger.info(
+                        "Committing after %d runs; the next load continues from %s",
+                        self.loaded_runs,
+                        order[0],
+                    )
+                    self.stats.more_to_load = True
+                    return
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _fetch_window(self, window: Window, stop: threading.Event) -> "_WindowResult":
+        """In a worker: the window's pages, or the parts to list instead when it is too big."""
+        pages = self.client.list_task_runs({**self.filters.params(), **window.params()})
+        first = next(pages)
+        parts = self._split(window, first.runs, first.has_more)
+        if parts:
+            pages.close()
+            return _WindowResult(parts=parts)
+        fetched = [first]
+        for page in pages:
+            if stop.is_set():
+                break
+            fetched.append(page)
+        return _WindowResult(pages=fetched)
 
     def _progress(self, window: Window) -> None:
         """A line every few seconds, so a long backfill shows it is moving."""
@@ -525,6 +559,7 @@ def deck(
     page_size: int = settings.PAGE_SIZE,
     max_runs_per_load: int = 50_000,
     pages_per_window: int = 25,
+    max_workers: int = 6,
     rate_limit_requests: int = 200,
     rate_limit_period_s: float = 10.0,
     request_max_attempts: int = 8,
@@ -560,8 +595,10 @@ def deck(
     )
     _choices("status", filters.status, settings.ALL_STATUSES)
     _choices("outcome", filters.outcome, settings.OUTCOMES)
-    if max_runs_per_load < 1 or pages_per_window < 1:
-        raise DeckConfigError("max_runs_per_load and pages_per_window must be at least 1.")
+    if max_runs_per_load < 1 or pages_per_window < 1 or max_workers < 1:
+        raise DeckConfigError(
+            "max_runs_per_load, pages_per_window and max_workers must be at least 1."
+        )
     stats = stats if stats is not None else SyncStats()
     policy = RetryPolicy(
         max_attempts=request_max_attempts,
@@ -601,6 +638,7 @@ def deck(
                 max_runs_per_load=max_runs_per_load,
                 pages_per_window=pages_per_window,
                 stats=stats,
+                workers=max_workers,
             )
             yield from sync.pages()
         finally:
