@@ -103,3 +103,24 @@ def test_a_killed_backfill_resumes_from_its_last_committed_window(tmp_path, slow
     resumed_from = ts(first_listing.params["created_after"][0])
     assert resumed_from >= newest_committed - timedelta(milliseconds=1)
     assert_matches_ground_truth(reader(tmp_path, slow_sim), slow_sim.runs())
+
+
+def test_a_sync_after_one_killed_between_extract_and_load_syncs_everything(tmp_path, simulator):
+    """dlt's `run` loads leftover packages and then returns without extracting: `sync` must
+    notice and go on, or every run after the leftover package would be silently skipped."""
+    from conftest import FAST_RETRIES
+    from deck import deck
+
+    simulator.advance(3600 * 24 * 4, new_runs=900)
+    wh = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", simulator)
+    wh.pipeline().extract(
+        deck(api_key=simulator.api_key, base_url=simulator.base_url, max_runs_per_load=200,
+             pages_per_window=2, **FAST_RETRIES)
+    )  # as if killed right after extract: a package and advanced state, nothing loaded
+    assert wh.pipeline().has_pending_data
+    simulator.advance(3600 * 3, new_runs=100)
+
+    result = wh.sync(pages_per_window=2)
+
+    assert result.loads >= 1
+    assert_matches_ground_truth(wh, simulator.runs())

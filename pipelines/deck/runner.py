@@ -101,13 +101,25 @@ def _sync_locked(
     result = SyncResult()
     started = time.monotonic()
     file_format = loader_file_format(pipeline)
+    pending_rounds = 0
     while True:
         stats = SyncStats()
         source = deck(stats=stats, check_credentials=result.loads == 0, **source_options)
         refresh = "drop_sources" if full_refresh and result.loads == 0 else None
         info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)
-        result.loads += 1
         result.load_infos.append(info)
+        if not stats.extracted:
+            # dlt found packages of an interrupted run (a kill during normalize or load): it
+            # loaded those and returned without running the source. Now sync for real.
+            pending_rounds += 1
+            if pending_rounds > 3:
+                raise DeckError(
+                    "dlt keeps finding unfinished load packages and never runs the source; inspect"
+                    f" `dlt pipeline {pipeline.pipeline_name} info` or sync with --full-refresh."
+                )
+            logger.info("Finished loading a package left by an interrupted sync; syncing now")
+            continue
+        result.loads += 1
         result.new_runs += stats.new_runs
         result.updated_runs += stats.updated_runs
         result.pages += stats.requests.pages

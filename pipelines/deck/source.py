@@ -79,6 +79,7 @@ class SyncStats:
     updated_runs: int = 0
     windows: int = 0
     open_rechecked: int = 0
+    extracted: bool = False  # False after pipeline.run when dlt only finished pending packages
     more_to_load: bool = False
     requests: RequestStats = field(default_factory=RequestStats)
 
@@ -626,6 +627,7 @@ def deck(
     )
     def task_runs() -> Iterator[List[Dict[str, Any]]]:
         """Task runs created in [start_date, end_date), kept at their latest state."""
+        stats.extracted = True
         try:
             if check_credentials:
                 client.check_credentials()
