@@ -111,8 +111,10 @@ def test_a_sync_after_one_killed_between_extract_and_load_syncs_everything(tmp_p
     from conftest import FAST_RETRIES
     from deck import deck
 
-    simulator.advance(3600 * 24 * 4, new_runs=900)
+    simulator.advance(3600 * 24, new_runs=100)
     wh = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", simulator)
+    wh.sync()
+    simulator.advance(3600 * 24 * 4, new_runs=900)
     wh.pipeline().extract(
         deck(api_key=simulator.api_key, base_url=simulator.base_url, max_runs_per_load=200,
              pages_per_window=2, **FAST_RETRIES)
