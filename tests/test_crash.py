@@ -10,6 +10,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -34,17 +35,37 @@ def cli_env(tmp_path: Path, sim: DeckSimulator) -> Dict[str, str]:
     return env
 
 
-def kill_when(tmp_path: Path, sim: DeckSimulator, *, requests: int = 0, seconds: float = 0) -> bool:
-    """Start a sync and SIGKILL it at the given point; True if it was killed before finishing."""
+def kill_when(
+    tmp_path: Path,
+    sim: DeckSimulator,
+    *,
+    requests: int = 0,
+    seconds: float = 0,
+    log_line: str = "",
+) -> bool:
+    """Start a sync and SIGKILL it at the given point; True if it was killed before finishing.
+
+    The point is a number of requests the simulator received, a time, or a line the CLI logs.
+    """
     seen = len(sim.requests)
     proc = subprocess.Popen([sys.executable, str(SCRIPT)], cwd=tmp_path,
                             env=cli_env(tmp_path, sim), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.PIPE, text=True)
+    logged = threading.Event()
+
+    def watch_log() -> None:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            if log_line and log_line in line:
+                logged.set()
+
+    threading.Thread(target=watch_log, daemon=True).start()
     started = time.monotonic()
     while proc.poll() is None:
         if requests and len(sim.requests) - seen >= requests:
             break
         if seconds and time.monotonic() - started >= seconds:
+            break
+        if logged.is_set():
             break
         time.sleep(0.005)
     if proc.poll() is not None:
@@ -91,7 +112,7 @@ def test_repeated_kills_at_random_moments_then_a_rerun_is_exact(tmp_path, slow_s
 
 
 def test_a_killed_backfill_resumes_from_its_last_committed_window(tmp_path, slow_sim):
-    assert kill_when(tmp_path, slow_sim, requests=20)
+    assert kill_when(tmp_path, slow_sim, log_line="Load 2 committed")
     committed = reader(tmp_path, slow_sim).runs()
     assert len(committed) >= 400  # at least one window was committed before the kill
     newest_committed = max(row["created_at"] for row in committed.values())
