@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NB_STAMP := $(VENV)/.installed-notebooks
 
-.PHONY: setup demo sync test lint bench clean
+.PHONY: setup demo sync test lint bench notebooks notebook-figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -12,6 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+$(NB_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,notebooks]"
+	touch $(NB_STAMP)
 
 setup: $(STAMP)
 
@@ -24,8 +29,21 @@ sync: $(STAMP)  ## sync the real API (needs SOURCES__DECK__API_KEY)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP) lint  ## the whole test suite
+test: $(NB_STAMP) lint  ## the whole test suite (notebooks executed too)
 	$(BIN)/pytest
 
+bench: $(STAMP)  ## benchmarks (not part of the tests)
+	$(BIN)/python benchmarks/run.py
+
+notebooks: $(NB_STAMP)  ## open the analysts' notebooks in Jupyter Lab, on the demo warehouse
+	$(BIN)/pip install --quiet -e ".[notebooks,lab]"
+	$(BIN)/python pipelines/task_runs.py --demo
+	$(BIN)/jupyter lab notebooks/
+
+notebook-figures: $(NB_STAMP)  ## run the notebooks headless: figures in build/figures/
+	$(BIN)/python pipelines/task_runs.py --demo
+	DECK_FIGURES_DIR=$(CURDIR)/build/figures MPLBACKEND=Agg $(BIN)/jupyter execute notebooks/overview.ipynb notebooks/errors.ipynb
+	cp build/figures/runs_per_day.png docs/images/runs_per_day.png
+
 clean:
-	rm -rf $(VENV) *.duckdb .pytest_cache
+	rm -rf $(VENV) *.duckdb .pytest_cache build

@@ -127,6 +127,8 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
         f" runs fetched by id, {result.retries:,} retries) in {result.loads} load(s),"
         f" {result.seconds:.1f} s"
     )
+    if result.models:
+        print(f"  models:   {', '.join(result.models)} (views in '{pipeline.dataset_name}')")
     if pipeline.destination.destination_name == "duckdb":
         print(
             f"  try:      duckdb {location} -c \"SELECT status, count(*) FROM"

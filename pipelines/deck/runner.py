@@ -17,6 +17,7 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 
 from .errors import DeckError
+from .models import drop_models, refresh_models
 from .source import SyncStats, deck
 
 logger = logging.getLogger("deck")
@@ -34,6 +35,7 @@ class SyncResult:
     retries: int = 0
     open_rechecked: int = 0
     seconds: float = 0.0
+    models: List[str] = field(default_factory=list)
     load_infos: List[LoadInfo] = field(default_factory=list)
 
 
@@ -102,6 +104,8 @@ def _sync_locked(
     started = time.monotonic()
     file_format = loader_file_format(pipeline)
     pending_rounds = 0
+    if full_refresh:
+        drop_models(pipeline)  # PostgreSQL refuses to drop tables that the views read
     while True:
         stats = SyncStats()
         source = deck(stats=stats, check_credentials=result.loads == 0, **source_options)
@@ -135,5 +139,6 @@ def _sync_locked(
             )
         if not stats.more_to_load or (max_loads is not None and result.loads >= max_loads):
             break
+    result.models = refresh_models(pipeline)
     result.seconds = time.monotonic() - started
     return result
