@@ -45,7 +45,9 @@ def test_wrong_base_url_path_says_base_url_is_probably_wrong(tmp_path, sim):
     result = run_cli(tmp_path, env=env_for(sim.base_url + "/v9"))
 
     assert result.returncode == 1
-    assert result.stderr.startswith("Deck sync failed: Deck API refused GET /v2/v9/test with HTTP 404.")
+    assert result.stderr.startswith(
+        "Deck sync failed: Deck API refused GET /v2/v9/test with HTTP 404."
+    )
     assert "most likely base_url is wrong (default https://api.deck.co/v2)." in result.stderr
     assert re.search(r"\(request_id req_[0-9a-f]+\)\n$", result.stderr)
 
