@@ -147,3 +147,22 @@ def test_a_sync_after_one_killed_between_extract_and_load_syncs_everything(tmp_p
 
     assert result.loads >= 1
     assert_matches_ground_truth(wh, simulator.runs())
+
+
+def test_root_rows_copied_by_a_resumed_package_are_removed(simulator, warehouse):
+    """A resumed package can carry two identical copies of a run row (dlt re-runs a staging copy
+    job that a kill interrupted after it wrote); the runner keeps one of each."""
+    import duckdb
+    from deck.runner import remove_copied_run_rows
+
+    simulator.advance(3600 * 24, new_runs=200)
+    warehouse.sync()
+    [load_id] = [r["load_id"] for r in warehouse.query("SELECT load_id FROM deck._dlt_loads")]
+    with duckdb.connect(str(warehouse.path)) as con:  # what the interrupted load left behind
+        con.execute("INSERT INTO deck.task_runs SELECT * FROM deck.task_runs LIMIT 37")
+    assert warehouse.query("SELECT count(*) AS n FROM deck.task_runs")[0]["n"] == 237
+
+    removed = remove_copied_run_rows(warehouse.pipeline(), [load_id])
+
+    assert removed == 37
+    assert_matches_ground_truth(warehouse, simulator.runs())

@@ -17,6 +17,7 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 
 from .errors import DeckError
+from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from .models import drop_models, refresh_models
 from .source import SyncStats, deck
 
@@ -39,11 +40,20 @@ class SyncResult:
     load_infos: List[LoadInfo] = field(default_factory=list)
 
 
+# Parquet is several times faster than inserts into DuckDB. Elsewhere the destination's own
+# preferred format is the safe choice: BigQuery refuses JSON columns from parquet, Postgres reads
+# parquet only through an ADBC driver, and Delta tables are written as parquet anyway.
+PARQUET_DESTINATIONS = ("dlt.destinations.duckdb", "dlt.destinations.motherduck")
+
+
 def loader_file_format(pipeline: dlt.Pipeline) -> Optional[str]:
-    """Parquet where the destination takes it (several times faster into DuckDB than inserts)."""
+    """Parquet into DuckDB and MotherDuck; None (the destination's preferred format) elsewhere."""
     try:
-        formats = pipeline.destination.capabilities().supported_loader_file_formats
+        destination = pipeline.destination
+        formats = destination.capabilities().supported_loader_file_formats
     except Exception:  # no destination configured yet: let dlt decide
+        return None
+    if destination.destination_type not in PARQUET_DESTINATIONS:
         return None
     return "parquet" if "parquet" in formats else None
 
@@ -82,6 +92,54 @@ def pipeline_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
         handle.close()
 
 
+def remove_copied_run_rows(pipeline: dlt.Pipeline, load_ids: List[str]) -> int:
+    """Delete exact copies of `task_runs` rows that a resumed load package inserted twice.
+
+    dlt 1.31 retries a staging copy job that a kill interrupted after it had written; in a merge
+    with nested tables it deduplicates the nested rows but inserts every copy of the root row
+    (same `_dlt_id`). The copies are identical, so one of each is kept. Only packages resumed
+    after an interruption can have them, so only their rows are checked.
+    """
+    removed = 0
+    try:
+        client_cm = pipeline.sql_client()
+    except Exception:  # a destination without SQL (filesystem): nothing to repair this way
+        return 0
+    with client_cm as client:
+        table = client.make_qualified_table_name("task_runs")
+        temp = client.escape_column_name("deck_copied_rows")
+        for load_id in load_ids:
+            rows = client.execute_sql(
+                f"SELECT count(*) - count(DISTINCT _dlt_id) FROM {table} WHERE _dlt_load_id = %s",
+                load_id,
+            )
+            copies = int(rows[0][0]) if rows else 0
+            if not copies:
+                continue
+            with client.begin_transaction():
+                client.execute_sql(
+                    f"CREATE TEMPORARY TABLE {temp} AS SELECT DISTINCT * FROM {table}"
+                    f" WHERE _dlt_load_id = %s AND _dlt_id IN (SELECT _dlt_id FROM {table}"
+                    " WHERE _dlt_load_id = %s GROUP BY _dlt_id HAVING count(*) > 1)",
+                    load_id,
+                    load_id,
+                )
+                client.execute_sql(
+                    f"DELETE FROM {table} WHERE _dlt_load_id = %s"
+                    f" AND _dlt_id IN (SELECT _dlt_id FROM {temp})",
+                    load_id,
+                )
+                client.execute_sql(f"INSERT INTO {table} SELECT * FROM {temp}")
+                client.execute_sql(f"DROP TABLE {temp}")
+            logger.warning(
+                "Removed %d copies of task_runs rows left by a load interrupted earlier (%s)",
+                copies,
+                load_id,
+            )
+            removed += copies
+    return removed
+
+
 def sync(
     pipeline: dlt.Pipeline,
     *,
@@ -109,12 +167,15 @@ def _sync_locked(
     while True:
         stats = SyncStats()
         source = deck(stats=stats, check_credentials=result.loads == 0, **source_options)
+        prepare_for_destination(source, pipeline)  # Delta on `filesystem`: upsert; else no-op
         refresh = "drop_sources" if full_refresh and result.loads == 0 else None
         info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)
+        prune_orphaned_nested_rows(pipeline)  # Delta only: nested rows of older run versions
         result.load_infos.append(info)
         if not stats.extracted:
             # dlt found packages of an interrupted run (a kill during normalize or load): it
             # loaded those and returned without running the source. Now sync for real.
+            remove_copied_run_rows(pipeline, info.loads_ids)
             pending_rounds += 1
             if pending_rounds > 3:
                 raise DeckError(
