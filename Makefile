@@ -32,8 +32,8 @@ lint: $(STAMP)
 test: $(NB_STAMP) lint  ## the whole test suite (notebooks executed too)
 	$(BIN)/pytest
 
-bench: $(STAMP)  ## benchmarks (not part of the tests)
-	$(BIN)/python benchmarks/run.py
+bench: $(STAMP)  ## benchmarks, not part of the tests (~10-15 min; make bench ARGS=--quick)
+	$(BIN)/python benchmarks/run.py $(ARGS)
 
 notebooks: $(NB_STAMP)  ## open the analysts' notebooks in Jupyter Lab, on the demo warehouse
 	$(BIN)/pip install --quiet -e ".[notebooks,lab]"

@@ -22,7 +22,7 @@ costs about ceil(N/100) + 1 + M. Nothing re-reads history.
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from math import ceil
@@ -175,6 +175,7 @@ class TaskRunSync:
         self.workers = workers
         self.seen: Dict[str, str] = {}  # id -> updated_at yielded by this sync
         self.loaded_runs = 0
+        self._listed_top = False  # whether this load listed the plan's newest window
         self._last_progress = time.monotonic()
         if state.get("filters") not in (None, filters.fingerprint()):
             logger.warning(
@@ -191,77 +192,119 @@ class TaskRunSync:
     # ---- public ------------------------------------------------------------------------------
 
     def pages(self) -> Iterator[List[Dict[str, Any]]]:
-        """Pages of runs to load, in order: pending backfill, new runs, then changed open runs."""
-        for window_range in self._ranges():
-            yield from self._walk(*window_range)
-            if self.stats.more_to_load:
-                return
+        """Pages of runs to load: the planned windows (new runs, backfill), then open runs."""
+        plan = self._plan()
+        yield from self._walk(plan)
+        if self.stats.more_to_load:
+            return
+        if not self._listed_top and plan["max_seen"]:
+            # The newest window was listed by an earlier load of this plan: runs created since
+            # then lie above everything listed, so list the top once more before finishing.
+            plan["windows"] = [Window(parse_timestamp(plan["max_seen"]), self.end).to_state()]
+            yield from self._walk(plan)
+        self._finish(plan)
         yield from self._recheck_open_runs()
 
-    # ---- ranges and windows ------------------------------------------------------------------
+    # ---- the plan: windows still to list, kept in state across loads -------------------------
 
-    def _ranges(self) -> List[Tuple[Window, bool]]:
-        """Ranges still to list, each with whether it extends the watermark (the upper range)."""
-        st = self.state
-        watermark = parse_timestamp(st["watermark"]) if st.get("watermark") else None
-        covered_from = st.get("covered_from")
-        ranges: List[Tuple[Window, bool]] = []
-        if watermark is None:
-            st["covered_from"] = format_timestamp(self.start) if self.start else "-inf"
-            return [(Window(self.start, self.end), True)]
-        lower = None if covered_from == "-inf" else parse_timestamp(covered_from)
-        if lower is not None and (self.start is None or self.start < lower):
-            ranges.append((Window(self.start, lower), False))
-        if self.end is None or watermark < self.end:
-            ranges.append((Window(watermark, self.end), True))
-        return ranges
+    def _plan(self) -> Dict[str, Any]:
+        """The windows this range still needs, resumed from state after a committed load.
 
-    def _walk(self, window_range: Window, upper: bool) -> Iterator[List[Dict[str, Any]]]:
-        """List every run of the range, window by window, committing progress after each.
-
-        Up to `workers` windows are fetched at once (their requests share one rate limiter);
-        results are consumed in time order, so the saved progress is always a contiguous prefix
-        and a window's runs are loaded only once it was listed to its last page.
+        state["plan"] lives from the first load of a sync to its last: `windows` not yet listed
+        (ascending, cut further as they are listed), the newest `created_at` seen so far and the
+        runs on it, and the `covered_from` to record once every window is listed.
         """
-        order: List[Window] = [window_range]
-        futures: Dict[Window, Future[_WindowResult]] = {}
-        # The newest created_at listed so far and the runs on it: the watermark is taken from
-        # Deck's own timestamps, never from this machine's clock.
-        max_seen: Optional[datetime] = None
-        boundary: Dict[str, str] = {}
+        st = self.state
+        if st.get("plan"):
+            return st["plan"]
+        watermark = parse_timestamp(st["watermark"]) if st.get("watermark") else None
+        start_mark = format_timestamp(self.start) if self.start else "-inf"
+        windows: List[Window] = []
+        covered_from: Optional[str] = None
+        if watermark is None:
+            windows.append(Window(self.start, self.end))
+            covered_from = start_mark
+        else:
+            lower = st.get("covered_from", "-inf")
+            lower_dt = None if lower == "-inf" else parse_timestamp(lower)
+            if lower_dt is not None and (self.start is None or self.start < lower_dt):
+                windows.append(Window(self.start, lower_dt))
+                covered_from = start_mark
+            if self.end is None or watermark < self.end:
+                windows.append(Window(watermark, self.end))
+        st["plan"] = {
+            "windows": [w.to_state() for w in windows],
+            "covered_from": covered_from,
+            "max_seen": None,
+            "boundary": {},
+        }
+        return st["plan"]
+
+    def _finish(self, plan: Dict[str, Any]) -> None:
+        """Every window listed: move the watermark to the newest `created_at` seen.
+
+        Taken from Deck's own timestamps, never from this machine's clock: every run below it
+        has been listed, while the end of a window may lie ahead of Deck's clock.
+        """
+        st = self.state
+        st.pop("plan", None)
+        if plan["covered_from"] is not None:
+            st["covered_from"] = plan["covered_from"]
+        if not plan["max_seen"]:
+            return
+        max_seen = parse_timestamp(plan["max_seen"])
+        old = parse_timestamp(st["watermark"]) if st.get("watermark") else None
+        if old is None or max_seen > old:
+            st["watermark"] = plan["max_seen"]
+            st["boundary"] = dict(plan["boundary"])
+        elif max_seen == old:
+            st["boundary"] = {**st.get("boundary", {}), **plan["boundary"]}
+
+    def _walk(self, plan: Dict[str, Any]) -> Iterator[List[Dict[str, Any]]]:
+        """List the plan's windows, up to `workers` at once, loading each as soon as it is done.
+
+        All requests share one rate limiter. A window's runs are loaded only once it was listed
+        to its last page; no window is fetched unless it will be loaded in this load, so a
+        committed load never throws work away and memory holds at most `workers` windows.
+        """
+        pending = [Window.from_state(w) for w in plan["windows"]]
+        in_flight: Dict[Future[_WindowResult], Window] = {}
+        per_window = self.pages_per_window * self.client.page_size
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="deck-window")
         try:
-            while order:
-                for window in order[: self.workers]:
-                    if window not in futures:
-                        futures[window] = pool.submit(self._fetch_window, window, stop)
-                window = order[0]
-                result = futures.pop(window).result()
-                if result.parts:
-                    order[0:1] = result.parts
-                    continue
-                order.pop(0)
-                self.stats.windows += 1
-                for page in result.pages:
-                    runs, page_max, page_boundary = self._accept(page.runs, window)
-                    if page_max is not None and (max_seen is None or page_max >= max_seen):
-                        if max_seen is None or page_max > max_seen:
-                            boundary = {}
-                        max_seen = page_max
-                        boundary.update(page_boundary)
-                    if runs:
-                        yield runs
-                    self._progress(window)
-                self._commit(window, window_range, upper, max_seen, boundary)
-                if order and self.loaded_runs >= self.max_runs_per_load:
-                    logger.info(
-                        "Committing after %d runs; the next load continues from %s",
-                        self.loaded_runs,
-                        order[0],
-                    )
-                    self.stats.more_to_load = True
-                    return
+            while pending or in_flight:
+                while (
+                    pending
+                    and len(in_flight) < self.workers
+                    and self.loaded_runs + len(in_flight) * per_window < self.max_runs_per_load
+                ):
+                    window = pending.pop(0)
+                    in_flight[pool.submit(self._fetch_window, window, stop)] = window
+                if not in_flight:
+                    break
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: in_flight[f].sort_key()):
+                    window = in_flight.pop(future)
+                    result = future.result()
+                    if result.parts:
+                        pending = sorted(pending + result.parts, key=Window.sort_key)
+                        continue
+                    self.stats.windows += 1
+                    self._listed_top |= window.end == self.end
+                    for page in result.pages:
+                        runs = self._accept(page.runs, window, plan)
+                        if runs:
+                            yield runs
+                        self._progress(window)
+            plan["windows"] = [w.to_state() for w in pending]
+            if pending:
+                logger.info(
+                    "Committing after %d runs; %d windows left for the next load",
+                    self.loaded_runs,
+                    len(pending),
+                )
+                self.stats.more_to_load = True
         finally:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
@@ -277,7 +320,7 @@ class TaskRunSync:
         fetched = [first]
         for page in pages:
             if stop.is_set():
-                break
+                raise RuntimeError("sync stopped")  # only after another window failed
             fetched.append(page)
         return _WindowResult(pages=fetched)
 
@@ -330,21 +373,22 @@ class TaskRunSync:
         return [Window(window.start, cut), Window(cut, window.end)]
 
     def _accept(
-        self, runs: List[Dict[str, Any]], window: Window
-    ) -> Tuple[List[Dict[str, Any]], Optional[datetime], Dict[str, str]]:
-        """Validate, keep the window's runs, drop unchanged re-reads; return the page's max."""
+        self, runs: List[Dict[str, Any]], window: Window, plan: Dict[str, Any]
+    ) -> List[Dict[str, Any]]:
+        """Validate, keep the window's runs, drop unchanged re-reads; track the newest seen."""
         accepted: List[Dict[str, Any]] = []
         boundary_before: Dict[str, str] = self.state.get("boundary", {})
-        page_max: Optional[datetime] = None
-        at_max: Dict[str, str] = {}
+        max_seen = parse_timestamp(plan["max_seen"]) if plan["max_seen"] else None
         for run in runs:
             created_at = _validate(run)
             if not window.contains(created_at):
                 continue
-            if page_max is None or created_at > page_max:
-                page_max, at_max = created_at, {}
-            if created_at == page_max:
-                at_max[run["id"]] = str(run.get("updated_at"))
+            if max_seen is None or created_at > max_seen:
+                max_seen = created_at
+                plan["max_seen"] = format_timestamp(created_at)
+                plan["boundary"] = {}
+            if created_at == max_seen:
+                plan["boundary"][run["id"]] = str(run.get("updated_at"))
             if self._track(run, created_at, loaded=True):
                 continue
             if boundary_before.get(run["id"]) == str(run.get("updated_at")):
@@ -355,7 +399,7 @@ class TaskRunSync:
                 self.stats.new_runs += 1
             accepted.append(run)
         self.loaded_runs += len(accepted)
-        return [_prepare(r) for r in accepted], page_max, at_max
+        return [_prepare(r) for r in accepted]
 
     def _track(self, run: Dict[str, Any], created_at: datetime, loaded: bool) -> bool:
         """Remember open runs; True when this exact version was already handled in this sync.
@@ -376,36 +420,6 @@ class TaskRunSync:
             open_runs[run_id] = [format_timestamp(created_at), updated_at, loaded or was_loaded]
         return False
 
-    def _commit(
-        self,
-        window: Window,
-        window_range: Window,
-        upper: bool,
-        max_seen: Optional[datetime],
-        boundary: Dict[str, str],
-    ) -> None:
-        """Advance the saved progress past a fully listed window (saved with the load).
-
-        The watermark becomes the newest `created_at` seen, not the window's end: every run
-        below it has been listed, while a window's end may lie ahead of Deck's clock.
-        """
-        st = self.state
-        if not upper:
-            # A backfill below covered_from grows downward only when it reaches the old bound.
-            if window.end == window_range.end:
-                st["covered_from"] = (
-                    format_timestamp(window_range.start) if window_range.start else "-inf"
-                )
-            return
-        if max_seen is None:
-            return
-        old = parse_timestamp(st["watermark"]) if st.get("watermark") else None
-        if old is None or max_seen > old:
-            st["watermark"] = format_timestamp(max_seen)
-            st["boundary"] = dict(boundary)
-        elif max_seen == old:
-            st["boundary"] = {**st.get("boundary", {}), **boundary}
-
     # ---- open runs ---------------------------------------------------------------------------
 
     def _recheck_open_runs(self) -> Iterator[List[Dict[str, Any]]]:
@@ -423,9 +437,11 @@ class TaskRunSync:
         listed: Set[str] = set()
         yield from self._list_open(since, listed, stale)
         batch: List[Dict[str, Any]] = []
-        for rid in [rid for rid in stale if rid not in listed]:
+        finished = [rid for rid in stale if rid not in listed]
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="deck-get") as pool:
+            fetched = list(pool.map(self.client.get_task_run, finished))
+        for rid, run in zip(finished, fetched, strict=True):
             previous = open_runs.get(rid)
-            run = self.client.get_task_run(rid)
             self.stats.open_rechecked += 1
             if run is None:
                 logger.warning("Run %s is no longer known to Deck; its last loaded row stays", rid)

@@ -14,7 +14,7 @@ commit its progress window by window (and, later, fetch windows in parallel).
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 ONE_MS = timedelta(milliseconds=1)
 
@@ -64,6 +64,23 @@ class Window:
         step = (self.end - self.start) / parts
         edges = [self.start + step * i for i in range(parts)] + [self.end]
         return [Window(lo, hi) for lo, hi in zip(edges, edges[1:], strict=False) if hi > lo]
+
+    def sort_key(self) -> Tuple[datetime, datetime]:
+        return (self.start or datetime.min.replace(tzinfo=timezone.utc),
+                self.end or datetime.max.replace(tzinfo=timezone.utc))
+
+    def to_state(self) -> List[Optional[str]]:
+        return [
+            format_timestamp(self.start) if self.start else None,
+            format_timestamp(self.end) if self.end else None,
+        ]
+
+    @classmethod
+    def from_state(cls, value: List[Optional[str]]) -> "Window":
+        start, end = value
+        return cls(
+            parse_timestamp(start) if start else None, parse_timestamp(end) if end else None
+        )
 
     @property
     def span(self) -> Optional[timedelta]:
