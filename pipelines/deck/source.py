@@ -354,7 +354,8 @@ class TaskRunSync:
         span = window.span
         if span is not None and span <= MIN_WINDOW_SPAN:
             return []
-        if estimate_pages(window, first_page, self.client.page_size) <= self.pages_per_window * 1.5:
+        pages = estimate_pages(window, first_page, self.client.page_size)
+        if pages <= self.pages_per_window * 1.5:
             return []
         low, high = min(stamps), max(stamps)
         slice_span = (high - low) * (self.pages_per_window - 1)
@@ -364,7 +365,7 @@ class TaskRunSync:
         elif direction == "oldest_first":
             cut = high + slice_span
         elif span is not None:
-            parts = int(min(16, max(2, ceil(estimate_pages(window, first_page, 100) / 25))))
+            parts = int(min(16, max(2, ceil(pages / self.pages_per_window))))
             return window.split(parts)
         else:
             return []
