@@ -316,3 +316,14 @@ def test_a_deleted_warehouse_is_loaded_again_from_scratch(simulator, warehouse):
 
     assert result.new_runs == 300
     assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_runs_arriving_between_the_loads_of_a_long_backfill_are_all_loaded(simulator, warehouse):
+    simulator.advance(3600 * 24 * 10, new_runs=1_000)
+    for _ in range(8):  # one committed load at a time, with more runs arriving in between
+        warehouse.sync(max_runs_per_load=200, pages_per_window=2, max_loads=1)
+        simulator.advance(900, new_runs=250)
+
+    warehouse.sync(max_runs_per_load=200, pages_per_window=2)
+
+    assert_matches_ground_truth(warehouse, simulator.runs())

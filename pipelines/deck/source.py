@@ -202,6 +202,8 @@ class TaskRunSync:
             # then lie above everything listed, so list the top once more before finishing.
             plan["windows"] = [Window(parse_timestamp(plan["max_seen"]), self.end).to_state()]
             yield from self._walk(plan)
+            if self.stats.more_to_load:
+                return
         self._finish(plan)
         yield from self._recheck_open_runs()
 
