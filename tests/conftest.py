@@ -38,6 +38,27 @@ def make_simulator(**kwargs: Any) -> DeckSimulator:
     return DeckSimulator(**kwargs).start()
 
 
+def make_pipeline(name: str, pipelines_dir: Path, destination: Any) -> dlt.Pipeline:
+    """A pipeline with its own working folder, loading into dataset `deck`."""
+    return dlt.pipeline(
+        pipeline_name=name,
+        pipelines_dir=str(pipelines_dir),
+        destination=destination,
+        dataset_name="deck",
+    )
+
+
+def sync_from(simulator: DeckSimulator, pipeline: dlt.Pipeline, **options: Any) -> SyncResult:
+    """`deck.sync` against the simulator, with its key and fast retries unless overridden."""
+    options = {
+        "api_key": DEMO_API_KEY,
+        "base_url": simulator.base_url,
+        **FAST_RETRIES,
+        **options,
+    }
+    return sync(pipeline, **options)
+
+
 @dataclass
 class Warehouse:
     """A dlt pipeline into its own DuckDB file, plus ways to read what landed."""
@@ -48,21 +69,12 @@ class Warehouse:
     pipeline_name: str = "deck_task_runs_test"
 
     def pipeline(self) -> dlt.Pipeline:
-        return dlt.pipeline(
-            pipeline_name=self.pipeline_name,
-            pipelines_dir=str(self.pipelines_dir),
-            destination=dlt.destinations.duckdb(str(self.path)),
-            dataset_name="deck",
+        return make_pipeline(
+            self.pipeline_name, self.pipelines_dir, dlt.destinations.duckdb(str(self.path))
         )
 
     def sync(self, **options: Any) -> SyncResult:
-        options = {
-            "api_key": DEMO_API_KEY,
-            "base_url": self.simulator.base_url,
-            **FAST_RETRIES,
-            **options,
-        }
-        return sync(self.pipeline(), **options)
+        return sync_from(self.simulator, self.pipeline(), **options)
 
     def query(self, sql: str, params: Optional[List[Any]] = None) -> List[Dict[str, Any]]:
         with duckdb.connect(str(self.path), read_only=True) as con:

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import dlt
-from conftest import FAST_RETRIES
-from deck.runner import SyncResult, sync
-from deck.simulator import DEMO_API_KEY, DeckSimulator
+from conftest import make_pipeline, sync_from
+from deck.runner import SyncResult
+from deck.simulator import DeckSimulator
 
 DATASET = "deck"
 DESTINATIONS = ("duckdb", "postgres", "delta")
@@ -249,21 +249,10 @@ class DestinationWarehouse:
     pipeline_name: str = "deck_task_runs_test"
 
     def pipeline(self) -> dlt.Pipeline:
-        return dlt.pipeline(
-            pipeline_name=self.pipeline_name,
-            pipelines_dir=str(self.pipelines_dir),
-            destination=self.destination,
-            dataset_name=DATASET,
-        )
+        return make_pipeline(self.pipeline_name, self.pipelines_dir, self.destination)
 
     def sync(self, **options: Any) -> SyncResult:
-        options = {
-            "api_key": DEMO_API_KEY,
-            "base_url": self.simulator.base_url,
-            **FAST_RETRIES,
-            **options,
-        }
-        return sync(self.pipeline(), **options)
+        return sync_from(self.simulator, self.pipeline(), **options)
 
     # ---- reading -------------------------------------------------------------------------------
 
