@@ -450,7 +450,7 @@ class TaskRunSync:
                 logger.warning("Run %s is no longer known to Deck; its last loaded row stays", rid)
                 open_runs.pop(rid, None)
                 continue
-            if self._changed_and_selected(run, previous):
+            if self._changed_and_selected(run, _validate(run), previous):
                 batch.append(_prepare(run))
             if len(batch) >= self.client.page_size:
                 yield batch
@@ -473,14 +473,16 @@ class TaskRunSync:
                 listed.add(run["id"])
                 if run["id"] not in stale and not self.filters.selects_by_state:
                     continue
-                if self._changed_and_selected(run, self.state["open_runs"].get(run["id"])):
+                previous = self.state["open_runs"].get(run["id"])
+                if self._changed_and_selected(run, created_at, previous):
                     changed.append(_prepare(run))
             if changed:
                 yield changed
 
-    def _changed_and_selected(self, run: Dict[str, Any], previous: Optional[List[Any]]) -> bool:
+    def _changed_and_selected(
+        self, run: Dict[str, Any], created_at: datetime, previous: Optional[List[Any]]
+    ) -> bool:
         """Track the run's new version; True when it must be (re)loaded."""
-        created_at = _validate(run)
         was_loaded = bool(previous and previous[2])
         selected = self.filters.matches(run)
         if self._track(run, created_at, loaded=selected):
