@@ -27,81 +27,18 @@
 # there as PNG.
 
 # %%
-import os
-import tempfile
-from pathlib import Path
-
-import duckdb
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from deck.notebook import connect, short, show
 from IPython.display import display
 
-ROOT = next(
-    (p for p in [Path.cwd(), *Path.cwd().parents] if (p / "pyproject.toml").exists()), Path.cwd()
-)
-DUCKDB_PATH = Path(os.environ.get("DECK_DUCKDB_PATH", ROOT / "deck_task_runs_demo.duckdb"))
-DATASET = os.environ.get("DECK_DATASET", "deck")
-FIGURES_DIR = Path(os.environ["DECK_FIGURES_DIR"]) if os.environ.get("DECK_FIGURES_DIR") else None
-MODELS = ("task_run_facts", "task_run_errors", "daily_task_run_stats", "open_task_runs")
-
-if not DUCKDB_PATH.exists():
-    raise FileNotFoundError(
-        f"No warehouse at {DUCKDB_PATH}: run `make demo` (or `python pipelines/task_runs.py"
-        " --demo`) in the repository root, or point DECK_DUCKDB_PATH at your DuckDB file."
-    )
-
-
-def missing_models() -> list:
-    with duckdb.connect(str(DUCKDB_PATH), read_only=True) as c:
-        rows = c.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [DATASET]
-        ).fetchall()
-    return sorted(set(MODELS) - {r[0] for r in rows})
-
-
-if missing_models():
-    # A warehouse loaded before the models existed: create them once (views only, no data moves).
-    import dlt
-    from deck.models import refresh_models
-
-    refresh_models(
-        dlt.pipeline(
-            pipeline_name="deck_notebook_models",
-            pipelines_dir=tempfile.mkdtemp(),
-            destination=dlt.destinations.duckdb(str(DUCKDB_PATH)),
-            dataset_name=DATASET,
-        )
-    )
-
-con = duckdb.connect(str(DUCKDB_PATH), read_only=True)
-con.execute("SET TimeZone = 'UTC'")
-con.execute(f"SET schema = '{DATASET}'")
+con = connect()
 
 
 def q(sql: str) -> pd.DataFrame:
     """Run SQL against the warehouse (models are in the search path) and return a DataFrame."""
     return con.sql(sql).df()
-
-
-def show(fig: plt.Figure, name: str) -> None:
-    """Check that every axis drew data, save the figure when DECK_FIGURES_DIR is set, show it."""
-    empty = [ax.get_title() or "untitled" for ax in fig.axes if not ax.has_data()]
-    assert not empty, f"figure {name}: nothing drawn in {empty}"
-    fig.tight_layout()
-    if FIGURES_DIR is not None:
-        FIGURES_DIR.mkdir(parents=True, exist_ok=True)
-        fig.savefig(FIGURES_DIR / f"{name}.png", dpi=100)
-    if matplotlib.get_backend().lower() == "agg":
-        plt.close(fig)
-    else:
-        plt.show()
-
-
-def short(ident) -> str:
-    """Ids are long; 12 characters tell them apart in a chart."""
-    return "(none)" if ident is None or pd.isna(ident) else str(ident)[:12]
 
 
 
