@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Deque, Dict, Iterator, List, Optional, Set, Tuple
 from urllib.parse import urlparse
@@ -121,7 +122,34 @@ class RequestStats:
     retries: int = 0
     pages: int = 0
     last_request_id: Optional[str] = None
+    server_date: Optional[datetime] = None  # the newest `Date` header Deck sent
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def observe_date(self, header: Optional[str]) -> None:
+        """Remember Deck's clock from a response's `Date` header (RFC 9110 HTTP-date)."""
+        if not header:
+            return
+        try:
+            date = parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return
+        if date.tzinfo is None:
+            return  # not an HTTP-date (those are always GMT)
+        with self._lock:
+            if self.server_date is None or date > self.server_date:
+                self.server_date = date
+
+    def deck_now(self) -> datetime:
+        """The latest moment at which Deck can have created a run listed so far.
+
+        Deck's own `Date` header (plus the second it truncates), bounded by this machine's clock
+        plus `MAX_CLOCK_SKEW_S`; without one, this machine's clock plus `FALLBACK_CLOCK_SKEW_S`.
+        """
+        local = datetime.now(timezone.utc)
+        if self.server_date is None:
+            return local + timedelta(seconds=settings.FALLBACK_CLOCK_SKEW_S)
+        bound = local + timedelta(seconds=settings.MAX_CLOCK_SKEW_S)
+        return min(self.server_date + timedelta(seconds=1), bound)
 
     def count(self, *, request: bool = False, retry: bool = False, page: bool = False) -> None:
         with self._lock:
@@ -166,6 +194,7 @@ class DeckSession(requests.Session):
             except RETRY_EXCEPTIONS as exc:
                 reason = f"{type(exc).__name__}: {_short(exc)}"
             if response is not None:
+                self.stats.observe_date(response.headers.get("Date"))
                 body = _parse_json(response)
                 rid = request_id_of(body, response.headers)
                 if rid:

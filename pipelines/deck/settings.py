@@ -31,6 +31,18 @@ OUTCOMES: Tuple[str, ...] = ("success", "failure", "unknown")
 # (objects) and child tables (lists). Deeper levels are kept as JSON.
 DEFAULT_MAX_TABLE_NESTING = 2
 
+# New runs are listed from this far below the newest `created_at` already listed, so a run that
+# becomes visible late (committed or replicated after runs created after it) is still found.
+# Covers runs visible up to 10 minutes late; unchanged re-reads are not reloaded.
+LOOKBACK_S = 600.0
+
+# Deck's `Date` header is its clock: no listed run can be newer, so the watermark never passes it.
+# It is trusted up to MAX_CLOCK_SKEW_S ahead of this machine's clock; without a `Date` header this
+# machine's clock plus FALLBACK_CLOCK_SKEW_S is used. Too low a bound only costs re-reads of the
+# newest runs (unchanged ones are not reloaded); too high a one could skip runs.
+MAX_CLOCK_SKEW_S = 24 * 3600.0
+FALLBACK_CLOCK_SKEW_S = 300.0
+
 # HTTP behaviour.
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0

@@ -16,6 +16,7 @@ import base64
 import binascii
 import bisect
 import dataclasses
+import email.utils
 import gc
 import hashlib
 import heapq
@@ -287,6 +288,8 @@ class DeckSimulator:
         """Every HTTP request received, in order of receipt."""
         self.connections_opened = 0
         """TCP connections accepted (to check that clients reuse keep-alive connections)."""
+        self.date_header: str | None = None
+        """The `Date` header sent verbatim; None sends the simulated clock (the default)."""
 
         self._host = host
         self._port = port
@@ -1432,6 +1435,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - %s", self.address_string(), format % args)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header tells the simulated clock (Deck's clock, as a client sees it)."""
+        sim = self.server.simulator
+        if sim.date_header is not None:
+            return sim.date_header
+        return email.utils.format_datetime(sim.now, usegmt=True)
 
     def do_GET(self) -> None:
         self._serve("GET")

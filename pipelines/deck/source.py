@@ -35,7 +35,17 @@ from dlt.extract.resource import DltResource
 from . import settings
 from .client import DeckClient, Page, RateLimiter, RequestStats, RetryPolicy, split_filters
 from .errors import DeckConfigError, DeckResponseError
-from .windows import Window, estimate_pages, format_timestamp, page_direction, parse_timestamp
+from .state import UNKNOWN_FINGERPRINT, OpenRun, Plan, TaskRunState, fingerprint
+from .windows import (
+    EARLIEST_PLAUSIBLE,
+    Window,
+    estimate_pages,
+    format_timestamp,
+    is_plausible,
+    page_direction,
+    page_stamps,
+    parse_timestamp,
+)
 
 logger = logging.getLogger("deck")
 
@@ -149,7 +159,12 @@ def coerce_runtime_ms(value: Any) -> Optional[int]:
 
 
 class TaskRunSync:
-    """One sync of `task_runs`: walks the windows, re-checks open runs, keeps the state."""
+    """One load of `task_runs`: walks the planned windows, re-checks open runs, keeps the state.
+
+    Why not `dlt.sources.incremental`: windows are listed in parallel and out of order, a plan of
+    windows spans several loads, and runs change after they are created (open runs are re-checked
+    by id, and a lookback re-reads the newest runs), so the cursor is more than one high-water mark.
+    """
 
     def __init__(
         self,
@@ -163,113 +178,117 @@ class TaskRunSync:
         pages_per_window: int,
         stats: SyncStats,
         workers: int = 1,
+        lookback: timedelta = timedelta(seconds=settings.LOOKBACK_S),
     ) -> None:
         self.client = client
         self.filters = filters
-        self.state = state
+        self.raw_state = state
         self.start = start
         self.end = end
         self.max_runs_per_load = max_runs_per_load
         self.pages_per_window = pages_per_window
         self.stats = stats
         self.workers = workers
-        self.seen: Dict[str, str] = {}  # id -> updated_at yielded by this sync
+        self.lookback = lookback
+        self.seen: Dict[str, str] = {}  # id -> fingerprint of the version handled in this load
         self.loaded_runs = 0
         self._listed_top = False  # whether this load listed the plan's newest window
         self._last_progress = time.monotonic()
-        if state.get("filters") not in (None, filters.fingerprint()):
+        self.state = TaskRunState.load(state)
+        if self.state.filters not in (None, filters.fingerprint()):
             logger.warning(
                 "The filters changed since the last sync (%s -> %s): listing from start_date"
                 " again; rows already loaded stay.",
-                state.get("filters"),
+                self.state.filters,
                 filters.fingerprint(),
             )
-            state.clear()
-        state["filters"] = filters.fingerprint()
-        state.setdefault("open_runs", {})
-        state.setdefault("boundary", {})
+            self.state = TaskRunState()
+        self.state.filters = filters.fingerprint()
+
+    @property
+    def clock(self) -> datetime:
+        """Deck's "now": no run listed so far can have been created later than this."""
+        return self.client.stats.deck_now()
 
     # ---- public ------------------------------------------------------------------------------
 
     def pages(self) -> Iterator[List[Dict[str, Any]]]:
         """Pages of runs to load: the planned windows (new runs, backfill), then open runs."""
-        plan = self._plan()
-        yield from self._walk(plan)
-        if self.stats.more_to_load:
-            return
-        if not self._listed_top and plan["max_seen"]:
-            # The newest window was listed by an earlier load of this plan: runs created since
-            # then lie above everything listed, so list the top once more before finishing.
-            plan["windows"] = [Window(parse_timestamp(plan["max_seen"]), self.end).to_state()]
+        try:
+            plan = self._plan()
             yield from self._walk(plan)
             if self.stats.more_to_load:
                 return
-        self._finish(plan)
-        yield from self._recheck_open_runs()
+            if not self._listed_top and plan.max_seen is not None:
+                # The newest window was listed by an earlier load of this plan: runs created since
+                # then lie above everything listed, so list the top once more before finishing.
+                plan.windows = [self._top_window(plan.max_seen)]
+                yield from self._walk(plan)
+                if self.stats.more_to_load:
+                    return
+            self._finish(plan)
+            yield from self._recheck_open_runs()
+        finally:
+            self.state.save(self.raw_state)
 
     # ---- the plan: windows still to list, kept in state across loads -------------------------
 
-    def _plan(self) -> Dict[str, Any]:
-        """The windows this range still needs, resumed from state after a committed load.
+    def _top_window(self, watermark: datetime) -> Window:
+        """New runs: from the lookback below the watermark, so runs that became visible late
+        (created before runs already listed, committed after) are still found."""
+        return Window(watermark - self.lookback, self.end)
 
-        state["plan"] lives from the first load of a sync to its last: `windows` not yet listed
-        (ascending, cut further as they are listed), the newest `created_at` seen so far and the
-        runs on it, and the `covered_from` to record once every window is listed.
-        """
+    def _plan(self) -> Plan:
+        """The windows this range still needs, resumed from state after a committed load."""
         st = self.state
-        if st.get("plan"):
-            return st["plan"]
-        watermark = parse_timestamp(st["watermark"]) if st.get("watermark") else None
-        start_mark = format_timestamp(self.start) if self.start else "-inf"
-        windows: List[Window] = []
-        covered_from: Optional[str] = None
-        if watermark is None:
-            windows.append(Window(self.start, self.end))
-            covered_from = start_mark
+        if st.plan is not None:
+            return st.plan
+        clock = self.clock
+        if st.watermark is not None and st.watermark > clock:
+            logger.warning(
+                "The saved watermark %s lies after Deck's clock (%s): an earlier version followed"
+                " a run dated in the future. Listing all of history again to find the runs it"
+                " skipped; rows already loaded stay.",
+                format_timestamp(st.watermark),
+                format_timestamp(clock),
+            )
+            st.watermark, st.covered_from, st.recent = None, None, {}
+        if st.watermark is None:
+            plan = Plan([Window(self.start, self.end)], True, self.start)
         else:
-            lower = st.get("covered_from", "-inf")
-            lower_dt = None if lower == "-inf" else parse_timestamp(lower)
-            if lower_dt is not None and (self.start is None or self.start < lower_dt):
-                windows.append(Window(self.start, lower_dt))
-                covered_from = start_mark
-            if self.end is None or watermark < self.end:
-                windows.append(Window(watermark, self.end))
-        st["plan"] = {
-            "windows": [w.to_state() for w in windows],
-            "covered_from": covered_from,
-            "max_seen": None,
-            "boundary": {},
-        }
-        return st["plan"]
+            plan = Plan([], max_seen=st.watermark, recent=dict(st.recent))
+            lower = st.covered_from
+            if lower is not None and (self.start is None or self.start < lower):
+                plan.windows.append(Window(self.start, lower))
+                plan.extends_coverage, plan.new_covered_from = True, self.start
+            top = self._top_window(st.watermark)
+            if top.end is None or top.start < top.end:
+                plan.windows.append(top)
+        st.plan = plan
+        return plan
 
-    def _finish(self, plan: Dict[str, Any]) -> None:
-        """Every window listed: move the watermark to the newest `created_at` seen.
+    def _finish(self, plan: Plan) -> None:
+        """Every window listed: the watermark becomes the newest `created_at` seen.
 
-        Taken from Deck's own timestamps, never from this machine's clock: every run below it
-        has been listed, while the end of a window may lie ahead of Deck's clock.
+        Taken from Deck's own timestamps, never from this machine's clock, and never past Deck's
+        clock (a run dated in the future is loaded, but does not hide the runs created before it).
         """
         st = self.state
-        st.pop("plan", None)
-        if plan["covered_from"] is not None:
-            st["covered_from"] = plan["covered_from"]
-        if not plan["max_seen"]:
-            return
-        max_seen = parse_timestamp(plan["max_seen"])
-        old = parse_timestamp(st["watermark"]) if st.get("watermark") else None
-        if old is None or max_seen > old:
-            st["watermark"] = plan["max_seen"]
-            st["boundary"] = dict(plan["boundary"])
-        elif max_seen == old:
-            st["boundary"] = {**st.get("boundary", {}), **plan["boundary"]}
+        st.plan = None
+        if plan.extends_coverage:
+            st.covered_from = plan.new_covered_from
+        if plan.max_seen is not None and (st.watermark is None or plan.max_seen >= st.watermark):
+            st.watermark = plan.max_seen
+            st.recent = plan.recent
 
-    def _walk(self, plan: Dict[str, Any]) -> Iterator[List[Dict[str, Any]]]:
+    def _walk(self, plan: Plan) -> Iterator[List[Dict[str, Any]]]:
         """List the plan's windows, up to `workers` at once, loading each as soon as it is done.
 
         All requests share one rate limiter. A window's runs are loaded only once it was listed
         to its last page; no window is fetched unless it will be loaded in this load, so a
         committed load never throws work away and memory holds at most `workers` windows.
         """
-        pending = [Window.from_state(w) for w in plan["windows"]]
+        pending = list(plan.windows)
         in_flight: Dict[Future[_WindowResult], Window] = {}
         per_window = self.pages_per_window * self.client.page_size
         stop = threading.Event()
@@ -299,7 +318,7 @@ class TaskRunSync:
                         if runs:
                             yield runs
                         self._progress(window)
-            plan["windows"] = [w.to_state() for w in pending]
+            plan.windows = pending
             if pending:
                 logger.info(
                     "Committing after %d runs; %d windows left for the next load",
@@ -349,23 +368,26 @@ class TaskRunSync:
         shows. From that end a slice of about `pages_per_window` pages is peeled off (its size
         judged from the page's time density) and the rest is cut again when listed. The order
         only steers how windows are cut: correctness rests on the half-open windows alone.
+        Timestamps Deck's clock rules out (a run dated in the future) are left out of the
+        density, so one bad record cannot make the cutter reach for year 277.
         """
-        stamps = [parse_timestamp(r["created_at"]) for r in first_page if r.get("created_at")]
+        clock = self.clock
+        stamps = [s for s in page_stamps(first_page) if is_plausible(s, clock)]
         if not has_more or len(set(stamps)) < 2:
             return []
         span = window.span
         if span is not None and span <= MIN_WINDOW_SPAN:
             return []
-        pages = estimate_pages(window, first_page, self.client.page_size)
+        pages = estimate_pages(window, stamps, len(first_page), self.client.page_size)
         if pages <= self.pages_per_window * 1.5:
             return []
         low, high = min(stamps), max(stamps)
         slice_span = (high - low) * (self.pages_per_window - 1)
         direction = page_direction(stamps)
         if direction == "newest_first":
-            cut = low - slice_span
+            cut = max(low - slice_span, EARLIEST_PLAUSIBLE)
         elif direction == "oldest_first":
-            cut = high + slice_span
+            cut = min(high + slice_span, clock)
         elif span is not None:
             parts = int(min(16, max(2, ceil(pages / self.pages_per_window))))
             return window.split(parts)
@@ -376,27 +398,35 @@ class TaskRunSync:
         return [Window(window.start, cut), Window(cut, window.end)]
 
     def _accept(
-        self, runs: List[Dict[str, Any]], window: Window, plan: Dict[str, Any]
+        self, runs: List[Dict[str, Any]], window: Window, plan: Plan
     ) -> List[Dict[str, Any]]:
         """Validate, keep the window's runs, drop unchanged re-reads; track the newest seen."""
         accepted: List[Dict[str, Any]] = []
-        boundary_before: Dict[str, str] = self.state.get("boundary", {})
-        max_seen = parse_timestamp(plan["max_seen"]) if plan["max_seen"] else None
+        clock = self.clock
+        open_runs = self.state.open_runs
         for run in runs:
             created_at = _validate(run)
             if not window.contains(created_at):
                 continue
-            if max_seen is None or created_at > max_seen:
-                max_seen = created_at
-                plan["max_seen"] = format_timestamp(created_at)
-                plan["boundary"] = {}
-            if created_at == max_seen:
-                plan["boundary"][run["id"]] = str(run.get("updated_at"))
-            if self._track(run, created_at, loaded=True):
-                continue
-            if boundary_before.get(run["id"]) == str(run.get("updated_at")):
-                continue  # re-read of the watermark's own runs, unchanged
-            if run["id"] in boundary_before:
+            run_id = run["id"]
+            known = plan.recent.get(run_id)
+            tracked = open_runs.get(run_id)
+            needs_digest = (
+                known is not None
+                or tracked is not None
+                or not is_final(run.get("status"))
+                or plan.in_zone(created_at, self.lookback)
+            )
+            digest = fingerprint(run) if needs_digest else UNKNOWN_FINGERPRINT
+            if digest and self.seen.get(run_id) == digest:
+                continue  # this version was handled earlier in this load
+            plan.see(run_id, created_at, digest, clock, self.lookback)
+            was_loaded = known is not None or (tracked is not None and tracked.loaded)
+            before = known.fingerprint if known else tracked.fingerprint if tracked else None
+            self._track(run_id, run.get("status"), created_at, digest, loaded=True)
+            if was_loaded and digest and before == digest:
+                continue  # a re-read (lookback, watermark) of a version already loaded
+            if was_loaded:
                 self.stats.updated_runs += 1
             else:
                 self.stats.new_runs += 1
@@ -404,24 +434,23 @@ class TaskRunSync:
         self.loaded_runs += len(accepted)
         return [_prepare(r) for r in accepted]
 
-    def _track(self, run: Dict[str, Any], created_at: datetime, loaded: bool) -> bool:
-        """Remember open runs; True when this exact version was already handled in this sync.
+    def _track(
+        self, run_id: str, status: Any, created_at: datetime, digest: str, loaded: bool
+    ) -> None:
+        """Remember which version of the run this load handled, and whether it is still open.
 
-        `open_runs` maps id -> [created_at, updated_at, loaded]; `loaded` says whether the run has
-        a row in the warehouse (with status/outcome filters, an open run may be tracked only to
-        load it once it finishes in a selected state).
+        `loaded` says whether the run has a row in the warehouse: with status/outcome filters, an
+        open run may be tracked only to load it once it finishes in a selected state.
         """
-        run_id, updated_at = run["id"], str(run.get("updated_at"))
-        if self.seen.get(run_id) == updated_at:
-            return True
-        self.seen[run_id] = updated_at
-        open_runs = self.state["open_runs"]
-        if is_final(run.get("status")):
+        self.seen[run_id] = digest
+        open_runs = self.state.open_runs
+        if is_final(status):
             open_runs.pop(run_id, None)
-        else:
-            was_loaded = bool(open_runs.get(run_id, [None, None, False])[2])
-            open_runs[run_id] = [format_timestamp(created_at), updated_at, loaded or was_loaded]
-        return False
+            return
+        previous = open_runs.get(run_id)
+        open_runs[run_id] = OpenRun(
+            created_at, digest, loaded or (previous is not None and previous.loaded)
+        )
 
     # ---- open runs ---------------------------------------------------------------------------
 
@@ -431,12 +460,12 @@ class TaskRunSync:
         With status/outcome filters the listing covers every open run in scope (not only the
         remembered ones), so that a run is loaded when it finishes in a selected state.
         """
-        open_runs: Dict[str, List[Any]] = self.state["open_runs"]
-        stale = {rid: v for rid, v in open_runs.items() if rid not in self.seen}
+        open_runs = self.state.open_runs
+        stale = {rid: run for rid, run in open_runs.items() if rid not in self.seen}
         by_state = self.filters.selects_by_state
         if not stale and not by_state:
             return
-        since = self.start if by_state else min(parse_timestamp(v[0]) for v in stale.values())
+        since = self.start if by_state else min(run.created_at for run in stale.values())
         listed: Set[str] = set()
         yield from self._list_open(since, listed, stale)
         batch: List[Dict[str, Any]] = []
@@ -459,7 +488,7 @@ class TaskRunSync:
             yield batch
 
     def _list_open(
-        self, since: Optional[datetime], listed: Set[str], stale: Dict[str, List[Any]]
+        self, since: Optional[datetime], listed: Set[str], stale: Dict[str, OpenRun]
     ) -> Iterator[List[Dict[str, Any]]]:
         """One listing of the runs that are open now; yields the ones to (re)load."""
         window = Window(since, self.end)
@@ -473,21 +502,27 @@ class TaskRunSync:
                 listed.add(run["id"])
                 if run["id"] not in stale and not self.filters.selects_by_state:
                     continue
-                previous = self.state["open_runs"].get(run["id"])
+                previous = self.state.open_runs.get(run["id"])
                 if self._changed_and_selected(run, created_at, previous):
                     changed.append(_prepare(run))
             if changed:
                 yield changed
 
     def _changed_and_selected(
-        self, run: Dict[str, Any], created_at: datetime, previous: Optional[List[Any]]
+        self, run: Dict[str, Any], created_at: datetime, previous: Optional[OpenRun]
     ) -> bool:
-        """Track the run's new version; True when it must be (re)loaded."""
-        was_loaded = bool(previous and previous[2])
-        selected = self.filters.matches(run)
-        if self._track(run, created_at, loaded=selected):
+        """Track the run's new version; True when it must be (re)loaded.
+
+        Compared by content: a run that turned `failed` while Deck kept its `updated_at` is a
+        change like any other.
+        """
+        digest = fingerprint(run)
+        if self.seen.get(run["id"]) == digest:
             return False
-        if previous is not None and previous[1] == str(run.get("updated_at")):
+        was_loaded = previous is not None and previous.loaded
+        selected = self.filters.matches(run)
+        self._track(run["id"], run.get("status"), created_at, digest, loaded=selected)
+        if previous is not None and previous.fingerprint == digest:
             return False
         if not (selected or was_loaded):
             return False
@@ -589,6 +624,7 @@ def deck(
     backoff_cap_s: float = 30.0,
     connect_timeout_s: float = settings.CONNECT_TIMEOUT_S,
     read_timeout_s: float = settings.READ_TIMEOUT_S,
+    lookback_s: float = settings.LOOKBACK_S,
     check_credentials: bool = True,
     stats: Optional[SyncStats] = None,
 ) -> DltResource:
@@ -617,6 +653,11 @@ def deck(
     )
     _choices("status", filters.status, settings.ALL_STATUSES)
     _choices("outcome", filters.outcome, settings.OUTCOMES)
+    if lookback_s < 0:
+        raise DeckConfigError(
+            f"lookback_s must be 0 or more seconds (got {lookback_s}): it is how late a run may"
+            " become visible and still be found."
+        )
     if max_runs_per_load < 1 or pages_per_window < 1 or max_workers < 1:
         raise DeckConfigError(
             "max_runs_per_load, pages_per_window and max_workers must be at least 1."
@@ -662,6 +703,7 @@ def deck(
                 pages_per_window=pages_per_window,
                 stats=stats,
                 workers=max_workers,
+                lookback=timedelta(seconds=lookback_s),
             )
             yield from sync.pages()
         finally:

@@ -18,6 +18,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 ONE_MS = timedelta(milliseconds=1)
 
+# Requests never carry a timestamp outside these bounds: Deck refuses year 277 with HTTP 400, and a
+# bound outside them selects nothing a missing bound would not (windows filter `created_at`
+# themselves, so leaving such a bound out of the request only widens what is read).
+EARLIEST_PLAUSIBLE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST_PLAUSIBLE = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
 
 def parse_timestamp(value: Any) -> datetime:
     """ISO 8601 from the API or the user (`Z` or offset, any fraction) -> aware UTC datetime."""
@@ -46,10 +52,11 @@ class Window:
     end: Optional[datetime]
 
     def params(self) -> Dict[str, str]:
+        """The request's bounds: a superset of the window (see EARLIEST/LATEST_PLAUSIBLE)."""
         params: Dict[str, str] = {}
-        if self.start is not None:
+        if self.start is not None and self.start - ONE_MS >= EARLIEST_PLAUSIBLE:
             params["created_after"] = format_timestamp(self.start - ONE_MS)
-        if self.end is not None:
+        if self.end is not None and EARLIEST_PLAUSIBLE < self.end <= LATEST_PLAUSIBLE:
             params["created_before"] = format_timestamp(self.end)
         return params
 
@@ -94,13 +101,29 @@ class Window:
         return f"[{lo}, {hi})"
 
 
-def estimate_pages(window: Window, first_page: List[Dict[str, Any]], page_size: int) -> float:
-    """Pages a window holds, judged from its first page's time density (either end of it)."""
-    if len(first_page) < page_size:
+def page_stamps(runs: List[Dict[str, Any]]) -> List[datetime]:
+    """The parseable `created_at` of a page's runs, in page order."""
+    stamps = []
+    for run in runs:
+        try:
+            stamps.append(parse_timestamp(run["created_at"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return stamps
+
+
+def is_plausible(stamp: datetime, clock: datetime) -> bool:
+    """Whether Deck could have created a run at `stamp` by `clock` (its own "now")."""
+    return EARLIEST_PLAUSIBLE <= stamp <= clock
+
+
+def estimate_pages(window: Window, stamps: List[datetime], count: int, page_size: int) -> float:
+    """Pages a window holds, judged from its first page: `count` runs whose timestamps
+    (`stamps`) cover part of the window's span at either end."""
+    if count < page_size:
         return 1.0
     if window.span is None:
         return float("inf")
-    stamps = [parse_timestamp(run["created_at"]) for run in first_page if run.get("created_at")]
     if not stamps:
         return 1.0
     covered = (max(stamps) - min(stamps)).total_seconds()

@@ -1,0 +1,198 @@
+"""What `task_runs` remembers between syncs, typed, and the one place that reads and writes it.
+
+dlt keeps a resource's state as a JSON-like dict that is committed with each load. This module
+turns that dict into dataclasses and back, so the rest of the code never indexes positional lists
+or compares sentinel strings. Old layouts (before `version` 2: open runs as
+`[created_at, updated_at, loaded]`, boundary runs as `{id: updated_at}`, `"-inf"`) are read and
+upgraded; their runs get an unknown fingerprint, so each is reloaded once and then compared by
+content.
+
+Layout (version 2)::
+
+    {"version": 2, "filters": "[('agent_id', 'agt_1')]",
+     "watermark": "2026-11-01T10:00:00.123000Z",   # newest created_at listed, <= Deck's clock
+     "covered_from": null,                          # lower bound listed; null = all history
+     "recent": {"trun_1": {"created_at": "...", "fingerprint": "9f2c..."}},   # lookback zone
+     "open_runs": {"trun_2": {"created_at": "...", "fingerprint": "...", "loaded": true}},
+     "plan": {...}}                                 # only while a backfill spans loads
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .windows import Window, format_timestamp, parse_timestamp
+
+STATE_VERSION = 2
+UNKNOWN_FINGERPRINT = ""
+
+
+def fingerprint(run: dict[str, Any]) -> str:
+    """A short digest of a run's whole content, as Deck sent it.
+
+    Change detection by content rather than by `updated_at`: Deck has been seen to change a run
+    (status, errors) while keeping its `updated_at`. Any field counts, new fields included.
+    """
+    text = json.dumps(run, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.blake2b(text.encode("ascii"), digest_size=8).hexdigest()
+
+
+@dataclass
+class SeenRun:
+    """A version of a run that the warehouse holds (or that was handled in this sync)."""
+
+    created_at: datetime
+    fingerprint: str
+
+    def to_state(self) -> dict[str, Any]:
+        return {"created_at": format_timestamp(self.created_at), "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_state(cls, value: Any) -> SeenRun:
+        return cls(parse_timestamp(value["created_at"]), str(value.get("fingerprint", "")))
+
+
+@dataclass
+class OpenRun:
+    """A run last seen in a non-final status. `loaded` is False when filters on status/outcome
+    track it only to load it once it finishes in a selected state."""
+
+    created_at: datetime
+    fingerprint: str
+    loaded: bool
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "created_at": format_timestamp(self.created_at),
+            "fingerprint": self.fingerprint,
+            "loaded": self.loaded,
+        }
+
+    @classmethod
+    def from_state(cls, value: Any) -> OpenRun:
+        if isinstance(value, list):  # version 1: [created_at, updated_at, loaded]
+            return cls(parse_timestamp(value[0]), UNKNOWN_FINGERPRINT, bool(value[2]))
+        return cls(
+            parse_timestamp(value["created_at"]), str(value["fingerprint"]), bool(value["loaded"])
+        )
+
+
+@dataclass
+class Plan:
+    """The windows a range still needs, kept from the first load of a sync to its last.
+
+    `windows` are not yet listed (ascending, cut further as they are listed). `max_seen` is the
+    newest `created_at` listed so far that Deck's clock allows; `recent` the runs listed within
+    the lookback below it. `extends_coverage` says the plan lists older history, and
+    `new_covered_from` is then the lower bound to record (None: all history).
+    """
+
+    windows: list[Window]
+    extends_coverage: bool = False
+    new_covered_from: datetime | None = None
+    max_seen: datetime | None = None
+    recent: dict[str, SeenRun] = field(default_factory=dict)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "windows": [w.to_state() for w in self.windows],
+            "extends_coverage": self.extends_coverage,
+            "new_covered_from": _fmt(self.new_covered_from),
+            "max_seen": _fmt(self.max_seen),
+            "recent": {rid: seen.to_state() for rid, seen in self.recent.items()},
+        }
+
+    @classmethod
+    def from_state(cls, value: dict[str, Any]) -> Plan:
+        if "extends_coverage" not in value:  # version 1
+            covered = value.get("covered_from")
+            return cls(
+                windows=[Window.from_state(w) for w in value["windows"]],
+                extends_coverage=covered is not None,
+                new_covered_from=None if covered in (None, "-inf") else parse_timestamp(covered),
+                max_seen=_parse(value.get("max_seen")),
+                recent={
+                    rid: SeenRun(parse_timestamp(value["max_seen"]), UNKNOWN_FINGERPRINT)
+                    for rid in value.get("boundary", {})
+                },
+            )
+        return cls(
+            windows=[Window.from_state(w) for w in value["windows"]],
+            extends_coverage=bool(value["extends_coverage"]),
+            new_covered_from=_parse(value.get("new_covered_from")),
+            max_seen=_parse(value.get("max_seen")),
+            recent={rid: SeenRun.from_state(v) for rid, v in value.get("recent", {}).items()},
+        )
+
+    def see(self, run_id: str, created_at: datetime, digest: str, clock: datetime,
+            lookback: timedelta) -> None:
+        """Record a listed run: it may move `max_seen` (never past `clock`) and the recent zone."""
+        if created_at <= clock and (self.max_seen is None or created_at > self.max_seen):
+            self.max_seen = created_at
+            floor = created_at - lookback
+            self.recent = {k: v for k, v in self.recent.items() if v.created_at >= floor}
+        if self.max_seen is None or created_at >= self.max_seen - lookback:
+            self.recent[run_id] = SeenRun(created_at, digest)
+
+    def in_zone(self, created_at: datetime, lookback: timedelta) -> bool:
+        """Whether a run at `created_at` would be remembered by `see` (worth a fingerprint)."""
+        return self.max_seen is None or created_at >= self.max_seen - lookback
+
+
+@dataclass
+class TaskRunState:
+    """Everything `task_runs` keeps between loads; see the module docstring for the layout."""
+
+    filters: str | None = None
+    watermark: datetime | None = None
+    covered_from: datetime | None = None
+    recent: dict[str, SeenRun] = field(default_factory=dict)
+    open_runs: dict[str, OpenRun] = field(default_factory=dict)
+    plan: Plan | None = None
+
+    @classmethod
+    def load(cls, raw: dict[str, Any]) -> TaskRunState:
+        watermark = _parse(raw.get("watermark"))
+        covered = raw.get("covered_from")
+        if raw.get("version", 1) < 2:
+            recent = {
+                rid: SeenRun(watermark, UNKNOWN_FINGERPRINT)
+                for rid in raw.get("boundary", {})
+                if watermark is not None
+            }
+        else:
+            recent = {rid: SeenRun.from_state(v) for rid, v in raw.get("recent", {}).items()}
+        return cls(
+            filters=raw.get("filters"),
+            watermark=watermark,
+            covered_from=None if covered in (None, "-inf") else parse_timestamp(covered),
+            recent=recent,
+            open_runs={rid: OpenRun.from_state(v) for rid, v in raw.get("open_runs", {}).items()},
+            plan=Plan.from_state(raw["plan"]) if raw.get("plan") else None,
+        )
+
+    def save(self, raw: dict[str, Any]) -> None:
+        """Write into dlt's resource state dict in place (dlt commits it with the load)."""
+        raw.clear()
+        raw.update({
+            "version": STATE_VERSION,
+            "filters": self.filters,
+            "watermark": _fmt(self.watermark),
+            "covered_from": _fmt(self.covered_from),
+            "recent": {rid: seen.to_state() for rid, seen in self.recent.items()},
+            "open_runs": {rid: run.to_state() for rid, run in self.open_runs.items()},
+        })
+        if self.plan is not None:
+            raw["plan"] = self.plan.to_state()
+
+
+def _fmt(value: datetime | None) -> str | None:
+    return format_timestamp(value) if value is not None else None
+
+
+def _parse(value: Any) -> datetime | None:
+    return parse_timestamp(value) if value else None
