@@ -1,0 +1,98 @@
+"""Unit tests of the pure parts of incremental state: no HTTP, no dlt, milliseconds each."""
+
+from datetime import datetime, timedelta, timezone
+
+from deck.client import RequestStats
+from deck.state import UNKNOWN_FINGERPRINT, OpenRun, Plan, TaskRunState, fingerprint
+from deck.windows import Window
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+TEN_MIN = timedelta(minutes=10)
+
+
+def test_fingerprint_changes_with_any_field_but_not_with_key_order():
+    run = {"id": "trun_1", "status": "running", "updated_at": "2026-03-01T12:00:00Z"}
+    same = {"updated_at": "2026-03-01T12:00:00Z", "status": "running", "id": "trun_1"}
+    failed = {**run, "status": "failed"}
+    with_errors = {**run, "errors": [{"code": "timeout"}]}
+
+    assert fingerprint(run) == fingerprint(same)
+    assert len({fingerprint(run), fingerprint(failed), fingerprint(with_errors)}) == 3
+
+
+def test_state_of_the_previous_layout_is_upgraded_with_unknown_fingerprints():
+    old = {
+        "filters": "[]",
+        "watermark": "2026-03-01T12:00:00.000000Z",
+        "covered_from": "-inf",
+        "boundary": {"trun_b": "2026-03-01T12:00:01Z"},
+        "open_runs": {"trun_o": ["2026-02-01T00:00:00.000000Z", "2026-02-01T00:00:05Z", True]},
+    }
+
+    state = TaskRunState.load(old)
+
+    assert state.watermark == T0
+    assert state.covered_from is None  # all history
+    assert state.recent["trun_b"].fingerprint == UNKNOWN_FINGERPRINT
+    assert state.open_runs["trun_o"] == OpenRun(
+        datetime(2026, 2, 1, tzinfo=timezone.utc), UNKNOWN_FINGERPRINT, True
+    )
+
+
+def test_state_round_trips_through_dlts_dict():
+    state = TaskRunState(filters="[]", watermark=T0, covered_from=T0 - timedelta(days=30))
+    state.open_runs["trun_o"] = OpenRun(T0, "abc", False)
+    state.plan = Plan([Window(T0, None)], True, None, T0, {})
+    raw: dict = {"stale": 1}
+
+    state.save(raw)
+
+    assert "stale" not in raw and raw["version"] == 2
+    assert TaskRunState.load(raw) == state
+
+
+def test_plan_never_moves_max_seen_past_the_clock():
+    plan = Plan([])
+    plan.see("trun_now", T0, "a", clock=T0, lookback=TEN_MIN)
+    plan.see("trun_future", T0 + timedelta(days=365), "b", clock=T0, lookback=TEN_MIN)
+
+    assert plan.max_seen == T0
+    assert set(plan.recent) == {"trun_now", "trun_future"}
+
+
+def test_plan_keeps_only_runs_within_the_lookback_of_the_newest():
+    plan = Plan([])
+    plan.see("trun_old", T0, "a", clock=T0 + timedelta(hours=1), lookback=TEN_MIN)
+    plan.see("trun_near", T0 + timedelta(minutes=25), "b", clock=T0 + timedelta(hours=1),
+             lookback=TEN_MIN)
+    plan.see("trun_new", T0 + timedelta(minutes=30), "c", clock=T0 + timedelta(hours=1),
+             lookback=TEN_MIN)
+
+    assert set(plan.recent) == {"trun_near", "trun_new"}
+    assert not plan.in_zone(T0 + timedelta(minutes=19), TEN_MIN)
+    assert plan.in_zone(T0 + timedelta(minutes=20), TEN_MIN)
+
+
+def test_window_bounds_outside_plausible_years_are_left_out_of_the_request():
+    year_277 = datetime(277, 1, 1, tzinfo=timezone.utc)
+    year_2150 = datetime(2150, 1, 1, tzinfo=timezone.utc)
+
+    assert Window(year_277, T0).params() == {"created_before": "2026-03-01T12:00:00.000000Z"}
+    assert Window(T0, year_2150).params() == {"created_after": "2026-03-01T11:59:59.999000Z"}
+    assert Window(year_277, T0).contains(T0 - timedelta(days=1))
+
+
+def test_deck_clock_is_its_date_header_plus_the_truncated_second():
+    stats = RequestStats()
+    stats.observe_date("Sun, 01 Mar 2026 12:00:00 GMT")
+    stats.observe_date("Sun, 01 Mar 2026 11:00:00 GMT")  # an older answer does not go back
+    stats.observe_date("not a date")
+
+    assert stats.deck_now() == T0 + timedelta(seconds=1)
+
+
+def test_deck_clock_far_ahead_of_this_machine_is_bounded():
+    stats = RequestStats()
+    stats.observe_date("Thu, 01 Jan 2099 00:00:00 GMT")
+
+    assert stats.deck_now() < datetime.now(timezone.utc) + timedelta(days=2)
