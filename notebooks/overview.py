@@ -30,15 +30,14 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from deck.notebook import connect, short, show
+from deck_notebook import query, short, show
 from IPython.display import display
-
-con = connect()
 
 
 def q(sql: str) -> pd.DataFrame:
-    """Run SQL against the warehouse (models are in the search path) and return a DataFrame."""
-    return con.sql(sql).df()
+    """Run SQL against the warehouse (models are in the search path) and return a DataFrame.
+    Each call opens and closes the file, so this notebook never blocks a scheduled sync."""
+    return query(sql)
 
 
 # %% [markdown]

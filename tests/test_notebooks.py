@@ -29,7 +29,9 @@ nbformat = pytest.importorskip("nbformat", reason="notebook tests need the 'note
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.py"))
+# Notebooks are the jupytext sources (percent format, with a jupytext header); deck_notebook.py
+# beside them is their shared helper module.
+NOTEBOOKS = sorted(p for p in NOTEBOOKS_DIR.glob("*.py") if "jupytext:" in p.read_text()[:400])
 SCRIPT = ROOT / "pipelines" / "task_runs.py"
 MODELS = ["daily_task_run_stats", "open_task_runs", "task_run_errors", "task_run_facts"]
 OVERVIEW_FIGURES = {
@@ -86,6 +88,7 @@ def figure_names(notebook: Path) -> List[str]:
 
 def test_there_are_an_overview_and_an_errors_notebook():
     assert [p.stem for p in NOTEBOOKS] == ["errors", "overview"]
+    assert (NOTEBOOKS_DIR / "deck_notebook.py").exists()
     assert OVERVIEW_FIGURES <= set(figure_names(NOTEBOOKS_DIR / "overview.py"))
 
 
@@ -130,6 +133,22 @@ def test_a_notebook_creates_the_models_when_the_warehouse_has_none(
             " WHERE table_schema = 'deck' AND table_type = 'VIEW' ORDER BY 1"
         ).fetchall()
     assert [v[0] for v in views] == MODELS
+
+
+def test_the_connector_package_imports_no_plotting_or_notebook_library():
+    """`import deck` (every module of it) must work with only the connector's dependencies."""
+    code = (
+        "import importlib, pkgutil, sys, deck\n"
+        "for m in pkgutil.walk_packages(deck.__path__, 'deck.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] in"
+        " ('pandas', 'matplotlib', 'IPython', 'nbclient', 'jupytext'))\n"
+        "print(','.join(bad))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT / "pipelines", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
 
 
 def test_a_missing_warehouse_fails_with_what_to_run(

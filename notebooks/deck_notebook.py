@@ -1,7 +1,9 @@
-"""What every analyst notebook in `notebooks/` starts with: open the warehouse, draw, save.
+"""What every analyst notebook in this folder starts with: query the warehouse, draw, save.
 
-Kept in the package (not copied into each notebook) so the notebooks hold only their analysis.
-Needs the `notebooks` extra (pandas, matplotlib); the connector itself never imports this module.
+Kept beside the notebooks (not copied into each, and not in the connector package, which must not
+depend on pandas or matplotlib) so the notebooks hold only their analysis. Needs the `notebooks`
+extra. Each query opens the DuckDB file read-only and closes it again, so a notebook left open
+never holds the file between cells (a scheduled sync needs it to write).
 
 Environment: `DECK_DUCKDB_PATH` (default: the demo warehouse `deck_task_runs_demo.duckdb` in the
 repository root), `DECK_DATASET` (default `deck`), `DECK_FIGURES_DIR` (also save figures as PNG).
@@ -49,7 +51,10 @@ def _missing_models(path: Path, schema: str) -> List[str]:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """A read-only connection in UTC with the dataset (tables and models) on the search path."""
+    """A read-only connection in UTC with the dataset (tables and models) on the search path.
+
+    Close it when done (`with connect() as con:`); `query()` does that for you.
+    """
     path, schema = warehouse_path(), dataset()
     if not path.exists():
         raise FileNotFoundError(
@@ -59,8 +64,7 @@ def connect() -> duckdb.DuckDBPyConnection:
     if _missing_models(path, schema):
         # A warehouse loaded before the models existed: create them once (views, no data moves).
         import dlt
-
-        from .models import refresh_models
+        from deck.models import refresh_models
 
         refresh_models(
             dlt.pipeline(
@@ -74,6 +78,13 @@ def connect() -> duckdb.DuckDBPyConnection:
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET schema = '{schema}'")
     return con
+
+
+def query(sql: str) -> pd.DataFrame:
+    """Run SQL (tables and models are on the search path) and return a DataFrame; the
+    connection is closed before this returns."""
+    with connect() as con:
+        return con.sql(sql).df()
 
 
 def show(fig: plt.Figure, name: str) -> None:
