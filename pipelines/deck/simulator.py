@@ -1,9 +1,8 @@
 """A local stand-in of Deck's v2 API (task runs), served over real HTTP on loopback.
 
 Deck has no sandbox for v2 (every call is live), so the connector's tests, demo and
-benchmarks run against this simulator instead. It speaks HTTP as the reference in
-``/work/shared/deck-api`` describes (auth, errors, validation, keyset pagination, rate
-limit) and adds what tests need on top: a simulated clock that moves runs through their
+benchmarks run against this simulator instead. It speaks HTTP as Deck's v2 API reference
+describes (auth, errors, validation, keyset pagination, rate limit) and adds what tests need on top: a simulated clock that moves runs through their
 lifecycle, ground-truth access to every run, a request log and injectable faults.
 
 Run it by hand with ``python -m deck.simulator --runs 5000 --seed 7 --port 8765``.
