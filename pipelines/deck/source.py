@@ -589,6 +589,7 @@ def deck(
     backoff_cap_s: float = 30.0,
     connect_timeout_s: float = settings.CONNECT_TIMEOUT_S,
     read_timeout_s: float = settings.READ_TIMEOUT_S,
+    request_deadline_s: Optional[float] = None,
     check_credentials: bool = True,
     stats: Optional[SyncStats] = None,
 ) -> DltResource:
@@ -628,6 +629,7 @@ def deck(
         backoff_cap_s=backoff_cap_s,
         connect_timeout_s=connect_timeout_s,
         read_timeout_s=read_timeout_s,
+        request_deadline_s=request_deadline_s,
     )
     limiter = RateLimiter(rate_limit_requests, rate_limit_period_s) if rate_limit_requests else None
     client = DeckClient(
