@@ -335,18 +335,20 @@ class DeckSession(requests.Session):
                 with watchdog:
                     response = super().send(request, **kwargs)
             except Exception as exc:
-                if watchdog.fired:
-                    reason = (
-                        f"no complete answer within the {watchdog.deadline_s:g} s request"
-                        " deadline (request_deadline_s)"
-                    )
-                elif isinstance(exc, RETRY_EXCEPTIONS):
-                    reason = f"{type(exc).__name__}: {_short(scrub(str(exc), self.secret))}"
-                else:
+                if not watchdog.fired and not isinstance(exc, RETRY_EXCEPTIONS):
                     raise
+                reason = f"{type(exc).__name__}: {_short(scrub(str(exc), self.secret))}"
             finally:
                 if token is not None:
                     self.limiter.release(token)  # type: ignore[union-attr]
+            if watchdog.fired:
+                # Cut mid-answer: http.client may even return the headers read so far as a
+                # complete (empty) response, so whatever arrived is discarded.
+                response = None
+                reason = (
+                    f"no complete answer within the {watchdog.deadline_s:g} s request deadline"
+                    " (request_deadline_s)"
+                )
             if response is not None:
                 body = _parse_json(response)
                 rid = request_id_of(body, response.headers)
@@ -699,15 +701,11 @@ def path_segment(value: str) -> str:
     """`value` percent-encoded as one URL path segment.
 
     Run ids come from the API; inserted raw, `a/b` or `../test` would address another resource
-    and `?`/`#` would cut the path. A segment of only dots is a relative reference that clients
-    and servers may resolve away, and encoding cannot help (requests decodes `%2E` back to `.`),
-    so it is refused.
+    and `?`/`#` would cut the path. A segment of only dots would be resolved away by urllib3, so
+    its dots are encoded too (`..` then reaches the server as a literal segment, not as "up").
     """
-    if value in ("", ".", ".."):
-        raise DeckResponseError(
-            f"Deck returned a run id {value!r} that cannot be requested by id (GET"
-            " /task-runs/{id}); report it to Deck."
-        )
+    if value and set(value) <= {"."}:
+        return value.replace(".", "%2E")
     return quote(value, safe="")
 
 

@@ -515,6 +515,11 @@ class DeckSimulator:
         with self._log_lock:
             self._faults.append(_Fault(kind, times, retry_after, delay, location, path))
 
+    def clear_faults(self) -> None:
+        """Drop every queued fault (to let a test's next sync run clean)."""
+        with self._log_lock:
+            self._faults.clear()
+
     def pending_faults(self) -> int:
         """How many fault answers are still queued (so tests can check they were all consumed)."""
         with self._log_lock:
