@@ -148,7 +148,7 @@ def test_base_url_with_a_password_is_refused_without_echoing_it(tmp_path, simula
     assert simulator.requests == []
 
 
-# ---- 9. an API key with CR/LF ---------------------------------------------------------------------
+# ---- 9. an API key with CR/LF ------------------------------------------------------------------
 
 CANARY_CRLF = "sk_live_CANARY_9e2b4d\r\nX-Leak: CANARYTAIL_51c8"
 CANARY_PARTS = ("CANARY_9e2b4d", "CANARYTAIL_51c8", "X-Leak")
