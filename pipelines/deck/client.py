@@ -405,8 +405,8 @@ def _parse_json(response: Response) -> Any:
         return _NOT_JSON
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc)
+def _short(text: str) -> str:
+    """Cut after scrubbing: a key cut in half would no longer match the scrubber."""
     return text if len(text) <= 200 else text[:200] + "..."
 
 
