@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import requests
 from conftest import Warehouse, assert_matches_ground_truth, make_simulator
 from deck.client import DeckClient, RetryPolicy, mask_url, scrub, validate_base_url
 from deck.errors import DeckConfigError
@@ -351,3 +352,36 @@ def test_the_rate_budget_holds_when_a_request_reaches_deck_late(tmp_path: Path):
         assert_matches_ground_truth(wh, sim.runs())
     finally:
         sim.stop()
+
+
+# ---- the simulator's new faults behave as documented ------------------------------------------
+
+def test_simulator_trickle_faults_still_deliver_the_whole_answer(simulator):
+    headers = {"Authorization": f"Bearer {simulator.api_key}"}
+    simulator.inject("trickle_headers", delay=0.001, path="/test")
+    simulator.inject("trickle", delay=0.001, path="/test")
+    for _ in range(2):
+        answer = requests.get(f"{simulator.base_url}/test", headers=headers, timeout=10)
+        assert answer.status_code == 200
+        assert answer.json() == {"status": "ready", "environment": "live"}
+    assert simulator.pending_faults() == 0
+
+
+def test_simulator_has_more_lie_answers_empty_pages_with_fresh_cursors(simulator):
+    simulator.add_runs(3)
+    simulator.inject("has_more_lie", times=2, path="/task-runs")
+    headers = {"Authorization": f"Bearer {simulator.api_key}"}
+    pages = [requests.get(f"{simulator.base_url}/task-runs", headers=headers, timeout=10).json()
+             for _ in range(3)]
+    assert [(p["data"], p["has_more"]) for p in pages[:2]] == [([], True), ([], True)]
+    assert pages[0]["next_cursor"] != pages[1]["next_cursor"]
+    assert len(pages[2]["data"]) == 3  # the fault is used up: a normal page again
+
+
+def test_simulator_add_runs_takes_explicit_ids(simulator):
+    assert simulator.add_runs(2, ids=["a/b", "../test"]) == ["a/b", "../test"]
+    assert simulator.run("a/b")["id"] == "a/b"
+    with pytest.raises(ValueError):
+        simulator.add_runs(1, ids=["a/b"])
+    with pytest.raises(ValueError):
+        simulator.add_runs(2, ids=["x"])
