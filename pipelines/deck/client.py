@@ -7,29 +7,40 @@ its 429s usually carry no Retry-After, and a scheduled job must log every retry 
 message naming the last `request_id`. The retry loop below is that policy and nothing more.
 """
 
+import contextlib
+import copy
+import ipaddress
 import json
 import logging
 import random
+import re
+import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Deque, Dict, Iterator, List, Optional, Set, Tuple
-from urllib.parse import urlparse
+from typing import Any, Deque, Dict, Iterator, List, Optional, Set, Tuple, TypeVar
+from urllib.parse import quote, urlparse, urlsplit
 
 import requests
+import urllib3
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import LocationParseError
 
 from . import settings
 from .errors import (
     DeckAPIError,
     DeckAuthError,
     DeckConfigError,
+    DeckError,
     DeckPermanentError,
     DeckResponseError,
     DeckTransientError,
@@ -38,6 +49,7 @@ from .errors import (
 )
 
 logger = logging.getLogger("deck")
+_T = TypeVar("_T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_EXCEPTIONS = (
@@ -61,6 +73,23 @@ class RetryPolicy:
     min_wait_s: float = 0.25
     connect_timeout_s: float = settings.CONNECT_TIMEOUT_S
     read_timeout_s: float = settings.READ_TIMEOUT_S
+    # Total time one attempt may take, headers and body included (None: a multiple of the read
+    # timeout). The read timeout alone is per socket read, so a server trickling a byte every few
+    # seconds would never trip it.
+    request_deadline_s: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout_s", "read_timeout_s", "request_deadline_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise DeckConfigError(f"{name} must be above 0 seconds (got {value}).")
+
+    @property
+    def deadline_s(self) -> float:
+        """The total deadline of one attempt; follows read_timeout_s unless set on its own."""
+        if self.request_deadline_s is not None:
+            return self.request_deadline_s
+        return settings.REQUEST_DEADLINE_FACTOR * self.read_timeout_s
 
     def backoff(self, attempt: int) -> float:
         """Exponential from `backoff_base_s`, doubling, capped, plus up to 25% jitter."""
@@ -85,9 +114,12 @@ class RetryPolicy:
 class RateLimiter:
     """A sliding-window limiter (`max_requests` per `period_s`) shared by all threads of a sync.
 
-    Deck counts 200 requests per 10 s per organization; staying under it on the client side costs
-    nothing, while every 429 costs a backoff. A small margin covers the gap between when we send
-    and when Deck counts.
+    Deck counts 200 requests per 10 s per organization, on receipt; staying under it on the client
+    side costs nothing, while every 429 costs a backoff. We cannot know when Deck counted a
+    request, only that it was before its response arrived. So a request holds its slot from before
+    it is sent until `period_s` after its response (or failure): any `period_s` window of Deck's
+    then sees at most `max_requests`, however late a starved process sends or a slow network
+    delivers. Use `with limiter.slot():` or `token = acquire()` ... `release(token)`.
     """
 
     def __init__(self, max_requests: int, period_s: float, margin_s: float = 0.05) -> None:
@@ -97,21 +129,41 @@ class RateLimiter:
                 f" (got {max_requests} per {period_s} s)"
             )
         self.max_requests = max_requests
-        self.period_s = period_s + margin_s
-        self._sent: Deque[float] = deque()
-        self._lock = threading.Lock()
+        self.period_s = period_s + margin_s  # the margin only absorbs clock granularity
+        self._in_flight: set[int] = set()
+        self._finished: Deque[float] = deque()  # when each recent request's answer arrived
+        self._next_token = 0
+        self._changed = threading.Condition()
 
-    def acquire(self) -> None:
-        while True:
-            with self._lock:
+    def acquire(self) -> int:
+        """Wait for a free slot and take it; returns the token to `release` once answered."""
+        with self._changed:
+            while True:
                 now = time.monotonic()
-                while self._sent and now - self._sent[0] >= self.period_s:
-                    self._sent.popleft()
-                if len(self._sent) < self.max_requests:
-                    self._sent.append(now)
-                    return
-                wait = self.period_s - (now - self._sent[0])
-            time.sleep(max(wait, 0.001))
+                while self._finished and now - self._finished[0] >= self.period_s:
+                    self._finished.popleft()
+                if len(self._in_flight) + len(self._finished) < self.max_requests:
+                    self._next_token += 1
+                    self._in_flight.add(self._next_token)
+                    return self._next_token
+                wait = self.period_s - (now - self._finished[0]) if self._finished else None
+                self._changed.wait(None if wait is None else max(wait, 0.001))
+
+    def release(self, token: int) -> None:
+        """The request's answer (or failure) is in: its slot frees `period_s` from now."""
+        with self._changed:
+            if token in self._in_flight:
+                self._in_flight.discard(token)
+                self._finished.append(time.monotonic())
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        token = self.acquire()
+        try:
+            yield
+        finally:
+            self.release(token)
 
 
 @dataclass
@@ -158,8 +210,122 @@ class RequestStats:
             self.pages += page
 
 
+_ACTIVE = threading.local()  # the watchdog of the request this thread is sending, if any
+
+
+class _Watchdog:
+    """Shuts down a request's socket when its total deadline passes.
+
+    urllib3's read timeout restarts at every byte, so it cannot end a response trickled byte by
+    byte; a socket shut down from this timer thread makes the blocked read return at once, in the
+    status line, the headers or the body alike, and the request fails as a dropped connection.
+    """
+
+    def __init__(self, deadline_s: float) -> None:
+        self.deadline_s = deadline_s
+        self.fired = False
+        self._sock: Optional[socket.socket] = None
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(deadline_s, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Watchdog":
+        _ACTIVE.watchdog = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+        _ACTIVE.watchdog = None
+
+    def attach(self, sock: Optional[socket.socket]) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.fired:
+                self._shutdown()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        watchdog = getattr(_ACTIVE, "watchdog", None)
+        if watchdog is not None:
+            watchdog.attach(self.sock)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        watchdog = getattr(_ACTIVE, "watchdog", None)
+        if watchdog is not None:
+            watchdog.attach(self.sock)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter whose connections let the deadline watchdog reach their socket."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
+
+
+SECRET_MASK = "[api_key hidden]"
+_SPLIT_SECRET = re.compile(r"[\x00-\x20\x7f]+")
+
+
+def secret_fragments(secret: str) -> list[str]:
+    """Every form in which (part of) a secret can show up in an exception text, longest first.
+
+    A key with a CR/LF in it reaches messages as is, as `repr` escapes (`b'Bearer sk..\\r\\n..'`)
+    or cut at the control characters, so each of those forms (of 4 characters or more) counts.
+    """
+    if not secret:
+        return []
+    forms = {secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "replace"))[2:-1]}
+    for form in list(forms):
+        forms.update(re.split(r"\\x[0-9a-f]{2}|\\u[0-9a-f]{4}|\\[rnt\\]", form))
+    forms.update(_SPLIT_SECRET.split(secret))
+    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
+
+
+def scrub(text: str, secret: str) -> str:
+    """`text` with every fragment of `secret` replaced by a mask (see `secret_fragments`)."""
+    for fragment in secret_fragments(secret):
+        text = text.replace(fragment, SECRET_MASK)
+    return text
+
+
 class DeckSession(requests.Session):
-    """A requests session that applies Deck's retry policy, timeouts and rate limit to every send.
+    """A requests session that applies Deck's retry policy, timeouts, deadline and rate limit to
+    every send.
 
     Redirects are never followed: the Authorization header must not travel to another host, and
     Deck's API does not redirect, so a 3xx means `base_url` is wrong.
@@ -175,24 +341,42 @@ class DeckSession(requests.Session):
         self.policy = policy or RetryPolicy()
         self.limiter = limiter
         self.stats = stats or RequestStats()
+        self.secret = ""  # scrubbed from every text this session logs
         self.trust_env = False  # no proxies or .netrc credentials picked up from the environment
+        self.mount("http://", _WatchedAdapter())
+        self.mount("https://", _WatchedAdapter())
 
     def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
         kwargs["allow_redirects"] = False
+        kwargs["stream"] = False  # the body is read inside the watched attempt
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = (self.policy.connect_timeout_s, self.policy.read_timeout_s)
         what = f"{request.method} {urlparse(request.url or '').path}"
         attempt = 0
         while True:
             attempt += 1
-            if self.limiter is not None:
-                self.limiter.acquire()
-            self.stats.count(request=True)
             reason, wait, response, rid = "", None, None, None
+            token = self.limiter.acquire() if self.limiter is not None else None
+            self.stats.count(request=True)
+            watchdog = _Watchdog(self.policy.deadline_s)
             try:
-                response = super().send(request, **kwargs)
-            except RETRY_EXCEPTIONS as exc:
-                reason = f"{type(exc).__name__}: {_short(exc)}"
+                with watchdog:
+                    response = super().send(request, **kwargs)
+            except Exception as exc:
+                if not watchdog.fired and not isinstance(exc, RETRY_EXCEPTIONS):
+                    raise
+                reason = f"{type(exc).__name__}: {_short(scrub(str(exc), self.secret))}"
+            finally:
+                if token is not None:
+                    self.limiter.release(token)  # type: ignore[union-attr]
+            if watchdog.fired:
+                # Cut mid-answer: http.client may even return the headers read so far as a
+                # complete (empty) response, so whatever arrived is discarded.
+                response = None
+                reason = (
+                    f"no complete answer within the {watchdog.deadline_s:g} s request deadline"
+                    " (request_deadline_s)"
+                )
             if response is not None:
                 self.stats.observe_date(response.headers.get("Date"))
                 body = _parse_json(response)
@@ -250,8 +434,8 @@ def _parse_json(response: Response) -> Any:
         return _NOT_JSON
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc)
+def _short(text: str) -> str:
+    """Cut after scrubbing: a key cut in half would no longer match the scrubber."""
     return text if len(text) <= 200 else text[:200] + "..."
 
 
@@ -304,12 +488,16 @@ class DeckCursorPaginator(JSONResponseCursorPaginator):
          "has_more": true, "next_cursor": "eyJrIjpb...", "request_id": "req_5a7c..."}
 
     dlt's paginator stops quietly when the cursor is missing; here `has_more: true` without a
-    cursor, or a cursor seen before, is an error, since either would lose or repeat data.
+    cursor, or a cursor seen before, is an error, since either would lose or repeat data. So are
+    `max_empty_pages` empty pages in a row with `has_more: true` (fresh cursors that never reach
+    a run): such a walk makes no progress and would spend the rate limit forever.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_empty_pages: int = settings.MAX_EMPTY_PAGES) -> None:
         super().__init__(cursor_path="next_cursor", cursor_param="cursor", has_more_path="has_more")
         self._seen: Set[str] = set()
+        self.max_empty_pages = max_empty_pages
+        self._empty_in_a_row = 0
 
     def update_state(self, response: Response, data: Optional[List[Any]] = None) -> None:
         body = response.json()
@@ -341,6 +529,17 @@ class DeckCursorPaginator(JSONResponseCursorPaginator):
                 " the request_id to Deck if it repeats.",
                 request_id=rid,
             )
+        empty = body["has_more"] and not body["data"]
+        self._empty_in_a_row = self._empty_in_a_row + 1 if empty else 0
+        if self._empty_in_a_row >= self.max_empty_pages:
+            raise DeckResponseError(
+                f"Deck broke its contract: {self._empty_in_a_row} pages in a row came back empty"
+                " while saying has_more=true, each with a new next_cursor, so the listing makes no"
+                " progress and following it could go on forever (spending the organization's"
+                " rate limit). Nothing from this sync was saved; run it again, and report the"
+                " request_id to Deck if it repeats.",
+                request_id=rid,
+            )
         if cursor:
             self._seen.add(cursor)
         super().update_state(response, data)
@@ -353,20 +552,87 @@ class Page:
     request_id: Optional[str]
 
 
+def mask_url(url: str) -> str:
+    """`url` as it may be shown in a message: a password (`user:password@`) replaced by ***.
+
+    Over-masks rather than under-masks: everything between the first ':' after the scheme and the
+    last '@' is hidden, whichever parser would call it a password.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    head, at, tail = rest.rpartition("@")
+    if at:
+        user, colon, _password = head.partition(":")
+        rest = f"{user}{':***' if colon else ''}@{tail}"
+    text = f"{scheme}{sep}{rest}"
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def validate_base_url(base_url: str) -> str:
-    """https only; plain http is allowed for loopback hosts (the simulator, a local proxy)."""
-    parsed = urlparse(base_url or "")
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise DeckConfigError(
-            f"base_url {base_url!r} is not a URL: set [sources.deck] base_url (or"
-            f" SOURCES__DECK__BASE_URL) to an address like {settings.DEFAULT_BASE_URL}."
+    """https only; plain http is allowed for loopback hosts (the simulator, a local proxy).
+
+    The host checked must be the host the HTTP stack connects to. Python's `urlparse` and
+    urllib3 disagree on URLs like `http://evil.example\\@127.0.0.1/v2` (urllib3 connects to
+    evil.example), so the URL is parsed with urllib3 and requests exactly as a request would be,
+    and anything parsers can read differently (backslashes, user-info, whitespace, control
+    characters) is refused before any request is sent.
+    """
+    text = str(base_url or "").strip()
+    shown = f"'{mask_url(text)}'"
+    fix = (
+        " Set [sources.deck] base_url (or SOURCES__DECK__BASE_URL) to an address like"
+        f" {settings.DEFAULT_BASE_URL}."
+    )
+
+    def refuse(why: str) -> DeckConfigError:
+        return DeckConfigError(f"base_url {shown} {why}.{fix}")
+
+    if "\\" in text:
+        raise refuse(
+            "contains a backslash: HTTP libraries disagree on which host such a URL names, so the"
+            " API key could be sent to another host than the one you see"
         )
-    if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise refuse("contains whitespace or a control character")
+    try:
+        parsed = urllib3.util.parse_url(text)
+        prepared = PreparedRequest()
+        prepared.prepare_url(text, None)
+        sent = urllib3.util.parse_url(prepared.url or "")
+        split = urlsplit(text)
+        split_host = split.hostname or ""
+        split.port  # noqa: B018 - raises ValueError on a bad port
+    except (LocationParseError, requests.exceptions.RequestException, ValueError):
+        raise refuse("is not a URL") from None
+    if (parsed.scheme or "").lower() not in ("http", "https") or not parsed.host:
+        raise refuse("is not an http(s) URL")
+    if parsed.auth is not None or "@" in text:
+        raise refuse(
+            "contains a user name or password (user:password@): Deck authenticates with the API"
+            " key alone; remove it"
+        )
+    if parsed.query is not None or parsed.fragment is not None:
+        raise refuse("has a query (?...) or fragment (#...): base_url is the API's address only")
+    hosts = {h.strip("[]").lower() for h in (parsed.host, sent.host or "", split_host)}
+    if len(hosts) != 1:
+        raise refuse("names its host ambiguously (parsers read different hosts)")
+    if parsed.scheme == "http" and not _is_loopback(parsed.host):
         raise DeckConfigError(
-            f"base_url {base_url!r} uses plain http: the API key would travel unencrypted."
+            f"base_url {shown} uses plain http: the API key would travel unencrypted."
             " Use https (plain http is accepted only for loopback hosts such as 127.0.0.1)."
         )
-    return base_url.rstrip("/")
+    return text.rstrip("/")
 
 
 class DeckClient:
@@ -382,30 +648,49 @@ class DeckClient:
         limiter: Optional[RateLimiter] = None,
         stats: Optional[RequestStats] = None,
     ) -> None:
-        if not api_key or not str(api_key).strip():
-            raise DeckConfigError(
-                "api_key is empty: set SOURCES__DECK__API_KEY or api_key under [sources.deck] in"
-                " .dlt/secrets.toml (see .dlt/secrets.toml.example)."
-            )
+        key = check_api_key(api_key)
         if not 1 <= page_size <= 100:
             raise DeckConfigError(f"page_size must be between 1 and 100 (got {page_size}).")
         self.base_url = validate_base_url(base_url)
         self.page_size = page_size
         self.session = DeckSession(policy, limiter, stats)
+        self.session.secret = key
         self.stats = self.session.stats
         self._rest = RESTClient(
             base_url=self.base_url,
-            auth=BearerTokenAuth(token=str(api_key).strip()),
+            auth=BearerTokenAuth(token=key),
             session=self.session,
             data_selector="data",
         )
 
+    def _guard(self, call: Callable[[], _T]) -> _T:
+        """Run `call`; an exception whose text carries the API key leaves without it.
+
+        The replacement is raised outside the `except` block so that it carries no
+        `__context__` (and no traceback frames) referring to the original.
+        """
+        try:
+            return call()
+        except Exception as exc:
+            clean = scrubbed_exception(exc, self.session.secret)
+            if clean is None:
+                raise
+        raise clean
+
     def check_credentials(self) -> None:
         """`GET /test`: one cheap call that fails fast on a wrong key or base_url."""
-        self._rest.get(settings.TEST_PATH, hooks={"response": []})
+        self._guard(lambda: self._rest.get(settings.TEST_PATH, hooks={"response": []}))
 
     def list_task_runs(self, params: Dict[str, Any]) -> Iterator[Page]:
         """Every page of `GET /task-runs` for these filters, in the API's (undocumented) order."""
+        pages = self._list_task_runs(params)
+        while True:
+            page = self._guard(lambda: next(pages, None))
+            if page is None:
+                return
+            yield page
+
+    def _list_task_runs(self, params: Dict[str, Any]) -> Iterator[Page]:
         query = {"limit": self.page_size, **{k: v for k, v in params.items() if v is not None}}
         for page in self._rest.paginate(
             settings.TASK_RUNS_PATH,
@@ -419,8 +704,12 @@ class DeckClient:
 
     def get_task_run(self, run_id: str) -> Optional[Dict[str, Any]]:
         """`GET /task-runs/{id}`; None when Deck no longer knows the run (404)."""
+        return self._guard(lambda: self._get_task_run(run_id))
+
+    def _get_task_run(self, run_id: str) -> Optional[Dict[str, Any]]:
+        path = f"{settings.TASK_RUNS_PATH}/{path_segment(run_id)}"
         try:
-            response = self._rest.get(f"{settings.TASK_RUNS_PATH}/{run_id}", hooks={"response": []})
+            response = self._rest.get(path, hooks={"response": []})
         except DeckPermanentError as exc:
             if exc.status == 404:
                 return None
@@ -435,6 +724,60 @@ class DeckClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def path_segment(value: str) -> str:
+    """`value` percent-encoded as one URL path segment.
+
+    Run ids come from the API; inserted raw, `a/b` or `../test` would address another resource
+    and `?`/`#` would cut the path. A segment of only dots would be resolved away by urllib3, so
+    its dots are encoded too (`..` then reaches the server as a literal segment, not as "up").
+    """
+    if value and set(value) <= {"."}:
+        return value.replace(".", "%2E")
+    return quote(value, safe="")
+
+
+def check_api_key(api_key: Any) -> str:
+    """The key as it will be sent; refuse what cannot be an HTTP header value, without echoing it.
+
+    A CR/LF inside the key would otherwise end up in requests' "Invalid header value
+    b'Bearer sk_live_...'" message, on stderr and in dlt's trace.
+    """
+    key = str(api_key or "").strip()
+    if not key:
+        raise DeckConfigError(
+            "api_key is empty: set SOURCES__DECK__API_KEY or api_key under [sources.deck] in"
+            " .dlt/secrets.toml (see .dlt/secrets.toml.example)."
+        )
+    if any(not 0x21 <= ord(c) <= 0x7E for c in key):
+        raise DeckConfigError(
+            "api_key contains a line break, a space, a control or a non-ASCII character, so it"
+            " cannot be sent in an HTTP header (the key is not shown here). Copy the key again"
+            " into SOURCES__DECK__API_KEY or api_key under [sources.deck] in .dlt/secrets.toml;"
+            " it looks like sk_live_ followed by letters and digits."
+        )
+    return key
+
+
+def scrubbed_exception(exc: BaseException, secret: str) -> Optional[BaseException]:
+    """A copy of `exc` whose text no longer carries `secret`; None when it carried none.
+
+    Our own errors keep their type (callers branch on it); anything else becomes a DeckError
+    naming the original type, since its constructor may not accept a plain message.
+    """
+    texts = [str(exc), repr(exc.args)]
+    if not secret or not any(f in t for f in secret_fragments(secret) for t in texts):
+        return None
+    text = scrub(str(exc), secret)
+    if isinstance(exc, DeckError):
+        clean = copy.copy(exc)
+        clean.args = (text,)
+    else:
+        clean = DeckError(f"{type(exc).__name__}: {text}")
+    clean.__cause__ = clean.__context__ = None
+    clean.__traceback__ = None
+    return clean
 
 
 def split_filters(values: Optional[Any]) -> Optional[Tuple[str, ...]]:
@@ -455,6 +798,10 @@ __all__ = [
     "RateLimiter",
     "RequestStats",
     "RetryPolicy",
+    "check_api_key",
+    "mask_url",
+    "path_segment",
+    "scrub",
     "split_filters",
     "validate_base_url",
 ]

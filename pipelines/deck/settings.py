@@ -46,6 +46,13 @@ FALLBACK_CLOCK_SKEW_S = 300.0
 # HTTP behaviour.
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0
+# One attempt (connect, headers, body) must finish within this many read timeouts unless
+# request_deadline_s is set: the read timeout is per socket read, so it alone never ends a trickle.
+REQUEST_DEADLINE_FACTOR = 2.0
+
+# A listing that returns this many empty pages in a row while saying has_more=true makes no
+# progress; the walk stops instead of spending the rate limit forever.
+MAX_EMPTY_PAGES = 3
 
 PIPELINE_NAME = "deck_task_runs"
 DEMO_PIPELINE_NAME = "deck_task_runs_demo"

@@ -2,8 +2,9 @@
 
 Deck has no sandbox for v2 (every call is live), so the connector's tests, demo and
 benchmarks run against this simulator instead. It speaks HTTP as Deck's v2 API reference
-describes (auth, errors, validation, keyset pagination, rate limit) and adds what tests need on top: a simulated clock that moves runs through their
-lifecycle, ground-truth access to every run, a request log and injectable faults.
+describes (auth, errors, validation, keyset pagination, rate limit) and adds what tests need
+on top: a simulated clock that moves runs through their lifecycle, ground-truth access to every
+run, a request log and injectable faults.
 
 Run it by hand with ``python -m deck.simulator --runs 5000 --seed 7 --port 8765``.
 """
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ FAULT_KINDS = frozenset(
         "non_json",
         "bad_shape",
         "redirect",
+        "trickle",
+        "trickle_headers",
+        "has_more_lie",
     }
 )
 
@@ -211,8 +215,10 @@ class _Response:
     content_type: str | None = "application/json"
     headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     request_id: str | None = None
-    mode: str = "normal"  # normal | drop | hang | truncate
+    mode: str = "normal"  # normal | drop | hang | truncate | trickle | trickle_headers
     hang_for: float = 0.0
+    trickle_every: float = 0.0
+    """Seconds between the bytes of a trickled answer."""
 
 
 class _Plan:
@@ -411,9 +417,13 @@ class DeckSimulator:
         *,
         created_at: datetime | str | None = None,
         status: str | None = None,
+        ids: list[str] | None = None,
         **fields: Any,
     ) -> list[str]:
         """Create n runs at the clock (or all at ``created_at``, for equal timestamps).
+
+        ``ids`` gives the runs these ids instead of generated ``trun_...`` ones (any string, to
+        test ids with ``/ ? # %`` or ``../test`` in them); it must hold n new ids.
 
         ``status`` forces the current status; the run then stays in it until advance() reaches
         its next scheduled transition (scheduled after the clock) or update_run changes it.
@@ -425,13 +435,18 @@ class DeckSimulator:
         for bad in ("id", "created_at"):
             if bad in fields:
                 raise ValueError(f"{bad} cannot be set through **fields")
+        if ids is not None and (len(ids) != n or len(set(ids)) != n):
+            raise ValueError("ids must hold n distinct ids")
         extra = {k: _jsonable(v) for k, v in fields.items()}
-        ids: list[str] = []
+        created: list[str] = []
         with self._lock:
+            if ids is not None and any(i in self._runs for i in ids):
+                raise ValueError("a run with one of these ids exists already")
             c = self._now_ms if created_at is None else _coerce_time(created_at)
-            for _ in range(n):
-                ids.append(self._create_run(c, status=status, extra=extra))
-        return ids
+            for i in range(n):
+                run_id = ids[i] if ids is not None else None
+                created.append(self._create_run(c, status=status, extra=extra, run_id=run_id))
+        return created
 
     def advance(self, seconds: float, *, new_runs: int = 0) -> None:
         """Move the clock forward, create ``new_runs`` runs spread over the interval, and apply
@@ -486,10 +501,14 @@ class DeckSimulator:
         """Queue a fault for the next ``times`` requests (whose path contains ``path``, if given).
 
         Faults are consumed FIFO, one per matching request, before normal handling and auth.
-        Kinds: 429, 500, 502, 503, 504, drop, slow, hang, truncate, non_json, bad_shape, redirect.
+        Kinds: 429, 500, 502, 503, 504, drop, slow, hang, truncate, non_json, bad_shape, redirect,
+        trickle, trickle_headers, has_more_lie.
         ``retry_after`` is sent verbatim as Retry-After (429 and 5xx); ``delay`` is the sleep of
         slow/hang (hang with delay <= 0 waits until stop()); ``location`` is the redirect target
         (default: the requested URL itself, so a client that follows it gets the normal answer).
+        ``trickle`` sends the normal answer's headers at once and then its body one byte every
+        ``delay`` seconds (default 0.2); ``trickle_headers`` trickles from the status line on.
+        ``has_more_lie`` answers an empty page with ``has_more: true`` and a fresh cursor.
         """
         kind = str(kind)
         if kind not in FAULT_KINDS:
@@ -498,6 +517,11 @@ class DeckSimulator:
             raise ValueError("times must be >= 1")
         with self._log_lock:
             self._faults.append(_Fault(kind, times, retry_after, delay, location, path))
+
+    def clear_faults(self) -> None:
+        """Drop every queued fault (to let a test's next sync run clean)."""
+        with self._log_lock:
+            self._faults.clear()
 
     def pending_faults(self) -> int:
         """How many fault answers are still queued (so tests can check they were all consumed)."""
@@ -570,8 +594,9 @@ class DeckSimulator:
         status: str | None = None,
         extra: dict[str, Any] | None = None,
         schedule_only: bool = False,
+        run_id: str | None = None,
     ) -> str:
-        rid = self._new_run_id()
+        rid = run_id if run_id is not None else self._new_run_id()
         obj, steps = self._generate(rid, c, status)
         if extra:
             obj.update(extra)
@@ -1094,6 +1119,16 @@ class DeckSimulator:
         if kind == "redirect":
             location = fault.location or f"http://{self._host}:{self.port}{raw_path}"
             return _Response(302, b"", None, [("Location", location)])
+        if kind in ("trickle", "trickle_headers"):
+            normal = self._handle(method, path, params, auth)
+            return dataclasses.replace(
+                normal, mode=kind, trickle_every=fault.delay if fault.delay > 0 else 0.2
+            )
+        if kind == "has_more_lie":
+            rid = _request_id()
+            cursor = _encode_cursor((0, "trun_" + os.urandom(12).hex()), "desc", "lie")
+            payload = {"data": [], "has_more": True, "next_cursor": cursor, "request_id": rid}
+            return self._json(200, payload, rid)
         raise AssertionError(kind)
 
     def _respond(
@@ -1144,7 +1179,7 @@ class DeckSimulator:
         if kind == "test":
             return self._json(200, {"status": "ready", "environment": "live"}, _request_id())
         if kind == "get":
-            run_id = route.rsplit("/", 1)[1]
+            run_id = unquote(route.rsplit("/", 1)[1])  # ids are percent-encoded path segments
             with self._lock:
                 obj = self._runs.get(run_id)
                 if obj is not None:
@@ -1492,7 +1527,37 @@ class _Handler(BaseHTTPRequestHandler):
                 sim._stopping.wait(min(_HANG_STEP, left))
             self.close_connection = True
             return
+        if response.mode in ("trickle", "trickle_headers"):
+            self._trickle(response)
+            return
         self._write(response, head_only=(method == "HEAD"))
+
+    def _trickle(self, response: _Response) -> None:
+        """Send the answer one byte every ``trickle_every`` seconds (the headers at once unless
+        the mode is ``trickle_headers``), until done, the client leaves or the simulator stops."""
+        sim = self.server.simulator
+        self.close_connection = True
+        self.send_response(response.status)
+        if response.content_type:
+            self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        if response.request_id:
+            self.send_header("X-Request-Id", response.request_id)
+        self.send_header("Connection", "close")
+        head = b"".join(self._headers_buffer) + b"\r\n"
+        self._headers_buffer = []
+        data = response.body
+        try:
+            if response.mode == "trickle":
+                self.wfile.write(head)
+            else:
+                data = head + data
+            for i in range(len(data)):
+                if sim._stopping.wait(response.trickle_every):
+                    return
+                self.wfile.write(data[i : i + 1])
+        except OSError:  # the client gave up (its deadline) and closed the connection
+            return
 
     def _write(self, response: _Response, *, head_only: bool) -> None:
         try:

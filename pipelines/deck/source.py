@@ -625,6 +625,7 @@ def deck(
     connect_timeout_s: float = settings.CONNECT_TIMEOUT_S,
     read_timeout_s: float = settings.READ_TIMEOUT_S,
     lookback_s: float = settings.LOOKBACK_S,
+    request_deadline_s: Optional[float] = None,
     check_credentials: bool = True,
     stats: Optional[SyncStats] = None,
 ) -> DltResource:
@@ -669,6 +670,7 @@ def deck(
         backoff_cap_s=backoff_cap_s,
         connect_timeout_s=connect_timeout_s,
         read_timeout_s=read_timeout_s,
+        request_deadline_s=request_deadline_s,
     )
     limiter = RateLimiter(rate_limit_requests, rate_limit_period_s) if rate_limit_requests else None
     client = DeckClient(
