@@ -193,7 +193,7 @@ def describe_toml_error(exc: TomlProviderReadException) -> str:
             where = os.path.relpath(path) if not os.path.isabs(path) else path
             if match:
                 text = text[: match.start()]
-                where = f"{where}, line {match.group(1)}, column {match.group(2)}"
+                where = f"{where}, line {match.group(1)}"  # tomlkit's column is not reliable
             return (
                 f"{where}: not valid TOML: {text}. Fix that line (strings need both quotes,"
                 " sections look like [sources.deck]); nothing was synced."
@@ -376,6 +376,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 f"destination {args.destination!r} cannot be used: {exc}. Use a dlt destination"
                 " name such as duckdb, postgres, motherduck, bigquery, snowflake or filesystem."
             ) from None
+        # Resolve the destination's settings now: missing credentials otherwise fail only at the
+        # load step, after the whole extract.
+        pipeline.destination_client()
         result = sync(pipeline, full_refresh=args.full_refresh, **options)
         print_summary(pipeline, result)
         return 0

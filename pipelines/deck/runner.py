@@ -6,6 +6,7 @@ a killed process loses at most the window it was in.
 """
 
 import fcntl
+import json
 import logging
 import os
 import time
@@ -15,6 +16,7 @@ from typing import Any, Iterator, List, Optional
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+from dlt.common.schema import Schema
 from dlt.destinations.job_client_impl import SqlJobClientBase
 
 from .errors import DeckError
@@ -169,21 +171,15 @@ def count_rows_of_loads(pipeline: dlt.Pipeline, load_ids: List[str]) -> int:
 
 
 def missing_tables(pipeline: dlt.Pipeline) -> List[str]:
-    """Tables of `task_runs` that dlt has loaded before but that are gone from the warehouse.
+    """Tables of `task_runs` that dlt created in the warehouse but that are gone from it.
 
-    An analyst's `DROP TABLE deck.task_runs` is invisible to dlt: its stored schema still says
-    the table exists, so it never creates it again and every later load fails. Only SQL
-    destinations whose dataset still exists are checked (a deleted dataset dlt handles itself).
+    An analyst's `DROP TABLE deck.task_runs` is invisible to dlt: the schema it stored in the
+    warehouse still lists the table, so it never creates it again and every later merge fails.
+    The tables are taken from that stored schema (not the local one, which may already know
+    tables of a package not loaded yet). Only SQL destinations whose dataset exists are checked
+    (a deleted dataset dlt handles itself).
     """
     if not pipeline.default_schema_name:
-        return []
-    schema = pipeline.default_schema
-    expected = [
-        name
-        for name in schema.data_table_names(seen_data_only=True)
-        if name == RESOURCE or name.startswith(RESOURCE + "__")
-    ]
-    if not expected:
         return []
     try:
         job_client = pipeline.destination_client()
@@ -193,6 +189,17 @@ def missing_tables(pipeline: dlt.Pipeline) -> List[str]:
         return []
     with job_client:
         if not job_client.sql_client.has_dataset():
+            return []
+        stored = job_client.get_stored_schema(pipeline.default_schema_name)
+        if stored is None:
+            return []
+        schema = Schema.from_stored_schema(json.loads(stored.schema))
+        expected = [
+            name
+            for name in schema.data_table_names(seen_data_only=True)
+            if name == RESOURCE or name.startswith(RESOURCE + "__")
+        ]
+        if not expected:
             return []
         present = {name for name, columns in job_client.get_storage_tables(expected) if columns}
     return [name for name in expected if name not in present]
