@@ -19,8 +19,10 @@ import pytest
 from conftest import FAST_RETRIES, Warehouse, assert_matches_ground_truth
 from deck import deck
 from deck.simulator import DeckSimulator
+from destinations import make_warehouse
 from test_cli import SCRIPT, run_cli
 from test_crash import cli_env
+from test_destinations import postgres_server as _postgres_server  # noqa: F401 (the fixture)
 
 SAFETY_TIMEOUT_S = 60  # only so that a broken build cannot hang the suite; never asserted
 
@@ -378,3 +380,27 @@ def test_runs_loaded_from_an_interrupted_syncs_package_are_counted(tmp_path, sma
     )
     assert before + new + in_package == len(truth)
     assert_matches_ground_truth(reader(tmp_path, small_sim), truth)
+
+
+def test_a_table_dropped_on_postgres_with_its_views_is_rebuilt(
+    tmp_path, simulator, request, caplog
+):
+    """PostgreSQL refuses to drop a table the model views read, so an analyst drops it with
+    CASCADE; the next sync must rebuild the table and the views."""
+    server = request.getfixturevalue("_postgres_server")
+    wh = make_warehouse("postgres", tmp_path, simulator, server)
+    simulator.advance(3600 * 24, new_runs=300)
+    wh.sync()
+    with wh.pipeline().sql_client() as client:
+        client.execute_sql(f"DROP TABLE {client.make_qualified_table_name('task_runs')} CASCADE")
+
+    with caplog.at_level("WARNING", logger="deck"):
+        result = wh.sync()
+
+    assert (
+        "deck.task_runs is missing from the warehouse (dropped?): reloading all runs from"
+        " start_date" in caplog.messages
+    )
+    assert result.new_runs == len(simulator.runs()) == 300
+    assert len(result.models) == 4
+    assert_matches_ground_truth(wh, simulator.runs())
