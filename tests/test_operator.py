@@ -238,6 +238,22 @@ def test_a_wrong_typed_option_in_the_environment_names_the_variable(tmp_path, sm
     )
 
 
+def test_a_wrong_typed_value_that_may_be_a_secret_is_not_echoed():
+    from deck.cli import describe_wrong_type
+    from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
+
+    class Credentials:  # a non-numeric hint, as dlt's credential specs are
+        pass
+
+    secret_url = "postgresql://u:hunter2@h/db"
+    exc = ConfigValueCannotBeCoercedException("credentials", secret_url, Credentials)
+
+    assert describe_wrong_type(exc) == (
+        "credentials in the configuration is not Credentials. Fix the value (see the options in"
+        " README); nothing was synced."
+    )
+
+
 # ---- 14: max_table_nesting ----------------------------------------------------------------------
 
 

@@ -225,10 +225,13 @@ def locate_setting(field: str, value: Any) -> str:
 
 
 def describe_wrong_type(exc: ConfigValueCannotBeCoercedException) -> str:
+    """Name the option, its value and where it was set. Only values meant to be numbers or
+    booleans are echoed: a credential that failed to parse may hold a password."""
     expected = _TYPE_NAMES.get(exc.hint, getattr(exc.hint, "__name__", str(exc.hint)))
     where = locate_setting(exc.field_name, exc.field_value)
+    shown = f" = {exc.field_value!r}" if exc.hint in (int, float, bool) else ""
     return (
-        f"{exc.field_name} = {exc.field_value!r} in {where} is not {expected}. Fix the value"
+        f"{exc.field_name}{shown} in {where} is not {expected}. Fix the value"
         " (see the options in README); nothing was synced."
     )
 
