@@ -1,16 +1,28 @@
 """Command line of `python pipelines/task_runs.py`: parse options, run the sync, print a summary.
 
-Exit codes: 0 everything loaded; 1 the sync failed (API, data or load); 2 bad configuration.
+Exit codes: 0 everything loaded; 1 the sync failed (API, data or load); 2 bad configuration;
+130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM.
 """
 
 import argparse
 import logging
 import os
+import re
+import signal
 import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
 from typing import Any, Dict, List, Optional
 
 import dlt
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigurationException,
+    ConfigValueCannotBeCoercedException,
+)
+from dlt.common.configuration.providers.toml import TomlProviderReadException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
@@ -121,7 +133,13 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
         f"Deck task runs -> {pipeline.destination.destination_name} dataset"
         f" '{pipeline.dataset_name}' at {location}"
     )
-    print(f"  runs:     {result.new_runs:,} new, {result.updated_runs:,} updated{in_warehouse}")
+    resumed = ""
+    if result.resumed_runs:
+        resumed = f" + {result.resumed_runs:,} from an interrupted earlier sync"
+    print(
+        f"  runs:     {result.new_runs:,} new, {result.updated_runs:,} updated{resumed}"
+        f"{in_warehouse}"
+    )
     print(
         f"  requests: {result.requests:,} ({result.pages:,} pages, {result.open_rechecked:,} open"
         f" runs fetched by id, {result.retries:,} retries) in {result.loads} load(s),"
@@ -137,11 +155,11 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
 
 
 def explain(exc: BaseException) -> BaseException:
-    """The error worth showing: dlt wraps source errors in PipelineStepFailed and others."""
+    """The error worth showing: dlt wraps source errors (and Ctrl-C) in PipelineStepFailed."""
     seen = set()
     while id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, (DeckError, ConfigFieldMissingException)):
+        if isinstance(exc, (DeckError, ConfigurationException, KeyboardInterrupt)):
             return exc
         nxt = exc.__cause__ or exc.__context__
         if nxt is None:
@@ -150,9 +168,184 @@ def explain(exc: BaseException) -> BaseException:
     return exc
 
 
+# ---- configuration problems: one paragraph naming the setting and where it goes ------------------
+
+_TOML_POSITION = re.compile(r"\s*at line (\d+) col (\d+)\s*$")
+_TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
+
+
+def describe_toml_error(exc: TomlProviderReadException) -> str:
+    """Which settings file is broken and where: dlt's message names only the candidate paths.
+
+    Each existing candidate is parsed again with dlt's own parser (tomlkit) to find the culprit;
+    tomlkit's message ends with "at line 3 col 24".
+    """
+    import tomlkit
+
+    for path in exc.full_paths:
+        if not os.path.isfile(path):
+            continue
+        try:
+            tomlkit.parse(Path(path).read_text())
+        except Exception as parse_error:
+            text = str(parse_error)
+            match = _TOML_POSITION.search(text)
+            where = os.path.relpath(path) if not os.path.isabs(path) else path
+            if match:
+                text = text[: match.start()]
+                where = f"{where}, line {match.group(1)}"  # tomlkit's column is not reliable
+            return (
+                f"{where}: not valid TOML: {text}. Fix that line (strings need both quotes,"
+                " sections look like [sources.deck]); nothing was synced."
+            )
+    return f"a settings file could not be read: {exc}. Nothing was synced."
+
+
+def locate_setting(field: str, value: Any) -> str:
+    """Where a configured value came from: an environment variable or a line of a .toml file."""
+    suffix = "__" + field.upper()
+    for key, val in sorted(os.environ.items()):
+        if (key.upper().endswith(suffix) or key.upper() == field.upper()) and val == str(value):
+            return f"environment variable {key}"
+    try:
+        settings_dir = dlt.current.run_context().settings_dir
+    except Exception:
+        settings_dir = ".dlt"
+    assignment = re.compile(rf"\s*{re.escape(field)}\s*=")
+    for name in ("config.toml", "secrets.toml"):
+        path = os.path.join(settings_dir, name)
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            continue
+        for number, line in enumerate(lines, 1):
+            if assignment.match(line):
+                return f"{os.path.normpath(path)}, line {number}"
+    return "the configuration"
+
+
+def describe_wrong_type(exc: ConfigValueCannotBeCoercedException) -> str:
+    """Name the option, its value and where it was set. Only values meant to be numbers or
+    booleans are echoed: a credential that failed to parse may hold a password."""
+    expected = _TYPE_NAMES.get(exc.hint, getattr(exc.hint, "__name__", str(exc.hint)))
+    where = locate_setting(exc.field_name, exc.field_value)
+    shown = f" = {exc.field_value!r}" if exc.hint in (int, float, bool) else ""
+    return (
+        f"{exc.field_name}{shown} in {where} is not {expected}. Fix the value"
+        " (see the options in README); nothing was synced."
+    )
+
+
+def describe_missing_config(exc: ConfigFieldMissingException) -> str:
+    """Missing Deck key vs missing destination settings: say which, and where each one goes.
+
+    dlt's exception lists, per missing field, the lookups it tried; for destination credentials
+    each lookup is itself a list of the credential's sub-fields (host, password, ...).
+    """
+    lookups = [t for traces in exc.traces.values() for t in traces]
+    sections: List[str] = []
+    sub_fields: List[str] = []
+    for lookup in lookups:
+        nested = getattr(lookup, "traces", None)
+        if nested is not None:  # credentials: LookupTraces of one credential spec
+            sub_fields.extend(f for f in nested if f not in sub_fields)
+            for inner in nested.values():
+                sections = sections or list(inner[0].sections[:-1] if inner else [])
+        elif not sections:
+            sections = list(lookup.sections)
+    if not sections or sections[0] != "destination":
+        if "api_key" in exc.fields:
+            return (
+                "no API key. Set SOURCES__DECK__API_KEY, or api_key under [sources.deck] in"
+                " .dlt/secrets.toml (copy .dlt/secrets.toml.example), or try --demo."
+            )
+        fields = ", ".join(exc.fields)
+        return f"{fields} is not set for {exc.spec_name}: {str(exc).splitlines()[0]}"
+    name = sections[1] if len(sections) > 1 else "?"
+    parts = []
+    for field in exc.fields:
+        env = "__".join(["DESTINATION", name, field]).upper()
+        parts.append(f"{env}, or {field} under [destination.{name}] in .dlt/secrets.toml")
+    missing = f" (it needs {', '.join(sub_fields)})" if sub_fields else ""
+    return (
+        f"destination {name} is not configured: {' and '.join(exc.fields)} not set{missing}."
+        f" Set {'; '.join(parts)}. See README, \"Other destinations and scheduling\"."
+    )
+
+
+def describe_failure(cause: BaseException) -> tuple[str, int]:
+    """The paragraph after "Deck sync failed: " and the exit code."""
+    if isinstance(cause, ConfigFieldMissingException):
+        return describe_missing_config(cause), 2
+    if isinstance(cause, TomlProviderReadException):
+        return describe_toml_error(cause), 2
+    if isinstance(cause, ConfigValueCannotBeCoercedException):
+        return describe_wrong_type(cause), 2
+    if isinstance(cause, ConfigurationException):
+        return str(cause).strip(), 2
+    return str(cause), 2 if isinstance(cause, DeckConfigError) else 1
+
+
+# ---- Ctrl-C and SIGTERM -------------------------------------------------------------------------
+
+# After the first signal the sync unwinds (dlt rolls back the load in progress); if that takes
+# longer than this (a C call that does not return, a thread pool waiting for a stalled read) the
+# process exits anyway: a hard exit at any moment is as safe as the `kill -9` the tests prove.
+INTERRUPT_GRACE_S = 3.0
+_SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+_received: List[int] = []
+
+
+def interrupt_message(signum: int) -> str:
+    verb = "interrupted" if signum == signal.SIGINT else "stopped"
+    return (
+        f"Deck sync {verb} ({_SIGNAL_NAMES.get(signum, signum)}). Every load committed before"
+        " it is kept; the next sync resumes from there and loses nothing."
+    )
+
+
+def _hard_exit(signum: int) -> None:
+    """Print the message and end the process now, without waiting for worker threads.
+
+    Threads stuck in a socket read cannot be interrupted, and the interpreter would join them at
+    exit (up to the 60 s read timeout). Data and state are committed together per load, so
+    skipping the rest of the shutdown loses nothing.
+    """
+    try:
+        sys.stdout.flush()
+        print(interrupt_message(signum), file=sys.stderr)
+        sys.stderr.flush()
+        logging.shutdown()
+    finally:
+        os._exit(128 + signum)
+
+
+def _watchdog(signum: int) -> None:
+    time.sleep(INTERRUPT_GRACE_S)
+    _hard_exit(signum)
+
+
+def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
+    if _received:  # a second Ctrl-C: the user does not want to wait
+        _hard_exit(_received[0])
+    _received.append(signum)
+    threading.Thread(target=_watchdog, args=(signum,), daemon=True).start()
+    raise KeyboardInterrupt
+
+
+def install_signal_handlers() -> None:
+    """SIGINT and SIGTERM (what schedulers send) both unwind the sync like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _received.clear()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _on_signal)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.debug)
+    install_signal_handlers()
     simulator = None
     try:
         options = source_options(args)
@@ -179,33 +372,39 @@ def main(argv: Optional[List[str]] = None) -> int:
                 destination=destination,
                 dataset_name=args.dataset or settings.DATASET_NAME,
             )
+        except ConfigurationException:
+            raise  # a broken settings file or value: explained below
         except Exception as exc:  # unknown destination names fail here, before any request
             raise DeckConfigError(
                 f"destination {args.destination!r} cannot be used: {exc}. Use a dlt destination"
                 " name such as duckdb, postgres, motherduck, bigquery, snowflake or filesystem."
             ) from None
+        # Resolve the destination's settings now: missing credentials otherwise fail only at the
+        # load step, after the whole extract.
+        pipeline.destination_client()
         result = sync(pipeline, full_refresh=args.full_refresh, **options)
         print_summary(pipeline, result)
         return 0
-    except (DeckError, ConfigFieldMissingException, PipelineStepFailed) as exc:
+    except (DeckError, ConfigurationException, PipelineStepFailed) as exc:
         cause = explain(exc)
+        if isinstance(cause, KeyboardInterrupt):
+            _stop(simulator)
+            _hard_exit(_received[0] if _received else signal.SIGINT)
         if args.debug:
             logger.exception("Sync failed")
-        if isinstance(cause, ConfigFieldMissingException):
-            print(
-                "Deck sync failed: no API key. Set SOURCES__DECK__API_KEY, or api_key under"
-                " [sources.deck] in .dlt/secrets.toml (copy .dlt/secrets.toml.example), or try"
-                " --demo.",
-                file=sys.stderr,
-            )
-            return 2
-        print(f"Deck sync failed: {cause}", file=sys.stderr)
-        if not isinstance(cause, DeckError):
+        message, code = describe_failure(cause)
+        print(f"Deck sync failed: {message}", file=sys.stderr)
+        if not isinstance(cause, (DeckError, ConfigurationException)):
             print("Run again with --debug for the full traceback.", file=sys.stderr)
-        return 2 if isinstance(cause, DeckConfigError) else 1
+        return code
     except KeyboardInterrupt:
-        print("Interrupted: nothing after the last committed load was saved.", file=sys.stderr)
-        return 130
+        _stop(simulator)
+        _hard_exit(_received[0] if _received else signal.SIGINT)
+        raise  # not reached
     finally:
-        if simulator is not None:
-            simulator.stop()
+        _stop(simulator)
+
+
+def _stop(simulator: Any) -> None:
+    if simulator is not None:
+        simulator.stop()

@@ -6,6 +6,7 @@ a killed process loses at most the window it was in.
 """
 
 import fcntl
+import json
 import logging
 import os
 import time
@@ -15,6 +16,8 @@ from typing import Any, Iterator, List, Optional
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+from dlt.common.schema import Schema
+from dlt.destinations.job_client_impl import SqlJobClientBase
 
 from .errors import DeckError
 from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
@@ -23,6 +26,8 @@ from .source import SyncStats, deck
 
 logger = logging.getLogger("deck")
 
+RESOURCE = "task_runs"
+
 
 @dataclass
 class SyncResult:
@@ -30,6 +35,7 @@ class SyncResult:
 
     new_runs: int = 0
     updated_runs: int = 0
+    resumed_runs: int = 0  # rows loaded from packages an interrupted earlier sync left behind
     loads: int = 0
     pages: int = 0
     requests: int = 0
@@ -140,6 +146,65 @@ def remove_copied_run_rows(pipeline: dlt.Pipeline, load_ids: List[str]) -> int:
     return removed
 
 
+def count_rows_of_loads(pipeline: dlt.Pipeline, load_ids: List[str]) -> int:
+    """How many `task_runs` rows the given load packages wrote (0 without a SQL client).
+
+    Counted right after those packages loaded, so no later load has replaced their rows yet.
+    """
+    if not load_ids:
+        return 0
+    try:
+        client_cm = pipeline.sql_client()
+    except Exception:  # filesystem/Delta: no SQL; the summary just leaves these out
+        return 0
+    try:
+        with client_cm as client:
+            table = client.make_qualified_table_name("task_runs")
+            marks = ", ".join(["%s"] * len(load_ids))
+            rows = client.execute_sql(
+                f"SELECT count(*) FROM {table} WHERE _dlt_load_id IN ({marks})", *load_ids
+            )
+            return int(rows[0][0]) if rows else 0
+    except Exception as exc:  # a count must never fail a sync that loaded fine
+        logger.debug("Could not count the rows of loads %s: %s", load_ids, exc)
+        return 0
+
+
+def missing_tables(pipeline: dlt.Pipeline) -> List[str]:
+    """Tables of `task_runs` that dlt created in the warehouse but that are gone from it.
+
+    An analyst's `DROP TABLE deck.task_runs` is invisible to dlt: the schema it stored in the
+    warehouse still lists the table, so it never creates it again and every later merge fails.
+    The tables are taken from that stored schema (not the local one, which may already know
+    tables of a package not loaded yet). Only SQL destinations whose dataset exists are checked
+    (a deleted dataset dlt handles itself).
+    """
+    if not pipeline.default_schema_name:
+        return []
+    try:
+        job_client = pipeline.destination_client()
+    except Exception:
+        return []
+    if not isinstance(job_client, SqlJobClientBase):
+        return []
+    with job_client:
+        if not job_client.sql_client.has_dataset():
+            return []
+        stored = job_client.get_stored_schema(pipeline.default_schema_name)
+        if stored is None:
+            return []
+        schema = Schema.from_stored_schema(json.loads(stored.schema))
+        expected = [
+            name
+            for name in schema.data_table_names(seen_data_only=True)
+            if name == RESOURCE or name.startswith(RESOURCE + "__")
+        ]
+        if not expected:
+            return []
+        present = {name for name, columns in job_client.get_storage_tables(expected) if columns}
+    return [name for name in expected if name not in present]
+
+
 def sync(
     pipeline: dlt.Pipeline,
     *,
@@ -162,7 +227,20 @@ def _sync_locked(
     started = time.monotonic()
     file_format = loader_file_format(pipeline)
     pending_rounds = 0
+    gone = [] if full_refresh else missing_tables(pipeline)
+    if gone:
+        logger.warning(
+            "%s missing from the warehouse (dropped?): reloading all runs from start_date",
+            " and ".join(f"{pipeline.dataset_name}.{name}" for name in gone)
+            + (" is" if len(gone) == 1 else " are"),
+        )
+        full_refresh = True
     if full_refresh:
+        if pipeline.has_pending_data:
+            # Leftovers of an earlier sync would be loaded first, into tables about to be
+            # dropped (or already gone: they would fail on every run). Everything is reloaded.
+            logger.warning("Discarding load packages left by an earlier sync: reloading anyway")
+            pipeline.abort_packages()
         drop_models(pipeline)  # PostgreSQL refuses to drop tables that the views read
     while True:
         stats = SyncStats()
@@ -176,6 +254,7 @@ def _sync_locked(
             # dlt found packages of an interrupted run (a kill during normalize or load): it
             # loaded those and returned without running the source. Now sync for real.
             remove_copied_run_rows(pipeline, info.loads_ids)
+            result.resumed_runs += count_rows_of_loads(pipeline, info.loads_ids)
             pending_rounds += 1
             if pending_rounds > 3:
                 raise DeckError(

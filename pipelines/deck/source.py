@@ -293,6 +293,7 @@ class TaskRunSync:
         per_window = self.pages_per_window * self.client.page_size
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="deck-window")
+        interrupted = False
         try:
             while pending or in_flight:
                 while (
@@ -326,9 +327,12 @@ class TaskRunSync:
                     len(pending),
                 )
                 self.stats.more_to_load = True
+        except KeyboardInterrupt:
+            interrupted = True  # Ctrl-C/SIGTERM: do not wait for reads that may be stalled
+            raise
         finally:
             stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
 
     def _fetch_window(self, window: Window, stop: threading.Event) -> "_WindowResult":
         """In a worker: the window's pages, or the parts to list instead when it is too big."""
@@ -662,6 +666,13 @@ def deck(
     if max_runs_per_load < 1 or pages_per_window < 1 or max_workers < 1:
         raise DeckConfigError(
             "max_runs_per_load, pages_per_window and max_workers must be at least 1."
+        )
+    if max_table_nesting < 1:
+        raise DeckConfigError(
+            f"max_table_nesting = {max_table_nesting} would store each run's `errors` as JSON in"
+            " task_runs instead of the task_runs__errors table, and the SQL models would then"
+            " report no errors at all. Use 1 or more (default"
+            f" {settings.DEFAULT_MAX_TABLE_NESTING}); deeper JSON is kept as JSON anyway."
         )
     stats = stats if stats is not None else SyncStats()
     policy = RetryPolicy(

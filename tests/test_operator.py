@@ -1,0 +1,422 @@
+"""What an operator meets at the edges: Ctrl-C and SIGTERM, missing or broken settings, an option
+value that would break the models, a table dropped by hand, a sync resumed from leftovers.
+
+The CLI runs as a real process (test_cli.run_cli) against the simulator over real HTTP; signals are
+sent at deterministic points (a request the simulator holds, a line the CLI logged).
+"""
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import List
+
+import dlt
+import duckdb
+import pytest
+from conftest import FAST_RETRIES, Warehouse, assert_matches_ground_truth
+from deck import deck
+from deck.simulator import DeckSimulator
+from destinations import make_warehouse
+from test_cli import SCRIPT, run_cli
+from test_crash import cli_env
+from test_destinations import postgres_server as _postgres_server  # noqa: F401 (the fixture)
+
+SAFETY_TIMEOUT_S = 60  # only so that a broken build cannot hang the suite; never asserted
+
+
+def reader(tmp_path: Path, sim: DeckSimulator) -> Warehouse:
+    """The CLI's default warehouse: deck_task_runs.duckdb in its working directory."""
+    return Warehouse(tmp_path / "deck_task_runs.duckdb", tmp_path / "unused", sim)
+
+
+class CLIProcess:
+    """The CLI as a background process whose stderr lines are collected as they come."""
+
+    def __init__(self, tmp_path: Path, sim: DeckSimulator) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SCRIPT)],
+            cwd=tmp_path,
+            env=cli_env(tmp_path, sim),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: List[str] = []
+        self.stdout = ""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:  # type: ignore[union-attr]
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, condition, what: str) -> None:
+        deadline = time.monotonic() + SAFETY_TIMEOUT_S
+        while not condition():
+            assert self.proc.poll() is None, f"the sync ended before {what}: {self.lines[-5:]}"
+            assert time.monotonic() < deadline, f"never saw {what}"
+            time.sleep(0.005)
+
+    def logged(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    def finish(self) -> int:
+        self.stdout = self.proc.stdout.read()  # type: ignore[union-attr]
+        code = self.proc.wait(timeout=SAFETY_TIMEOUT_S)
+        self._reader.join(timeout=SAFETY_TIMEOUT_S)
+        return code
+
+
+@pytest.fixture
+def backfill_sim():
+    sim = DeckSimulator(seed=21, runs=3_000, history_days=10, latency=0.005).start()
+    yield sim
+    sim.stop()
+
+
+CTRL_C_MESSAGE = (
+    "Deck sync interrupted (Ctrl-C). Every load committed before it is kept; the next sync"
+    " resumes from there and loses nothing."
+)
+SIGTERM_MESSAGE = (
+    "Deck sync stopped (SIGTERM). Every load committed before it is kept; the next sync"
+    " resumes from there and loses nothing."
+)
+
+
+# ---- 11: Ctrl-C and SIGTERM ----------------------------------------------------------------------
+
+
+def test_ctrl_c_during_a_stalled_read_exits_130_with_a_resume_message(tmp_path, backfill_sim):
+    backfill_sim.inject("hang", path="task-runs")  # the first listing never answers
+    cli = CLIProcess(tmp_path, backfill_sim)
+    cli.wait_for(lambda: backfill_sim.pending_faults() == 0, "the stalled request")
+
+    cli.proc.send_signal(signal.SIGINT)
+    code = cli.finish()
+
+    assert code == 130, cli.lines
+    assert cli.lines[-1] == CTRL_C_MESSAGE
+    assert not any("Deck sync failed" in line for line in cli.lines)
+    rerun = run_cli(tmp_path, env=cli_env(tmp_path, backfill_sim))
+    assert rerun.returncode == 0, rerun.stderr
+    assert_matches_ground_truth(reader(tmp_path, backfill_sim), backfill_sim.runs())
+
+
+def test_sigterm_mid_backfill_exits_143_keeps_committed_loads_and_the_rerun_is_exact(
+    tmp_path, backfill_sim
+):
+    cli = CLIProcess(tmp_path, backfill_sim)
+    cli.wait_for(lambda: cli.logged("Load 2 committed"), "two committed loads")
+    backfill_sim.inject("hang", path="task-runs")  # and a read stalls when the signal comes
+    cli.wait_for(lambda: backfill_sim.pending_faults() == 0, "the stalled request")
+
+    cli.proc.send_signal(signal.SIGTERM)
+    code = cli.finish()
+
+    assert code == 143, cli.lines
+    assert cli.lines[-1] == SIGTERM_MESSAGE
+    committed = reader(tmp_path, backfill_sim).runs()
+    assert len(committed) >= 800  # max_runs_per_load = 400 (cli_env), two loads committed
+    backfill_sim.advance(3600, new_runs=50)
+    rerun = run_cli(tmp_path, env=cli_env(tmp_path, backfill_sim))
+    assert rerun.returncode == 0, rerun.stderr
+    assert_matches_ground_truth(reader(tmp_path, backfill_sim), backfill_sim.runs())
+
+
+# ---- 12: a destination without its settings ---------------------------------------------------
+
+
+@pytest.fixture
+def small_sim():
+    sim = DeckSimulator(seed=3, runs=300, history_days=5).start()
+    yield sim
+    sim.stop()
+
+
+def key_env(tmp_path: Path, sim: DeckSimulator, **extra: str) -> dict:
+    return {"SOURCES__DECK__API_KEY": sim.api_key, "SOURCES__DECK__BASE_URL": sim.base_url, **extra}
+
+
+@pytest.mark.parametrize(
+    "destination, expected",
+    [
+        (
+            "postgres",
+            "Deck sync failed: destination postgres is not configured: credentials not set (it"
+            " needs database, password, username, host). Set DESTINATION__POSTGRES__CREDENTIALS,"
+            " or credentials under [destination.postgres] in .dlt/secrets.toml. See README,"
+            ' "Other destinations and scheduling".',
+        ),
+        (
+            "filesystem",
+            "Deck sync failed: destination filesystem is not configured: bucket_url not set."
+            " Set DESTINATION__FILESYSTEM__BUCKET_URL, or bucket_url under"
+            ' [destination.filesystem] in .dlt/secrets.toml. See README, "Other destinations'
+            ' and scheduling".',
+        ),
+    ],
+)
+def test_a_destination_without_credentials_names_the_missing_setting(
+    tmp_path, small_sim, destination, expected
+):
+    result = run_cli(tmp_path, "--destination", destination, env=key_env(tmp_path, small_sim))
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == expected
+    assert small_sim.requests == []  # refused before the extract, not after it
+
+    demo = run_cli(tmp_path, "--demo", "--destination", destination)
+    assert demo.returncode == 2
+    assert demo.stderr.strip().splitlines()[-1] == expected
+
+
+# ---- 13: broken settings files and wrong-typed options ----------------------------------------
+
+
+def write_settings(tmp_path: Path, name: str, text: str) -> None:
+    (tmp_path / ".dlt").mkdir(exist_ok=True)
+    (tmp_path / ".dlt" / name).write_text(text)
+
+
+def test_a_malformed_config_toml_is_named_with_its_line(tmp_path, small_sim):
+    broken = '[sources.deck]\nmax_runs_per_load = 10\nstart_date = "2026-01-01\n'
+    write_settings(tmp_path, "config.toml", broken)
+
+    result = run_cli(tmp_path, env=key_env(tmp_path, small_sim))
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Deck sync failed: .dlt/config.toml, line 3: not valid TOML: Control"
+        " characters (codes less than 0x1f and 0x7f) are not allowed in strings, use \\u000a"
+        " instead. Fix that line (strings need both quotes, sections look like"
+        " [sources.deck]); nothing was synced."
+    ]
+    assert small_sim.requests == []
+
+
+def test_a_malformed_secrets_toml_is_named_with_its_line(tmp_path, small_sim):
+    write_settings(tmp_path, "config.toml", "[sources.deck]\nmax_workers = 2\n")
+    write_settings(tmp_path, "secrets.toml", "[sources.deck]\napi_key = = 3\n")
+
+    result = run_cli(tmp_path, env={"SOURCES__DECK__BASE_URL": small_sim.base_url})
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Deck sync failed: .dlt/secrets.toml, line 2: not valid TOML: Unexpected"
+        " character: '='. Fix that line (strings need both quotes, sections look like"
+        " [sources.deck]); nothing was synced."
+    ]
+
+
+def test_a_wrong_typed_option_in_config_toml_is_one_paragraph_and_exit_2(tmp_path, small_sim):
+    write_settings(tmp_path, "config.toml", '[sources.deck]\n\nmax_runs_per_load = "lots"\n')
+
+    result = run_cli(tmp_path, env=key_env(tmp_path, small_sim))
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Deck sync failed: max_runs_per_load = 'lots' in .dlt/config.toml, line 3 is not a whole"
+        " number. Fix the value (see the options in README); nothing was synced."
+    ]
+    assert small_sim.requests == []
+
+
+def test_a_wrong_typed_option_in_the_environment_names_the_variable(tmp_path, small_sim):
+    env = key_env(tmp_path, small_sim, SOURCES__DECK__RATE_LIMIT_PERIOD_S="ten")
+
+    result = run_cli(tmp_path, env=env)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Deck sync failed: rate_limit_period_s = 'ten' in environment variable"
+        " SOURCES__DECK__RATE_LIMIT_PERIOD_S is not a number. Fix the value (see the options in"
+        " README); nothing was synced."
+    )
+
+
+def test_a_wrong_typed_value_that_may_be_a_secret_is_not_echoed():
+    from deck.cli import describe_wrong_type
+    from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
+
+    class Credentials:  # a non-numeric hint, as dlt's credential specs are
+        pass
+
+    secret_url = "postgresql://u:hunter2@h/db"
+    exc = ConfigValueCannotBeCoercedException("credentials", secret_url, Credentials)
+
+    assert describe_wrong_type(exc) == (
+        "credentials in the configuration is not Credentials. Fix the value (see the options in"
+        " README); nothing was synced."
+    )
+
+
+# ---- 14: max_table_nesting ----------------------------------------------------------------------
+
+
+def test_max_table_nesting_0_is_refused_because_the_models_need_the_errors_table(
+    tmp_path, small_sim
+):
+    env = key_env(tmp_path, small_sim, SOURCES__DECK__MAX_TABLE_NESTING="0")
+
+    result = run_cli(tmp_path, env=env)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Deck sync failed: max_table_nesting = 0 would store each run's `errors` as JSON in"
+        " task_runs instead of the task_runs__errors table, and the SQL models would then report"
+        " no errors at all. Use 1 or more (default 2); deeper JSON is kept as JSON anyway."
+    )
+    assert small_sim.requests == []
+    assert not (tmp_path / "deck_task_runs.duckdb").exists()
+
+
+def test_max_table_nesting_1_keeps_errors_in_their_table_and_the_models_count_them(
+    simulator, warehouse
+):
+    simulator.advance(3600 * 24 * 3, new_runs=400)
+    truth = simulator.runs()
+    failed_with_errors = [r for r in truth if r.get("errors")]
+    assert failed_with_errors  # the seed has runs with errors
+
+    warehouse.sync(max_table_nesting=1)
+
+    assert_matches_ground_truth(warehouse, truth)  # errors included, from task_runs__errors
+    counted = warehouse.query("SELECT count(*) AS n FROM deck.task_run_errors")[0]["n"]
+    assert counted == sum(len(r["errors"]) for r in failed_with_errors)
+
+
+# ---- 15: a table dropped by hand -----------------------------------------------------------------
+
+
+DROPPED_WARNING = (
+    "WARNING deck.task_runs is missing from the warehouse (dropped?): reloading all runs from"
+    " start_date"
+)
+
+
+def drop_table(path: Path, table: str) -> None:
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"DROP TABLE deck.{table}")
+
+
+def test_a_dropped_task_runs_table_is_rebuilt_by_the_next_no_change_sync(tmp_path, small_sim):
+    env = key_env(tmp_path, small_sim)
+    assert run_cli(tmp_path, env=env).returncode == 0
+    drop_table(tmp_path / "deck_task_runs.duckdb", "task_runs")
+
+    again = run_cli(tmp_path, env=env)
+
+    assert again.returncode == 0, again.stderr
+    assert any(line.endswith(DROPPED_WARNING) for line in again.stderr.splitlines()), again.stderr
+    assert "300 new, 0 updated (300 in the warehouse)" in again.stdout
+    assert_matches_ground_truth(reader(tmp_path, small_sim), small_sim.runs())
+
+
+def test_a_dropped_errors_table_is_rebuilt_with_every_error(simulator, warehouse):
+    simulator.advance(3600 * 24 * 3, new_runs=400)
+    warehouse.sync()
+    drop_table(warehouse.path, "task_runs__errors")
+    simulator.advance(3600 * 6, new_runs=60)
+
+    warehouse.sync()
+
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_full_refresh_recovers_after_a_dropped_table_made_a_load_fail(tmp_path):
+    """What users of the earlier version hit: the drop made a load fail and leave a package that
+    failed again on every run, --full-refresh included."""
+    sim = DeckSimulator(seed=1, runs=300, history_days=5).start()
+    try:
+        env = key_env(tmp_path, sim)
+        assert run_cli(tmp_path, env=env).returncode == 0
+        drop_table(tmp_path / "deck_task_runs.duckdb", "task_runs")
+        sim.advance(3600, new_runs=5)  # new runs that add no column: dlt does not migrate
+        pipeline = cli_pipeline(tmp_path)
+        with pytest.raises(Exception, match="task_runs does not exist"):
+            pipeline.run(deck(api_key=sim.api_key, base_url=sim.base_url, **FAST_RETRIES))
+        assert pipeline.has_pending_data  # the failed package, retried (and failing) each run
+
+        result = run_cli(tmp_path, "--full-refresh", env=env)
+
+        assert result.returncode == 0, result.stderr
+        assert "305 new, 0 updated (305 in the warehouse)" in result.stdout
+        assert (
+            "WARNING Discarding load packages left by an earlier sync: reloading anyway"
+            in result.stderr
+        )
+        assert_matches_ground_truth(reader(tmp_path, sim), sim.runs())
+    finally:
+        sim.stop()
+
+
+def cli_pipeline(tmp_path: Path) -> dlt.Pipeline:
+    """The pipeline `run_cli` syncs, opened in this process."""
+    return dlt.pipeline(
+        pipeline_name="deck_task_runs",
+        pipelines_dir=str(tmp_path / "dlt-data" / "pipelines"),
+        destination=dlt.destinations.duckdb(str(tmp_path / "deck_task_runs.duckdb")),
+        dataset_name="deck",
+    )
+
+
+# ---- 16: runs loaded from an interrupted sync's package are counted ------------------------------
+
+
+def test_runs_loaded_from_an_interrupted_syncs_package_are_counted(tmp_path, small_sim):
+    env = key_env(tmp_path, small_sim)
+    assert run_cli(tmp_path, env=env).returncode == 0
+    before = len(reader(tmp_path, small_sim).runs())
+    small_sim.advance(3600 * 24 * 4, new_runs=900)
+    pipeline = cli_pipeline(tmp_path)
+    # As if killed between normalize and load: a complete package, nothing loaded.
+    pipeline.extract(
+        deck(api_key=small_sim.api_key, base_url=small_sim.base_url, max_runs_per_load=200,
+             pages_per_window=2, **FAST_RETRIES)
+    )
+    pipeline.normalize()
+    in_package = pipeline.last_trace.last_normalize_info.row_counts["task_runs"]
+    assert 0 < in_package < 900
+
+    result = run_cli(tmp_path, env=env)
+
+    assert result.returncode == 0, result.stderr
+    truth = small_sim.runs()
+    runs_line = next(line for line in result.stdout.splitlines() if "runs:" in line)
+    new = int(runs_line.split("runs:")[1].split(" new")[0].replace(",", ""))
+    updated = int(runs_line.split("new, ")[1].split(" updated")[0].replace(",", ""))
+    assert runs_line.strip() == (
+        f"runs:     {new:,} new, {updated:,} updated + {in_package:,} from an interrupted earlier"
+        " sync"
+        f" ({len(truth):,} in the warehouse)"
+    )
+    assert before + new + in_package == len(truth)
+    assert_matches_ground_truth(reader(tmp_path, small_sim), truth)
+
+
+def test_a_table_dropped_on_postgres_with_its_views_is_rebuilt(
+    tmp_path, simulator, request, caplog
+):
+    """PostgreSQL refuses to drop a table the model views read, so an analyst drops it with
+    CASCADE; the next sync must rebuild the table and the views."""
+    server = request.getfixturevalue("_postgres_server")
+    wh = make_warehouse("postgres", tmp_path, simulator, server)
+    simulator.advance(3600 * 24, new_runs=300)
+    wh.sync()
+    with wh.pipeline().sql_client() as client:
+        client.execute_sql(f"DROP TABLE {client.make_qualified_table_name('task_runs')} CASCADE")
+
+    with caplog.at_level("WARNING", logger="deck"):
+        result = wh.sync()
+
+    assert (
+        "deck.task_runs is missing from the warehouse (dropped?): reloading all runs from"
+        " start_date" in caplog.messages
+    )
+    assert result.new_runs == len(simulator.runs()) == 300
+    assert len(result.models) == 4
+    assert_matches_ground_truth(wh, simulator.runs())
