@@ -16,9 +16,9 @@ Deck answers a list page like::
 Every value there is valid JSON, yet three kinds used to stop every later sync:
 
 - **Wide integers** (outside signed 64-bit, e.g. 20+ digit account numbers) cannot be written by
-  dlt's JSON/Parquet writers. They become their decimal text, every digit kept: a BIGINT column
-  such as `runtime_ms` then gets dlt's variant column `runtime_ms__v_text`, fields of `output` or
-  `input` become text columns.
+  dlt's JSON/Parquet writers. They become their decimal text, every digit kept, under the key
+  `<key>__v_text`: the text variant column dlt itself would create beside a BIGINT column
+  (`runtime_ms__v_text`, `output__account_number__v_text`); the BIGINT column is NULL there.
 - **Lone surrogates** (`"\\ud83d"`, in values or keys) are not encodable as UTF-8. Each one is
   replaced by U+FFFD (the replacement character); the rest of the string is kept.
 - **Wrong-typed known fields**: text fields (`status`, `result`, ids...) that are not strings
@@ -50,6 +50,7 @@ import orjson
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 REPLACEMENT = "\ufffd"
+WIDE_SUFFIX = "__v_text"
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 # Known fields that the warehouse types as text; any other JSON type is stored as its JSON text.
@@ -116,23 +117,47 @@ def fix_string(text: str) -> str:
 def sanitize(value: Any) -> Any:
     """A copy of `value` that any UTF-8 / 64-bit writer accepts, every digit and character kept.
 
-    Wide integers become their decimal text, lone surrogates (in strings and keys) U+FFFD,
-    non-finite floats None.
+    Lone surrogates (in strings and keys) become U+FFFD, non-finite floats None. A wide integer
+    becomes its decimal text under the key `<key>__v_text` (a list item: `{"value__v_text":
+    text}`). That is the name dlt gives a text variant of a column, and it must be a separate
+    key: dlt would turn digits stored under `<key>` back into an int when `<key>` is already a
+    BIGINT column (e.g. from shorter account numbers), and fail.
     """
     kind = type(value)
     if kind is str:
         return fix_string(value)
     if kind is dict:
-        return {
-            (fix_string(k) if type(k) is str else k): sanitize(v) for k, v in value.items()
-        }
+        out = {}
+        for k, v in value.items():
+            if type(k) is str:
+                k = fix_string(k)
+            if type(v) is int and not INT64_MIN <= v <= INT64_MAX:
+                out[f"{k}{WIDE_SUFFIX}"] = str(v)
+            else:
+                out[k] = sanitize(v)
+        return out
     if kind is list:
-        return [sanitize(v) for v in value]
-    if kind is int:
-        return value if INT64_MIN <= value <= INT64_MAX else str(value)
+        return [
+            {f"value{WIDE_SUFFIX}": str(v)}
+            if type(v) is int and not INT64_MIN <= v <= INT64_MAX
+            else sanitize(v)
+            for v in value
+        ]
     if kind is float:
         return value if math.isfinite(value) else None
     return value
+
+
+def sanitize_run(record: dict[str, Any]) -> dict[str, Any]:
+    """`sanitize` for a run object, except that its text fields keep their names (their wide
+    integers become JSON text like any other non-string value there)."""
+    run = sanitize(record)
+    for name in ("id", *TEXT_FIELDS):
+        value = record.get(name)
+        if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+            run.pop(f"{name}{WIDE_SUFFIX}", None)
+            run[name] = str(value)
+    return run
 
 
 def is_clean(value: Any) -> bool:
@@ -184,7 +209,8 @@ def format_api_timestamp(dt: datetime) -> str:
 def coerce_runtime_ms(value: Any) -> int | str | None:
     """`runtime_ms` arrives as 48211 or "48211"; the warehouse column is BIGINT.
 
-    A value outside 64 bits is kept as its decimal text (dlt stores it in `runtime_ms__v_text`);
+    A value outside 64 bits is returned as its decimal text (`prepare` stores it in
+    `runtime_ms__v_text`);
     a fractional value is truncated; anything else that is not a number is None (the caller
     warns).
     """
@@ -265,7 +291,7 @@ def check_record(
         )
     if clean is None:
         clean = is_clean(record)
-    run = record if clean else sanitize(record)
+    run = record if clean else sanitize_run(record)
     run["id"] = run_id
     _fix_timestamp(run, "created_at", created_at)
     for name in OPTIONAL_TIMESTAMPS:
@@ -318,6 +344,9 @@ def prepare(run: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
             warnings.append(
                 f"Run {run.get('id')}: runtime_ms={_short(value)} is not a number; stored as NULL."
             )
+        if type(coerced) is str:  # wide: its digits go to the text variant (see sanitize)
+            run[f"runtime_ms{WIDE_SUFFIX}"] = coerced
+            coerced = None
         run["runtime_ms"] = coerced
     for name in NULLABLE_JSON_FIELDS:
         if name not in run:

@@ -192,6 +192,8 @@ class RecordedRequest:
     """The raw Authorization header, or None."""
     at: float
     """``time.monotonic()`` when the request was received."""
+    request_id: str | None = None
+    """The request_id answered (body and X-Request-Id), once answered."""
 
 
 @dataclass
@@ -1006,11 +1008,15 @@ class DeckSimulator:
             self.requests.append(rec)
             return self._log_generation, len(self.requests) - 1
 
-    def _record_status(self, slot: tuple[int, int], status: int) -> None:
+    def _record_status(
+        self, slot: tuple[int, int], status: int, request_id: str | None = None
+    ) -> None:
         generation, index = slot
         with self._log_lock:
             if generation == self._log_generation and index < len(self.requests):
-                self.requests[index] = dataclasses.replace(self.requests[index], status=status)
+                self.requests[index] = dataclasses.replace(
+                    self.requests[index], status=status, request_id=request_id
+                )
 
     def _take_fault(self, path: str) -> _Fault | None:
         with self._log_lock:
@@ -1503,7 +1509,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # pragma: no cover - a bug in the simulator must still answer
             logger.exception("deck simulator failed to handle %s %s", method, self.path)
             response = sim._error_response(500, "api", "api_error", "An internal error occurred.")
-        sim._record_status(slot, response.status)
+        sim._record_status(slot, response.status, response.request_id)
         if not sim._sleep(sim.latency):
             self.close_connection = True
             return
