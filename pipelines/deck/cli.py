@@ -1,6 +1,8 @@
 """Command line of `python pipelines/task_runs.py`: parse options, run the sync, print a summary.
 
-Exit codes: 0 everything loaded; 1 the sync failed (API, data or load); 2 bad configuration.
+Exit codes: 0 everything loaded; 1 the sync failed (API, data or load); 2 bad configuration;
+3 the sync completed but some records Deck returned could not be placed and were quarantined in
+`task_runs_rejected` (they are retried at the next sync).
 """
 
 import argparse
@@ -16,9 +18,11 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import settings
 from .errors import DeckConfigError, DeckError
 from .runner import SyncResult, sync
+from .source import REJECTED_TABLE
 
 logger = logging.getLogger("deck")
 
+EXIT_QUARANTINED = 3  # synced, but some records were quarantined (see print_summary)
 DEMO_RUNS = 5_000
 DEMO_SEED = 7
 
@@ -127,6 +131,11 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
         f" runs fetched by id, {result.retries:,} retries) in {result.loads} load(s),"
         f" {result.seconds:.1f} s"
     )
+    if result.quarantined:
+        print(
+            f"  quarantined: {result.quarantined:,} run{'s' if result.quarantined != 1 else ''}"
+            f" (see {pipeline.dataset_name}.{REJECTED_TABLE}); they are retried at the next sync"
+        )
     if result.models:
         print(f"  models:   {', '.join(result.models)} (views in '{pipeline.dataset_name}')")
     if pipeline.destination.destination_name == "duckdb":
@@ -186,7 +195,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             ) from None
         result = sync(pipeline, full_refresh=args.full_refresh, **options)
         print_summary(pipeline, result)
-        return 0
+        return EXIT_QUARANTINED if result.quarantined else 0
     except (DeckError, ConfigFieldMissingException, PipelineStepFailed) as exc:
         cause = explain(exc)
         if args.debug:

@@ -281,13 +281,19 @@ def check_record(
         return reject(record, f"The record is a JSON {type(record).__name__}, not an object.")
     run_id = run_id_of(record)
     if run_id is None:
-        return reject(record, f"The record has no usable id (id={_short(record.get('id'))}).")
+        if record.get("id") is None:
+            return reject(record, "The record has no id, so it cannot be merged.")
+        return reject(
+            record,
+            f"The record's id {_short(record['id'])} is not a non-empty string, so it cannot be"
+            " merged.",
+        )
     created_at = parse_api_timestamp(record.get("created_at"))
     if created_at is None:
         return reject(
             record,
             f"Run {run_id} has created_at={_short(record.get('created_at'))}, which is not an"
-            " ISO 8601 timestamp.",
+            " ISO 8601 timestamp, so it cannot be placed in time.",
         )
     if clean is None:
         clean = is_clean(record)

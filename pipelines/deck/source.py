@@ -628,11 +628,10 @@ class TaskRunSync:
                 page = self._checked(page, checks)
                 batch: List[Dict[str, Any]] = []
                 for run in page.runs:
+                    # No window.contains check: whatever Deck lists in the range is loaded.
+                    if run["id"] in known or run["id"] in self.seen:
+                        continue
                     created_at = _validate(run)
-                    if not window.contains(created_at) or run["id"] in known:
-                        continue
-                    if run["id"] in self.seen:
-                        continue
                     previous = self.state["open_runs"].get(run["id"])
                     if self._changed_and_selected(run, created_at, previous):
                         batch.append(_prepare(run))
