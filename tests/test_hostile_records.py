@@ -183,8 +183,9 @@ def test_a_run_with_a_non_string_status_stays_open_and_is_rechecked(hostile, war
 
     assert warehouse.runs()[hostile.ids["status_object"]]["status"] == "completed"
     assert result.updated_runs == 1
-    fetched = [r.path for r in hostile.sim.requests if r.path.endswith(hostile.ids["status_object"])]
-    assert fetched == [f"/v2/task-runs/{hostile.ids['status_object']}"]
+    run_id = hostile.ids["status_object"]
+    fetched = [r.path for r in hostile.sim.requests if r.path.endswith(run_id)]
+    assert fetched == [f"/v2/task-runs/{run_id}"]
 
 
 def quarantine(warehouse: Warehouse) -> Dict[str, Dict[str, Any]]:
@@ -261,6 +262,35 @@ def test_quarantined_records_are_retried_and_leave_the_quarantine_once_fixed(hos
     assert (third.new_runs, third.quarantined) == (2, 0)
     assert quarantine(warehouse) == {}
     assert {"trun_yesterday", "trun_was_garbage", "trun_was_without_id"} <= set(warehouse.runs())
+
+
+def test_an_open_run_fetched_by_id_without_a_created_at_is_quarantined_then_loaded(
+    simulator, warehouse
+):
+    (run_id,) = simulator.add_runs(1, status="running")
+    simulator.advance(1)
+    simulator.add_runs(1, status="completed")  # the watermark's run: not re-listed later
+    warehouse.sync()
+    simulator.advance(60)
+    simulator.update_run(run_id, status="completed", result="success")
+    good_created_at = simulator.run(run_id)["created_at"]
+    simulator.serve_fields(run_id, created_at="2026-13-45T99:00:00Z")
+
+    second = warehouse.sync()
+
+    assert second.quarantined == 1
+    assert warehouse.runs()[run_id]["status"] == "running"  # the last good version stays
+    (row,) = quarantine(warehouse).values()
+    assert (row["run_id"], row["request_id"], row["reason"]) == (
+        run_id, None, f"Run {run_id} has created_at='2026-13-45T99:00:00Z', which is not an"
+        " ISO 8601 timestamp, so it cannot be placed in time.")
+
+    simulator.serve_fields(run_id, created_at=good_created_at)
+    third = warehouse.sync()
+
+    assert (third.quarantined, third.updated_runs) == (0, 1)
+    assert warehouse.runs()[run_id]["status"] == "completed"
+    assert quarantine(warehouse) == {}
 
 
 def test_a_bad_record_on_a_later_page_does_not_block_the_pages_after_it(simulator, warehouse):

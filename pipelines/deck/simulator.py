@@ -488,6 +488,12 @@ class DeckSimulator:
             bisect.insort(self._keys, (c, handle))
         return handle
 
+    def serve_fields(self, run_id: str, **fields: Any) -> None:
+        """Serve these values verbatim on a run (``created_at`` too, unparsed) while the run
+        keeps its sort position; nothing else changes (not updated_at). For broken fields."""
+        with self._lock:
+            self._runs[run_id].update(fields)
+
     def replace_raw_record(self, handle: str, record: Any) -> None:
         """Serve ``record`` instead of the raw record ``handle`` (same sort position)."""
         with self._lock:

@@ -218,6 +218,7 @@ class TaskRunSync:
         self._finish(plan)
         yield from self._retry_rejected()
         yield from self._recheck_open_runs()
+        yield from self._resolve_fetched_by_id()
 
     # ---- the plan: windows still to list, kept in state across loads -------------------------
 
@@ -557,6 +558,10 @@ class TaskRunSync:
                     "known": rejection.known,
                     "run_id": rejection.run_id,
                 }
+            raw, reason = rejection.raw, rejection.reason
+            for secret in self.redact:
+                raw = raw.replace(secret, "[redacted]")
+                reason = reason.replace(secret, "[redacted]")
             if rejection.key not in self.rejected_now:
                 self.rejected_now.add(rejection.key)
                 self.stats.quarantined += 1
@@ -564,17 +569,14 @@ class TaskRunSync:
                     "Quarantined a task run Deck returned%s: %s It is kept whole in %s and"
                     " retried at the next sync; the runs after it load normally.",
                     f" (request_id {rejection.request_id})" if rejection.request_id else "",
-                    rejection.reason,
+                    reason,
                     REJECTED_TABLE,
                 )
-            raw = rejection.raw
-            for secret in self.redact:
-                raw = raw.replace(secret, "[redacted]")
             rows.append(
                 {
                     "key": rejection.key,
                     "run_id": rejection.run_id,
-                    "reason": rejection.reason,
+                    "reason": reason,
                     "raw_json": raw,
                     "request_id": rejection.request_id,
                     "first_seen_at": entry["first_seen"],
@@ -613,9 +615,7 @@ class TaskRunSync:
             if key in self.rejected_now:
                 continue
             if entry.get("range") is None:
-                if entry.get("run_id") in self.seen:
-                    resolved.append(key)
-                continue
+                continue  # see _resolve_fetched_by_id
             groups.setdefault(tuple(entry["range"]), []).append(key)  # type: ignore[arg-type]
         for (after, before), keys in groups.items():
             window = Window(
@@ -639,17 +639,38 @@ class TaskRunSync:
                     yield batch
             yield from self._quarantine(_locate(window, checks))
             resolved += [key for key in keys if key not in self.rejected_now]
-        if resolved:
-            for key in resolved:
-                entries.pop(key, None)
-            logger.info(
-                "%d quarantined task run(s) came back loadable or gone; removed from %s",
-                len(resolved),
-                REJECTED_TABLE,
-            )
-            yield dlt.mark.with_table_name(
-                [{"key": key, "resolved": True} for key in resolved], REJECTED_TABLE
-            )
+        yield from self._resolve(resolved)
+
+    def _resolve_fetched_by_id(self) -> Iterator[Any]:
+        """A run quarantined when fetched by id stays an open run and is fetched again; it leaves
+        the quarantine once this sync saw it loadable, or when it is no longer an open run."""
+        entries: Dict[str, Dict[str, Any]] = self.state.get("rejected") or {}
+        open_runs = self.state["open_runs"]
+        yield from self._resolve(
+            [
+                key
+                for key, entry in entries.items()
+                if entry.get("range") is None
+                and key not in self.rejected_now
+                and (entry.get("run_id") in self.seen or entry.get("run_id") not in open_runs)
+            ]
+        )
+
+    def _resolve(self, keys: List[str]) -> Iterator[Any]:
+        """Delete the quarantine rows of records that came back loadable (or are gone)."""
+        if not keys:
+            return
+        entries: Dict[str, Dict[str, Any]] = self.state.get("rejected") or {}
+        for key in keys:
+            entries.pop(key, None)
+        logger.info(
+            "%d quarantined task run(s) came back loadable or gone; removed from %s",
+            len(keys),
+            REJECTED_TABLE,
+        )
+        yield dlt.mark.with_table_name(
+            [{"key": key, "resolved": True} for key in keys], REJECTED_TABLE
+        )
 
 
 def _validate(run: Dict[str, Any]) -> datetime:
@@ -674,7 +695,7 @@ def _locate(window: Window, checks: List["records.Checked"]) -> List[Rejection]:
     if not any(check.rejected for check in checks):
         return []
     hi = window.end - ONE_US if window.end is not None else None
-    return records.locate(checks, window.start, hi)
+    return records.locate(checks, window.start, hi, max_known=200)
 
 
 def parse_date_option(name: str, value: Optional[Any]) -> Optional[datetime]:
