@@ -14,7 +14,9 @@ import duckdb
 import pytest
 from conftest import Warehouse, expected_runtime, ts
 from deck.simulator import DeckSimulator
+from destinations import DESTINATIONS, make_warehouse
 from test_cli import run_cli
+from test_destinations import postgres_server  # noqa: F401 (the session's PostgreSQL server)
 
 UTC = timezone.utc
 WIDE_OUTPUT = 12345678901234567890123
@@ -341,3 +343,32 @@ def test_the_cli_says_runs_were_quarantined_and_exits_3(tmp_path, cli_simulator)
     with duckdb.connect(str(tmp_path / "deck_task_runs.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM deck.task_runs_rejected").fetchone() == (0,)
     assert os.path.exists(tmp_path / "deck_task_runs.duckdb")
+
+
+@pytest.mark.parametrize("kind", DESTINATIONS)
+def test_quarantine_and_wide_integers_work_on_every_destination(kind, tmp_path, simulator,
+                                                                 request):
+    server = request.getfixturevalue("postgres_server") if kind == "postgres" else None
+    wh = make_warehouse(kind, tmp_path, simulator, server)
+    base = simulator.now - timedelta(hours=1)
+    (wide,) = simulator.add_runs(1, created_at=base, status="completed",
+                                 output={"n": WIDE_OUTPUT})
+    handle = simulator.add_raw_record({"status": "completed"},
+                                      created_at=base + timedelta(seconds=1))
+    simulator.add_runs(1, created_at=base + timedelta(seconds=2), status="completed")
+
+    first = wh.sync()
+
+    assert first.quarantined == 1
+    assert wh.runs()[wide]["output__n__v_text"] == "12345678901234567890123"
+    (row,) = wh.rows("task_runs_rejected")
+    assert (row["raw_json"], row["reason"]) == (
+        '{"status":"completed"}', "The record has no id, so it cannot be merged.")
+
+    simulator.replace_raw_record(handle, {**simulator.run(wide), "id": "trun_fixed",
+                                          "created_at": "2025-12-31T23:00:01.000Z"})
+    second = wh.sync()
+
+    assert (second.quarantined, second.new_runs) == (0, 1)
+    assert wh.rows("task_runs_rejected") == []
+    assert "trun_fixed" in wh.runs()
