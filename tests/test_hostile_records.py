@@ -76,7 +76,7 @@ def build(sim: DeckSimulator) -> Hostile:
     raw("yesterday", 23, {**template, "id": "trun_yesterday", "created_at": "yesterday"})
     raw("not_an_object", 25, "garbage")
     raw("long_fraction", 27, {**template, "id": "trun_long_fraction",
-                              "created_at": at(27).strftime("%Y-%m-%dT%H:%M:%S.1234567Z"),
+                              "created_at": at(27).strftime("%Y-%m-%dt%H:%M:%S,1234567z"),
                               "canceled_at": "2025-12-31T23:59:59.999999999+01:00"})
     return h
 
