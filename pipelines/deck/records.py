@@ -33,8 +33,9 @@ Non-finite floats (`NaN`, `Infinity`, `1e400`: not valid JSON, but Python's pars
 are stored as NULL, which is what dlt does with them anyway.
 
 Cost: the deep walk runs only for pages that orjson (the C encoder dlt itself uses) cannot encode,
-and there only for the offending runs; a clean page costs one `orjson.dumps` (~0.6 ms per 1,000
-runs).
+and there only for the offending runs; a clean page costs one `orjson.dumps` plus a few dict
+lookups per run (about 6 us per run in all, measured on 10,000 simulator runs: some 3-4% of a
+sync's CPU).
 """
 
 import hashlib
