@@ -223,7 +223,17 @@ def test_records_that_cannot_be_placed_are_quarantined_whole(hostile, warehouse,
         assert (f"Quarantined a task run Deck returned (request_id {request_id}): {reason} It is"
                 " kept whole in task_runs_rejected and retried at the next sync; the runs after"
                 " it load normally.") in [r.getMessage() for r in caplog.records]
-    assert hostile.sim.api_key not in json.dumps(list(by_raw))
+
+
+def test_the_api_key_is_never_written_into_the_quarantine(simulator, warehouse):
+    """Should Deck ever echo the key inside a broken record, the quarantine keeps it out."""
+    simulator.add_raw_record({"status": "completed", "input": {"token": simulator.api_key}},
+                             created_at=simulator.now - timedelta(minutes=1))
+
+    warehouse.sync()
+
+    (row,) = quarantine(warehouse).values()
+    assert row["raw_json"] == '{"status":"completed","input":{"token":"[redacted]"}}'
 
 
 def test_quarantined_records_are_retried_and_leave_the_quarantine_once_fixed(hostile, warehouse):
