@@ -65,18 +65,20 @@ def test_a_repeating_cursor_is_an_error_not_an_endless_loop(tmp_path):
     assert len(pages) == 2
 
 
-def test_a_run_without_an_id_stops_the_sync_before_anything_is_saved(tmp_path):
+def test_a_run_without_an_id_is_quarantined_and_the_rest_of_the_page_loads(tmp_path):
+    """It used to stop every sync; tests/test_hostile_records.py covers the quarantine fully."""
     broken = run(2)
     del broken["id"]
-    api = ScriptedAPI(lambda p: {"data": [run(1), broken], "has_more": False,
+    api = ScriptedAPI(lambda p: {"data": [run(1), broken, run(3)], "has_more": False,
                                  "next_cursor": None, "request_id": "req_x"})
     try:
-        error = failure_of(api, tmp_path)
+        wh = sync_against(api, tmp_path)
     finally:
         api.close()
-    assert "without an `id`" in str(error)
-    assert not (tmp_path / "w.duckdb").exists() or "task_runs" not in Warehouse(
-        tmp_path / "w.duckdb", tmp_path / "dlt", None).tables()  # type: ignore[arg-type]
+    assert sorted(wh.runs()) == [f"trun_{1:024x}", f"trun_{3:024x}"]
+    assert wh.query("SELECT reason, request_id FROM deck.task_runs_rejected") == [
+        {"reason": "The record has no id, so it cannot be merged.", "request_id": "req_x"}
+    ]
 
 
 def test_a_page_that_is_not_the_documented_shape_is_an_error(tmp_path):

@@ -2,6 +2,8 @@
 
 Exit codes: 0 everything loaded; 1 the sync failed (API, data or load); 2 bad configuration;
 130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM.
+3 the sync completed but some records Deck returned could not be placed and were quarantined in
+`task_runs_rejected` (they are retried at the next sync).
 """
 
 import argparse
@@ -28,9 +30,11 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import settings
 from .errors import DeckConfigError, DeckError
 from .runner import SyncResult, sync
+from .source import REJECTED_TABLE
 
 logger = logging.getLogger("deck")
 
+EXIT_QUARANTINED = 3  # synced, but some records were quarantined (see print_summary)
 DEMO_RUNS = 5_000
 DEMO_SEED = 7
 
@@ -145,6 +149,11 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
         f" runs fetched by id, {result.retries:,} retries) in {result.loads} load(s),"
         f" {result.seconds:.1f} s"
     )
+    if result.quarantined:
+        print(
+            f"  quarantined: {result.quarantined:,} run{'s' if result.quarantined != 1 else ''}"
+            f" (see {pipeline.dataset_name}.{REJECTED_TABLE}); they are retried at the next sync"
+        )
     if result.models:
         print(f"  models:   {', '.join(result.models)} (views in '{pipeline.dataset_name}')")
     if pipeline.destination.destination_name == "duckdb":
@@ -384,7 +393,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         pipeline.destination_client()
         result = sync(pipeline, full_refresh=args.full_refresh, **options)
         print_summary(pipeline, result)
-        return 0
+        return EXIT_QUARANTINED if result.quarantined else 0
     except (DeckError, ConfigurationException, PipelineStepFailed) as exc:
         cause = explain(exc)
         if isinstance(cause, KeyboardInterrupt):

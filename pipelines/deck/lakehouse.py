@@ -26,6 +26,8 @@ from dlt.common.normalizers.json.relational import DataItemNormalizer
 from dlt.common.schema.utils import get_root_table, is_nested_table
 from dlt.extract import DltSource
 
+from .source import REJECTED_TABLE
+
 logger = logging.getLogger("deck")
 
 RESOURCE = "task_runs"
@@ -76,6 +78,17 @@ def prepare_for_destination(source: DltSource, pipeline: dlt.Pipeline) -> DltSou
         resource.apply_hints(table_format=table_format)
     if strategy:
         resource.apply_hints(write_disposition={"disposition": "merge", "strategy": strategy})
+    if table_format or strategy:
+        # The quarantine table (a hints variant of the resource, see source.REJECTED_TABLE)
+        # needs the same table format and merge strategy.
+        resource.apply_hints(
+            table_name=REJECTED_TABLE,
+            table_format=table_format or None,
+            write_disposition=(
+                {"disposition": "merge", "strategy": strategy} if strategy else None
+            ),
+            create_table_variant=True,
+        )
     if table_format == "delta":
         # Nested rows get the load id of their run's row, so stale ones can be told apart.
         DataItemNormalizer.update_normalizer_config(

@@ -41,6 +41,7 @@ class SyncResult:
     requests: int = 0
     retries: int = 0
     open_rechecked: int = 0
+    quarantined: int = 0  # records Deck returned that could not be placed (task_runs_rejected)
     seconds: float = 0.0
     models: List[str] = field(default_factory=list)
     load_infos: List[LoadInfo] = field(default_factory=list)
@@ -270,6 +271,7 @@ def _sync_locked(
         result.requests += stats.requests.requests
         result.retries += stats.requests.retries
         result.open_rechecked += stats.open_rechecked
+        result.quarantined += stats.quarantined
         if stats.more_to_load:
             logger.info(
                 "Load %d committed (%d runs so far, %d requests); continuing",

@@ -196,6 +196,8 @@ class RecordedRequest:
     """The raw Authorization header, or None."""
     at: float
     """``time.monotonic()`` when the request was received."""
+    request_id: str | None = None
+    """The request_id answered (body and X-Request-Id), once answered."""
 
 
 @dataclass
@@ -315,6 +317,7 @@ class DeckSimulator:
         self._heap: list[tuple[int, int, str, _Plan]] = []
         self._seq = 0
         self._sticky: dict[str, set[str]] = {}
+        self._raw: set[str] = set()  # handles of records served as given (add_raw_record)
 
         self.agents: tuple[str, ...] = tuple(self._new_id("agt_") for _ in range(5))
         self.sources: tuple[str, ...] = tuple(self._new_id("src_") for _ in range(6))
@@ -404,7 +407,9 @@ class DeckSimulator:
     def runs(self) -> list[dict[str, Any]]:
         """Deep copies of every run as the API would return it now, sorted by (created_at, id)."""
         with self._lock:
-            return json.loads(json.dumps([self._runs[rid] for _, rid in self._keys]))
+            return json.loads(
+                json.dumps([self._runs[rid] for _, rid in self._keys if rid not in self._raw])
+            )
 
     def run(self, run_id: str) -> dict[str, Any]:
         """Deep copy of one run; KeyError if unknown."""
@@ -481,6 +486,37 @@ class DeckSimulator:
                 obj[key] = _jsonable(value)
             if "updated_at" not in fields:
                 obj["updated_at"] = _fmt_ms(self._now_ms)
+
+    # ---------------------------------------------------------------- hostile records
+
+    def add_raw_record(self, record: Any, *, created_at: datetime | str) -> str:
+        """Serve ``record`` verbatim in listings, sorted as if created at ``created_at``.
+
+        For contract breaches the run lifecycle cannot produce: a record without ``id``, with an
+        unparseable ``created_at``, or not an object at all. Deck knows the record's creation
+        time (it filters and sorts by it) even when the field it serves is broken. Returns a
+        handle for replace_raw_record(); raw records are not in runs() and never move.
+        """
+        with self._lock:
+            c = _coerce_time(created_at)
+            handle = f"raw_{len(self._raw):04d}_{self._rng.getrandbits(32):08x}"
+            self._raw.add(handle)
+            self._runs[handle] = record
+            bisect.insort(self._keys, (c, handle))
+        return handle
+
+    def serve_fields(self, run_id: str, **fields: Any) -> None:
+        """Serve these values verbatim on a run (``created_at`` too, unparsed) while the run
+        keeps its sort position; nothing else changes (not updated_at). For broken fields."""
+        with self._lock:
+            self._runs[run_id].update(fields)
+
+    def replace_raw_record(self, handle: str, record: Any) -> None:
+        """Serve ``record`` instead of the raw record ``handle`` (same sort position)."""
+        with self._lock:
+            if handle not in self._raw:
+                raise KeyError(handle)
+            self._runs[handle] = record
 
     def clear_requests(self) -> None:
         """Forget recorded requests (in-flight ones are not re-added)."""
@@ -1005,11 +1041,15 @@ class DeckSimulator:
             self.requests.append(rec)
             return self._log_generation, len(self.requests) - 1
 
-    def _record_status(self, slot: tuple[int, int], status: int) -> None:
+    def _record_status(
+        self, slot: tuple[int, int], status: int, request_id: str | None = None
+    ) -> None:
         generation, index = slot
         with self._log_lock:
             if generation == self._log_generation and index < len(self.requests):
-                self.requests[index] = dataclasses.replace(self.requests[index], status=status)
+                self.requests[index] = dataclasses.replace(
+                    self.requests[index], status=status, request_id=request_id
+                )
 
     def _take_fault(self, path: str) -> _Fault | None:
         with self._log_lock:
@@ -1224,24 +1264,27 @@ class DeckSimulator:
                 indices = range(end - 1, lo - 1, -1)
             page = []
             more = False
+            last_key: tuple[int, str] | None = None
             if match is None:
                 rng_idx = indices  # O(page): slice the range
                 assert isinstance(rng_idx, range)
                 chosen = rng_idx[: limit + 1]
                 more = len(chosen) > limit
                 page = [runs[keys[i][1]] for i in chosen[:limit]]
+                if page:
+                    last_key = keys[chosen[len(page) - 1]]
             else:
                 for i in indices:
                     obj = runs[keys[i][1]]
-                    if match(obj):
+                    if isinstance(obj, dict) and match(obj):
                         if len(page) == limit:
                             more = True
                             break
                         page.append(obj)
+                        last_key = keys[i]
             next_cursor = None
-            if more and page:
-                last = page[-1]
-                next_cursor = _encode_cursor((self._created_ms(last), last["id"]), order, fhash)
+            if more and last_key is not None:
+                next_cursor = _encode_cursor(last_key, order, fhash)
             payload = {
                 "data": page,
                 "has_more": more,
@@ -1391,13 +1434,13 @@ def _matcher(
     if filters["status"]:
         wanted = set(filters["status"])
         wanted |= {alias for alias, canon in LEGACY_STATUS_ALIASES.items() if canon in wanted}
-        checks.append(lambda o: o.get("status") in wanted)
+        checks.append(lambda o: _text(o.get("status")) in wanted)
     if filters["source_id"]:
         sources = set(filters["source_id"])
-        checks.append(lambda o: o.get("source_id") in sources)
+        checks.append(lambda o: _text(o.get("source_id")) in sources)
     if filters["outcome"]:
         outcomes = set(filters["outcome"])
-        checks.append(lambda o: o.get("result") in outcomes)
+        checks.append(lambda o: _text(o.get("result")) in outcomes)
     for name in ("agent_id", "credential_id", "task_id", "workflow_id"):
         value = filters[name]
         if value is not None:
@@ -1419,6 +1462,11 @@ def _matcher(
     if len(checks) == 1:
         return checks[0]
     return lambda o: all(check(o) for check in checks)
+
+
+def _text(value: Any) -> str | None:
+    """A filter compares strings only: a hostile record's `status: {}` matches nothing."""
+    return value if isinstance(value, str) else None
 
 
 class _Server(ThreadingHTTPServer):
@@ -1511,7 +1559,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # pragma: no cover - a bug in the simulator must still answer
             logger.exception("deck simulator failed to handle %s %s", method, self.path)
             response = sim._error_response(500, "api", "api_error", "An internal error occurred.")
-        sim._record_status(slot, response.status)
+        sim._record_status(slot, response.status, response.request_id)
         if not sim._sleep(sim.latency):
             self.close_connection = True
             return

@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from math import ceil
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -32,9 +32,10 @@ import dlt
 from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.resource import DltResource
 
-from . import settings
+from . import records, settings
 from .client import DeckClient, Page, RateLimiter, RequestStats, RetryPolicy, split_filters
-from .errors import DeckConfigError, DeckResponseError
+from .errors import DeckConfigError
+from .records import NULLABLE_JSON_FIELDS, Rejection, coerce_runtime_ms  # noqa: F401 (API)
 from .state import UNKNOWN_FINGERPRINT, OpenRun, Plan, TaskRunState, fingerprint
 from .windows import (
     EARLIEST_PLAUSIBLE,
@@ -70,6 +71,25 @@ ERROR_COLUMNS: Dict[str, TColumnSchema] = {
     name: {"name": name, "data_type": "text"} for name in ("type", "code", "message", "field")
 }
 
+# Records that cannot be placed (no id, no parseable created_at) go here whole, instead of stopping
+# the sync. Not `task_runs__rejected`: that name belongs to dlt's nested tables of `task_runs` (a
+# list field `rejected` would land there).
+REJECTED_TABLE = "task_runs_rejected"
+REJECTED_COLUMNS: Dict[str, TColumnSchema] = {
+    "key": {"data_type": "text", "nullable": False},
+    "run_id": {"data_type": "text"},
+    "reason": {"data_type": "text"},
+    "raw_json": {"data_type": "text"},
+    "request_id": {"data_type": "text"},
+    "first_seen_at": {"data_type": "timestamp"},
+    "last_seen_at": {"data_type": "timestamp"},
+    # Never set on a stored row: a row with resolved=true deletes the quarantined one.
+    "resolved": {"data_type": "bool", "hard_delete": True},
+}
+# Quarantined records retried at later syncs; beyond this the oldest stop being retried.
+MAX_REJECTED_TRACKED = 100
+ONE_US = timedelta(microseconds=1)
+
 # Below this a window is not split further, however dense (runs can share one timestamp).
 MIN_WINDOW_SPAN = timedelta(seconds=1)
 PROGRESS_EVERY_S = 5.0
@@ -79,6 +99,7 @@ PROGRESS_EVERY_S = 5.0
 class _WindowResult:
     parts: List[Window] = field(default_factory=list)
     pages: List[Page] = field(default_factory=list)
+    rejected: List[Rejection] = field(default_factory=list)
 
 
 @dataclass
@@ -89,6 +110,7 @@ class SyncStats:
     updated_runs: int = 0
     windows: int = 0
     open_rechecked: int = 0
+    quarantined: int = 0  # distinct records put in (or kept in) quarantine by this load
     extracted: bool = False  # False after pipeline.run when dlt only finished pending packages
     more_to_load: bool = False
     requests: RequestStats = field(default_factory=RequestStats)
@@ -144,20 +166,6 @@ def is_final(status: Any) -> bool:
     return status in settings.FINAL_STATUSES
 
 
-def coerce_runtime_ms(value: Any) -> Optional[int]:
-    """`runtime_ms` arrives as 48211 or "48211"; the warehouse column is BIGINT."""
-    if value is None or isinstance(value, int) and not isinstance(value, bool):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        try:
-            return int(float(str(value).strip()))
-        except ValueError:
-            logger.warning("runtime_ms %r is not a number; stored as NULL", value)
-            return None
-
-
 class TaskRunSync:
     """One load of `task_runs`: walks the planned windows, re-checks open runs, keeps the state.
 
@@ -179,6 +187,7 @@ class TaskRunSync:
         stats: SyncStats,
         workers: int = 1,
         lookback: timedelta = timedelta(seconds=settings.LOOKBACK_S),
+        redact: Sequence[str] = (),
     ) -> None:
         self.client = client
         self.filters = filters
@@ -190,6 +199,8 @@ class TaskRunSync:
         self.stats = stats
         self.workers = workers
         self.lookback = lookback
+        self.redact = [r for r in redact if r]  # never written into the quarantine table
+        self.rejected_now: Set[str] = set()  # quarantine keys of records rejected in this load
         self.seen: Dict[str, str] = {}  # id -> fingerprint of the version handled in this load
         self.loaded_runs = 0
         self._listed_top = False  # whether this load listed the plan's newest window
@@ -202,7 +213,8 @@ class TaskRunSync:
                 self.state.filters,
                 filters.fingerprint(),
             )
-            self.state = TaskRunState()
+            # Quarantined records are retried whatever the filters: their rows must not linger.
+            self.state = TaskRunState(rejected=self.state.rejected)
         self.state.filters = filters.fingerprint()
 
     @property
@@ -227,7 +239,9 @@ class TaskRunSync:
                 if self.stats.more_to_load:
                     return
             self._finish(plan)
+            yield from self._retry_rejected()
             yield from self._recheck_open_runs()
+            yield from self._resolve_fetched_by_id()
         finally:
             self.state.save(self.raw_state)
 
@@ -319,6 +333,7 @@ class TaskRunSync:
                         if runs:
                             yield runs
                         self._progress(window)
+                    yield from self._quarantine(result.rejected)
             plan.windows = pending
             if pending:
                 logger.info(
@@ -337,7 +352,8 @@ class TaskRunSync:
     def _fetch_window(self, window: Window, stop: threading.Event) -> "_WindowResult":
         """In a worker: the window's pages, or the parts to list instead when it is too big."""
         pages = self.client.list_task_runs({**self.filters.params(), **window.params()})
-        first = next(pages)
+        checks: List[records.Checked] = []
+        first = self._checked(next(pages), checks)
         parts = self._split(window, first.runs, first.has_more)
         if parts:
             pages.close()
@@ -346,8 +362,8 @@ class TaskRunSync:
         for page in pages:
             if stop.is_set():
                 raise RuntimeError("sync stopped")  # only after another window failed
-            fetched.append(page)
-        return _WindowResult(pages=fetched)
+            fetched.append(self._checked(page, checks))
+        return _WindowResult(pages=fetched, rejected=_locate(window, checks))
 
     def _progress(self, window: Window) -> None:
         """A line every few seconds, so a long backfill shows it is moving."""
@@ -483,6 +499,12 @@ class TaskRunSync:
                 logger.warning("Run %s is no longer known to Deck; its last loaded row stays", rid)
                 open_runs.pop(rid, None)
                 continue
+            checked = records.check_page([run])
+            _log_warnings(checked.warnings)
+            if checked.rejected:  # stays in open_runs: fetched again at the next sync
+                yield from self._quarantine(checked.rejected, by_id=True)
+                continue
+            run = checked.runs[0]
             if self._changed_and_selected(run, _validate(run), previous):
                 batch.append(_prepare(run))
             if len(batch) >= self.client.page_size:
@@ -498,6 +520,9 @@ class TaskRunSync:
         window = Window(since, self.end)
         params = {**self.filters.scope_params(), "status": list(settings.OPEN_STATUSES)}
         for page in self.client.list_task_runs({**params, **window.params()}):
+            checks: List[records.Checked] = []
+            page = self._checked(page, checks)
+            yield from self._quarantine(_locate(window, checks))
             changed: List[Dict[str, Any]] = []
             for run in page.runs:
                 created_at = _validate(run)
@@ -536,49 +561,181 @@ class TaskRunSync:
             self.stats.new_runs += 1
         return True
 
+    # ---- records that cannot be placed: quarantine, retried at the next sync -----------------
 
-def _validate(run: Any) -> datetime:
-    """A run without `id` or a parseable `created_at` stops the sync: it cannot be placed."""
-    if not isinstance(run, dict) or not isinstance(run.get("id"), str) or not run["id"]:
-        raise DeckResponseError(
-            "Deck returned a task run without an `id`; it cannot be merged, so the sync stopped"
-            " before saving anything. Run it again; report it to Deck if it repeats."
+    def _checked(self, page: Page, checks: List["records.Checked"]) -> Page:
+        """The page with only its loadable runs (fixed up); the rest is kept in `checks`."""
+        checked = records.check_page(page.runs)
+        for rejection in checked.rejected:
+            rejection.request_id = page.request_id
+        _log_warnings(checked.warnings)
+        checks.append(checked)
+        return Page(runs=checked.runs, has_more=page.has_more, request_id=page.request_id)
+
+    def _quarantine(self, rejections: List[Rejection], by_id: bool = False) -> Iterator[Any]:
+        """Rows for `task_runs_rejected`, and the state to retry each record at the next sync.
+
+        `state["rejected"]` maps the row key to {first_seen, range, known, run_id}: `range` is
+        the created_at range [after, before] re-listed at the next sync (None for a run fetched
+        by id, which is fetched again as an open run).
+        """
+        if not rejections:
+            return
+        now = format_timestamp(datetime.now(timezone.utc))
+        entries: Dict[str, Dict[str, Any]] = self.state.rejected
+        rows = []
+        for rejection in rejections:
+            entry = entries.get(rejection.key)
+            if entry is None:
+                entry = entries[rejection.key] = {
+                    "first_seen": now,
+                    "range": None
+                    if by_id
+                    else [
+                        format_timestamp(rejection.after) if rejection.after else None,
+                        format_timestamp(rejection.before) if rejection.before else None,
+                    ],
+                    "known": rejection.known,
+                    "run_id": rejection.run_id,
+                }
+            raw, reason = rejection.raw, rejection.reason
+            for secret in self.redact:
+                raw = raw.replace(secret, "[redacted]")
+                reason = reason.replace(secret, "[redacted]")
+            if rejection.key not in self.rejected_now:
+                self.rejected_now.add(rejection.key)
+                self.stats.quarantined += 1
+                logger.warning(
+                    "Quarantined a task run Deck returned%s: %s It is kept whole in %s and"
+                    " retried at the next sync; the runs after it load normally.",
+                    f" (request_id {rejection.request_id})" if rejection.request_id else "",
+                    reason,
+                    REJECTED_TABLE,
+                )
+            rows.append(
+                {
+                    "key": rejection.key,
+                    "run_id": rejection.run_id,
+                    "reason": reason,
+                    "raw_json": raw,
+                    "request_id": rejection.request_id,
+                    "first_seen_at": entry["first_seen"],
+                    "last_seen_at": now,
+                }
+            )
+        self._bound_rejected(entries)
+        yield dlt.mark.with_table_name(rows, REJECTED_TABLE)
+
+    def _bound_rejected(self, entries: Dict[str, Dict[str, Any]]) -> None:
+        if len(entries) <= MAX_REJECTED_TRACKED:
+            return
+        oldest = sorted(entries, key=lambda k: entries[k]["first_seen"])
+        dropped = oldest[: len(entries) - MAX_REJECTED_TRACKED]
+        for key in dropped:
+            del entries[key]
+        logger.warning(
+            "More than %d task runs are in %s: the %d seen first are no longer retried (their rows"
+            " stay until Deck returns them again).",
+            MAX_REJECTED_TRACKED,
+            REJECTED_TABLE,
+            len(dropped),
         )
-    try:
-        return parse_timestamp(run["created_at"])
-    except (KeyError, TypeError, ValueError):
-        raise DeckResponseError(
-            f"Deck returned task run {run['id']} with created_at={run.get('created_at')!r},"
-            " which is not an ISO 8601 timestamp; the sync stopped before saving anything."
-            " Run it again; report it to Deck if it repeats."
-        ) from None
+
+    def _retry_rejected(self) -> Iterator[Any]:
+        """Re-list the range of every record quarantined by an earlier sync.
+
+        A record that comes back loadable is loaded like any new run (it is the run in its range
+        that is not one of the `known` ones listed there before) and its quarantine row is
+        deleted; one still broken stays. A run fetched by id is retried as an open run instead.
+        """
+        entries: Dict[str, Dict[str, Any]] = self.state.rejected
+        groups: Dict[Tuple[Optional[str], Optional[str]], List[str]] = {}
+        resolved: List[str] = []
+        for key, entry in entries.items():
+            if key in self.rejected_now:
+                continue
+            if entry.get("range") is None:
+                continue  # see _resolve_fetched_by_id
+            groups.setdefault(tuple(entry["range"]), []).append(key)  # type: ignore[arg-type]
+        for (after, before), keys in groups.items():
+            window = Window(
+                parse_timestamp(after) if after else None,
+                parse_timestamp(before) + ONE_US if before else None,
+            )
+            known = {run_id for key in keys for run_id in entries[key]["known"]}
+            checks: List[records.Checked] = []
+            for page in self.client.list_task_runs({**self.filters.params(), **window.params()}):
+                page = self._checked(page, checks)
+                batch: List[Dict[str, Any]] = []
+                for run in page.runs:
+                    # No window.contains check: whatever Deck lists in the range is loaded.
+                    if run["id"] in known or run["id"] in self.seen:
+                        continue
+                    created_at = _validate(run)
+                    previous = self.state.open_runs.get(run["id"])
+                    if self._changed_and_selected(run, created_at, previous):
+                        batch.append(_prepare(run))
+                if batch:
+                    yield batch
+            yield from self._quarantine(_locate(window, checks))
+            resolved += [key for key in keys if key not in self.rejected_now]
+        yield from self._resolve(resolved)
+
+    def _resolve_fetched_by_id(self) -> Iterator[Any]:
+        """A run quarantined when fetched by id stays an open run and is fetched again; it leaves
+        the quarantine once this sync saw it loadable, or when it is no longer an open run."""
+        entries: Dict[str, Dict[str, Any]] = self.state.rejected
+        open_runs = self.state.open_runs
+        yield from self._resolve(
+            [
+                key
+                for key, entry in entries.items()
+                if entry.get("range") is None
+                and key not in self.rejected_now
+                and (entry.get("run_id") in self.seen or entry.get("run_id") not in open_runs)
+            ]
+        )
+
+    def _resolve(self, keys: List[str]) -> Iterator[Any]:
+        """Delete the quarantine rows of records that came back loadable (or are gone)."""
+        if not keys:
+            return
+        entries: Dict[str, Dict[str, Any]] = self.state.rejected
+        for key in keys:
+            entries.pop(key, None)
+        logger.info(
+            "%d quarantined task run(s) came back loadable or gone; removed from %s",
+            len(keys),
+            REJECTED_TABLE,
+        )
+        yield dlt.mark.with_table_name(
+            [{"key": key, "resolved": True} for key in keys], REJECTED_TABLE
+        )
 
 
-# Arbitrary-JSON fields that are null on most runs: a null says nothing dlt could type a column
-# from, so it is left out instead of producing an "untyped column" warning on every load.
-NULLABLE_JSON_FIELDS = ("output", "interaction", "errors", "input", "storage")
-
-
-def _drop_nulls(value: Any) -> Any:
-    """Remove null members of objects: a warehouse reads a missing key and a null alike."""
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
+def _validate(run: Dict[str, Any]) -> datetime:
+    """The created_at of a run that `records.check_page` accepted (so it parses)."""
+    return parse_timestamp(run["created_at"])
 
 
 def _prepare(run: Dict[str, Any]) -> Dict[str, Any]:
-    if "runtime_ms" in run:
-        run["runtime_ms"] = coerce_runtime_ms(run["runtime_ms"])
-    for name in NULLABLE_JSON_FIELDS:
-        if name not in run:
-            continue
-        if run[name] is None:
-            del run[name]
-        elif name != "errors":
-            run[name] = _drop_nulls(run[name])
+    warnings: List[str] = []
+    records.prepare(run, warnings)
+    _log_warnings(warnings)
     return run
+
+
+def _log_warnings(warnings: List[str]) -> None:
+    for warning in warnings:
+        logger.warning("%s", warning)
+
+
+def _locate(window: Window, checks: List["records.Checked"]) -> List[Rejection]:
+    """The rejected records of one listing of `window`, each with the range that holds it."""
+    if not any(check.rejected for check in checks):
+        return []
+    hi = window.end - ONE_US if window.end is not None else None
+    return records.locate(checks, window.start, hi, max_known=200)
 
 
 def parse_date_option(name: str, value: Optional[Any]) -> Optional[datetime]:
@@ -717,10 +874,22 @@ def deck(
                 stats=stats,
                 workers=max_workers,
                 lookback=timedelta(seconds=lookback_s),
+                redact=(str(api_key).strip(),),
             )
             yield from sync.pages()
         finally:
             client.close()
 
     task_runs.max_table_nesting = max_table_nesting
+    # The quarantine table's own hints (a variant: it must not inherit task_runs' columns/key).
+    task_runs.apply_hints(
+        table_name=REJECTED_TABLE, columns={}, nested_hints={}, create_table_variant=True
+    )
+    task_runs.apply_hints(
+        table_name=REJECTED_TABLE,
+        primary_key="key",
+        columns=REJECTED_COLUMNS,
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        create_table_variant=True,
+    )
     return task_runs

@@ -153,6 +153,9 @@ class TaskRunState:
     recent: dict[str, SeenRun] = field(default_factory=dict)
     open_runs: dict[str, OpenRun] = field(default_factory=dict)
     plan: Plan | None = None
+    # Quarantined records to retry, by quarantine key: {first_seen, range, known, run_id}
+    # (see TaskRunSync._quarantine).
+    rejected: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, raw: dict[str, Any]) -> TaskRunState:
@@ -173,6 +176,7 @@ class TaskRunState:
             recent=recent,
             open_runs={rid: OpenRun.from_state(v) for rid, v in raw.get("open_runs", {}).items()},
             plan=Plan.from_state(raw["plan"]) if raw.get("plan") else None,
+            rejected=dict(raw.get("rejected") or {}),
         )
 
     def save(self, raw: dict[str, Any]) -> None:
@@ -186,6 +190,8 @@ class TaskRunState:
             "recent": {rid: seen.to_state() for rid, seen in self.recent.items()},
             "open_runs": {rid: run.to_state() for rid, run in self.open_runs.items()},
         })
+        if self.rejected:
+            raw["rejected"] = self.rejected
         if self.plan is not None:
             raw["plan"] = self.plan.to_state()
 
