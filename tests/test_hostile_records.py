@@ -104,6 +104,13 @@ def assert_good_runs_loaded(warehouse: Warehouse, h: Hostile) -> None:
             ts(run["created_at"]), ts(run["updated_at"]), run["agent_id"], run["task_id"])
 
 
+def past_the_lookback(sim: DeckSimulator) -> None:
+    """A run an hour after everything else: the next sync's new-runs listing (which re-reads
+    the 10 minutes below it) no longer covers the earlier runs."""
+    sim.advance(3600)
+    sim.add_runs(1, status="completed")
+
+
 def test_wide_integers_are_stored_with_every_digit_and_the_page_loads(hostile, warehouse):
     result = warehouse.sync()
 
@@ -176,6 +183,7 @@ def test_wrong_typed_known_fields_load_what_can_be_loaded(hostile, warehouse, ca
 
 
 def test_a_run_with_a_non_string_status_stays_open_and_is_rechecked(hostile, warehouse):
+    past_the_lookback(hostile.sim)
     warehouse.sync()
     hostile.sim.advance(60)
     hostile.sim.update_run(hostile.ids["status_object"], status="completed", result="success")
@@ -237,6 +245,7 @@ def test_the_api_key_is_never_written_into_the_quarantine(simulator, warehouse):
 
 
 def test_quarantined_records_are_retried_and_leave_the_quarantine_once_fixed(hostile, warehouse):
+    past_the_lookback(hostile.sim)
     warehouse.sync()
     first = quarantine(warehouse)
     template = hostile.sim.run(hostile.good[0])
@@ -279,9 +288,12 @@ def test_quarantined_records_are_retried_and_leave_the_quarantine_once_fixed(hos
 def test_an_open_run_fetched_by_id_without_a_created_at_is_quarantined_then_loaded(
     simulator, warehouse
 ):
-    (run_id,) = simulator.add_runs(1, status="running")
+    # Created two hours before the newest run: past the lookback, so later syncs reach it only
+    # through the open-run re-check (by id, once it left the open statuses).
+    (run_id,) = simulator.add_runs(1, status="running",
+                                   created_at=simulator.now - timedelta(hours=2))
     simulator.advance(1)
-    simulator.add_runs(1, status="completed")  # the watermark's run: not re-listed later
+    simulator.add_runs(1, status="completed")
     warehouse.sync()
     simulator.advance(60)
     simulator.update_run(run_id, status="completed", result="success")
