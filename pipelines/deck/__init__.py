@@ -2,7 +2,8 @@
 
 from .errors import DeckAPIError, DeckConfigError, DeckError
 from .runner import SyncResult, sync
-from .source import SyncStats, deck
+from .source import deck
+from .stats import SyncStats
 
 __all__ = [
     "DeckAPIError",

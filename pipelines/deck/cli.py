@@ -29,8 +29,8 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
 from .errors import DeckConfigError, DeckError
+from .quarantine import REJECTED_TABLE
 from .runner import SyncResult, sync
-from .source import REJECTED_TABLE
 
 logger = logging.getLogger("deck")
 

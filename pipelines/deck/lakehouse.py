@@ -26,7 +26,7 @@ from dlt.common.normalizers.json.relational import DataItemNormalizer
 from dlt.common.schema.utils import get_root_table, is_nested_table
 from dlt.extract import DltSource
 
-from .source import REJECTED_TABLE
+from .quarantine import REJECTED_TABLE
 
 logger = logging.getLogger("deck")
 

@@ -5,7 +5,6 @@ A plain `pipeline.run(deck())` loads at most `max_runs_per_load` runs and saves 
 a killed process loses at most the window it was in.
 """
 
-import fcntl
 import json
 import logging
 import os
@@ -22,7 +21,8 @@ from dlt.destinations.job_client_impl import SqlJobClientBase
 from .errors import DeckError
 from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from .models import drop_models, refresh_models
-from .source import SyncStats, deck
+from .scope import SyncScope, sync_scope
+from .source import deck
 
 logger = logging.getLogger("deck")
 
@@ -81,8 +81,8 @@ def pipeline_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
     handle = open(path, "a+")
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            _lock_exclusively(handle)
+        except (BlockingIOError, PermissionError):
             handle.seek(0)
             holder = handle.read().strip() or "?"
             raise DeckSyncLockedError(
@@ -97,6 +97,23 @@ def pipeline_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def _lock_exclusively(handle: Any) -> None:
+    """Take an exclusive, non-blocking lock on an open file (BlockingIOError when held).
+
+    `fcntl` exists only on POSIX, so it is imported here (`import deck` works on Windows, where
+    `msvcrt` locks instead and raises PermissionError when the lock is held).
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        return
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def remove_copied_run_rows(pipeline: dlt.Pipeline, load_ids: List[str]) -> int:
@@ -206,6 +223,14 @@ def missing_tables(pipeline: dlt.Pipeline) -> List[str]:
     return [name for name in expected if name not in present]
 
 
+def has_unfinished_plan(pipeline: dlt.Pipeline) -> bool:
+    """Whether the last load stopped at `max_runs_per_load` with windows still to list: their
+    plan is in the committed resource state, for the next load to resume."""
+    sources = pipeline.state.get("sources", {})
+    resource = sources.get("deck", {}).get("resources", {}).get(RESOURCE, {})
+    return bool(resource.get("plan"))
+
+
 def sync(
     pipeline: dlt.Pipeline,
     *,
@@ -227,7 +252,6 @@ def _sync_locked(
     result = SyncResult()
     started = time.monotonic()
     file_format = loader_file_format(pipeline)
-    pending_rounds = 0
     gone = [] if full_refresh else missing_tables(pipeline)
     if gone:
         logger.warning(
@@ -243,44 +267,39 @@ def _sync_locked(
             logger.warning("Discarding load packages left by an earlier sync: reloading anyway")
             pipeline.abort_packages()
         drop_models(pipeline)  # PostgreSQL refuses to drop tables that the views read
-    while True:
-        stats = SyncStats()
-        source = deck(stats=stats, check_credentials=result.loads == 0, **source_options)
-        prepare_for_destination(source, pipeline)  # Delta on `filesystem`: upsert; else no-op
-        refresh = "drop_sources" if full_refresh and result.loads == 0 else None
-        info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)
-        prune_orphaned_nested_rows(pipeline)  # Delta only: nested rows of older run versions
-        result.load_infos.append(info)
-        if not stats.extracted:
-            # dlt found packages of an interrupted run (a kill during normalize or load): it
-            # loaded those and returned without running the source. Now sync for real.
+    scope = SyncScope()
+    with sync_scope(scope):
+        if pipeline.has_pending_data:
+            # Packages of an interrupted sync (a kill during normalize or load): finish them
+            # first, so that this sync resumes from the state they commit.
+            info = pipeline.run(loader_file_format=file_format)
+            result.load_infos.append(info)
             remove_copied_run_rows(pipeline, info.loads_ids)
             result.resumed_runs += count_rows_of_loads(pipeline, info.loads_ids)
-            pending_rounds += 1
-            if pending_rounds > 3:
-                raise DeckError(
-                    "dlt keeps finding unfinished load packages and never runs the source; inspect"
-                    f" `dlt pipeline {pipeline.pipeline_name} info` or sync with --full-refresh."
-                )
             logger.info("Finished loading a package left by an interrupted sync; syncing now")
-            continue
-        result.loads += 1
-        result.new_runs += stats.new_runs
-        result.updated_runs += stats.updated_runs
-        result.pages += stats.requests.pages
-        result.requests += stats.requests.requests
-        result.retries += stats.requests.retries
-        result.open_rechecked += stats.open_rechecked
-        result.quarantined += stats.quarantined
-        if stats.more_to_load:
-            logger.info(
-                "Load %d committed (%d runs so far, %d requests); continuing",
-                result.loads,
-                result.new_runs + result.updated_runs,
-                result.requests,
-            )
-        if not stats.more_to_load or (max_loads is not None and result.loads >= max_loads):
-            break
+        while True:
+            source = deck(**source_options)
+            prepare_for_destination(source, pipeline)  # Delta on `filesystem`: upsert; else no-op
+            refresh = "drop_sources" if full_refresh and result.loads == 0 else None
+            info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)
+            prune_orphaned_nested_rows(pipeline)  # Delta only: nested rows of older run versions
+            result.load_infos.append(info)
+            result.loads += 1
+            more_to_load = has_unfinished_plan(pipeline)
+            if more_to_load:
+                logger.info(
+                    "Load %d committed (%d runs so far, %d requests); continuing",
+                    result.loads,
+                    scope.stats.new_runs + scope.stats.updated_runs,
+                    scope.stats.requests.requests,
+                )
+            if not more_to_load or (max_loads is not None and result.loads >= max_loads):
+                break
+    stats = scope.stats
+    result.new_runs, result.updated_runs = stats.new_runs, stats.updated_runs
+    result.pages, result.requests = stats.requests.pages, stats.requests.requests
+    result.retries, result.open_rechecked = stats.requests.retries, stats.open_rechecked
+    result.quarantined = stats.quarantined
     result.models = refresh_models(pipeline)
     result.seconds = time.monotonic() - started
     return result

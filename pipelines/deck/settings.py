@@ -43,6 +43,21 @@ LOOKBACK_S = 600.0
 MAX_CLOCK_SKEW_S = 24 * 3600.0
 FALLBACK_CLOCK_SKEW_S = 300.0
 
+# Pace of a sync: a backfill commits every MAX_RUNS_PER_LOAD runs, in windows of about
+# PAGES_PER_WINDOW pages listed by up to MAX_WORKERS threads.
+MAX_RUNS_PER_LOAD = 50_000
+PAGES_PER_WINDOW = 25
+MAX_WORKERS = 6
+
+# Deck allows 200 requests per 10 s per organization, shared by all its API keys.
+RATE_LIMIT_REQUESTS = 200
+RATE_LIMIT_PERIOD_S = 10.0
+
+# Retries: Deck recommends exponential backoff from 1 s, doubling, capped at 30 s.
+REQUEST_MAX_ATTEMPTS = 8
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 30.0
+
 # HTTP behaviour.
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
 ONE_MS = timedelta(milliseconds=1)
+ONE_US = timedelta(microseconds=1)
 
 # Requests never carry a timestamp outside these bounds: Deck refuses year 277 with HTTP 400, and a
 # bound outside them selects nothing a missing bound would not (windows filter `created_at`

@@ -1,0 +1,130 @@
+"""Which `created_at` windows a load lists, and how a window too big to list whole is cut.
+
+Pure functions over the typed state (`state.py`) and `Window`s: no I/O, so the rules that decide
+what is read (and therefore what could be missed) are unit-tested in milliseconds.
+
+- A first sync lists `[start_date, end_date)`; later syncs list from the lookback below the
+  watermark (runs that became visible late), plus older history when `start_date` moves back.
+- A window's first page shows how dense it is and which end Deck returned first; a slice of about
+  `pages_per_window` pages is peeled off that end, and the rest is cut again when listed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from math import ceil
+from typing import Any
+
+from .state import Plan, TaskRunState
+from .windows import (
+    EARLIEST_PLAUSIBLE,
+    Window,
+    estimate_pages,
+    format_timestamp,
+    is_plausible,
+    page_direction,
+    page_stamps,
+)
+
+logger = logging.getLogger("deck")
+
+# Below this a window is not split further, however dense (runs can share one timestamp).
+MIN_WINDOW_SPAN = timedelta(seconds=1)
+
+
+def top_window(watermark: datetime, end: datetime | None, lookback: timedelta) -> Window:
+    """New runs: from the lookback below the watermark, so runs that became visible late
+    (created before runs already listed, committed after) are still found."""
+    return Window(watermark - lookback, end)
+
+
+def initial_plan(
+    state: TaskRunState,
+    start: datetime | None,
+    end: datetime | None,
+    lookback: timedelta,
+    clock: datetime,
+) -> Plan:
+    """The windows a sync must list, from what state says is already covered.
+
+    A watermark after Deck's clock can only come from a run dated in the future under an older
+    version of this code; the runs it skipped are found by listing all of history again.
+    """
+    if state.watermark is not None and state.watermark > clock:
+        logger.warning(
+            "The saved watermark %s lies after Deck's clock (%s): an earlier version followed a"
+            " run dated in the future. Listing all of history again to find the runs it skipped;"
+            " rows already loaded stay.",
+            format_timestamp(state.watermark),
+            format_timestamp(clock),
+        )
+        state.watermark, state.covered_from, state.recent = None, None, {}
+    if state.watermark is None:
+        return Plan([Window(start, end)], extends_coverage=True, new_covered_from=start)
+    plan = Plan([], max_seen=state.watermark, recent=dict(state.recent))
+    lower = state.covered_from
+    if lower is not None and (start is None or start < lower):
+        plan.windows.append(Window(start, lower))
+        plan.extends_coverage, plan.new_covered_from = True, start
+    top = top_window(state.watermark, end, lookback)
+    if top.end is None or top.start < top.end:
+        plan.windows.append(top)
+    return plan
+
+
+def finish_plan(state: TaskRunState, plan: Plan) -> None:
+    """Every window listed: the watermark becomes the newest `created_at` seen.
+
+    Taken from Deck's own timestamps, never from this machine's clock, and never past Deck's
+    clock (a run dated in the future is loaded, but does not hide the runs created before it).
+    """
+    state.plan = None
+    if plan.extends_coverage:
+        state.covered_from = plan.new_covered_from
+    if plan.max_seen is not None and (state.watermark is None or plan.max_seen >= state.watermark):
+        state.watermark = plan.max_seen
+        state.recent = plan.recent
+
+
+def split_window(
+    window: Window,
+    first_page: list[dict[str, Any]],
+    has_more: bool,
+    *,
+    page_size: int,
+    pages_per_window: int,
+    clock: datetime,
+) -> list[Window]:
+    """Cut a window that holds more than ~`pages_per_window` pages; [] to list it whole.
+
+    The first page is the newest or the oldest end of the window, which its own order shows.
+    From that end a slice of about `pages_per_window` pages is peeled off (its size judged from
+    the page's time density). The order only steers how windows are cut: correctness rests on
+    the half-open windows alone. Timestamps Deck's clock rules out (a run dated in the future)
+    are left out of the density, so one bad record cannot make the cutter reach for year 277.
+    """
+    stamps = [s for s in page_stamps(first_page) if is_plausible(s, clock)]
+    if not has_more or len(set(stamps)) < 2:
+        return []
+    span = window.span
+    if span is not None and span <= MIN_WINDOW_SPAN:
+        return []
+    pages = estimate_pages(window, stamps, len(first_page), page_size)
+    if pages <= pages_per_window * 1.5:
+        return []
+    low, high = min(stamps), max(stamps)
+    slice_span = (high - low) * (pages_per_window - 1)
+    direction = page_direction(stamps)
+    if direction == "newest_first":
+        cut = max(low - slice_span, EARLIEST_PLAUSIBLE)
+    elif direction == "oldest_first":
+        cut = min(high + slice_span, clock)
+    elif span is not None:
+        parts = int(min(16, max(2, ceil(pages / pages_per_window))))
+        return window.split(parts)
+    else:
+        return []
+    if not window.contains(cut) or cut == window.start:
+        return []
+    return [Window(window.start, cut), Window(cut, window.end)]

@@ -1,0 +1,207 @@
+"""Records Deck returned that cannot be placed: kept whole in `task_runs_rejected`, retried.
+
+A record without a usable `id` or `created_at` cannot be merged or put in a window, but it must
+not stop the runs after it either. It goes to the quarantine table (one row per distinct record,
+merged on a hash of its raw JSON) and state remembers the narrow `created_at` range that must hold
+it (between its neighbours on its page). The next sync lists that range again: once the record
+comes back loadable it is loaded like any new run and its row is deleted (dlt's `hard_delete`),
+so the table always holds what is broken now.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import dlt
+from dlt.common.schema.typing import TColumnSchema
+
+from . import records
+from .client import DeckClient
+from .intake import RunTracker, checked_page, created_at_of, prepare
+from .options import Filters
+from .records import Rejection
+from .state import TaskRunState
+from .stats import SyncStats
+from .walker import locate
+from .windows import ONE_US, Window, format_timestamp, parse_timestamp
+
+logger = logging.getLogger("deck")
+
+# Not `task_runs__rejected`: that name belongs to dlt's nested tables of `task_runs` (a list
+# field `rejected` would land there).
+REJECTED_TABLE = "task_runs_rejected"
+REJECTED_COLUMNS: dict[str, TColumnSchema] = {
+    "key": {"data_type": "text", "nullable": False},
+    "run_id": {"data_type": "text"},
+    "reason": {"data_type": "text"},
+    "raw_json": {"data_type": "text"},
+    "request_id": {"data_type": "text"},
+    "first_seen_at": {"data_type": "timestamp"},
+    "last_seen_at": {"data_type": "timestamp"},
+    # Never set on a stored row: a row with resolved=true deletes the quarantined one.
+    "resolved": {"data_type": "bool", "hard_delete": True},
+}
+# Quarantined records retried at later syncs; beyond this the oldest stop being retried.
+MAX_REJECTED_TRACKED = 100
+
+
+class Quarantine:
+    """The quarantine of one load: rows for rejected records, and their retry at the next sync.
+
+    `state.rejected` maps a row key to {first_seen, range, known, run_id}: `range` is the
+    created_at range [after, before] re-listed at the next sync (None for a run fetched by id,
+    which is fetched again as an open run), `known` the ids listed in that range before.
+    """
+
+    def __init__(
+        self,
+        client: DeckClient,
+        filters: Filters,
+        state: TaskRunState,
+        stats: SyncStats,
+        tracker: RunTracker,
+        redact: list[str],
+    ) -> None:
+        self.client = client
+        self.filters = filters
+        self.state = state
+        self.stats = stats
+        self.tracker = tracker
+        self.redact = [r for r in redact if r]  # never written into the quarantine table
+        self.rejected_now: set[str] = set()  # keys of records rejected in this load
+
+    def rows(self, rejections: list[Rejection], by_id: bool = False) -> Iterator[Any]:
+        """Rows for `task_runs_rejected`, and the state to retry each record at the next sync."""
+        if not rejections:
+            return
+        now = format_timestamp(datetime.now(timezone.utc))
+        entries = self.state.rejected
+        rows = []
+        for rejection in rejections:
+            entry = entries.get(rejection.key)
+            if entry is None:
+                entry = entries[rejection.key] = {
+                    "first_seen": now,
+                    "range": None
+                    if by_id
+                    else [
+                        format_timestamp(rejection.after) if rejection.after else None,
+                        format_timestamp(rejection.before) if rejection.before else None,
+                    ],
+                    "known": rejection.known,
+                    "run_id": rejection.run_id,
+                }
+            raw, reason = rejection.raw, rejection.reason
+            for secret in self.redact:
+                raw = raw.replace(secret, "[redacted]")
+                reason = reason.replace(secret, "[redacted]")
+            if rejection.key not in self.rejected_now:
+                self.rejected_now.add(rejection.key)
+                self.stats.quarantined += 1
+                logger.warning(
+                    "Quarantined a task run Deck returned%s: %s It is kept whole in %s and"
+                    " retried at the next sync; the runs after it load normally.",
+                    f" (request_id {rejection.request_id})" if rejection.request_id else "",
+                    reason,
+                    REJECTED_TABLE,
+                )
+            rows.append(
+                {
+                    "key": rejection.key,
+                    "run_id": rejection.run_id,
+                    "reason": reason,
+                    "raw_json": raw,
+                    "request_id": rejection.request_id,
+                    "first_seen_at": entry["first_seen"],
+                    "last_seen_at": now,
+                }
+            )
+        self._bound(entries)
+        yield dlt.mark.with_table_name(rows, REJECTED_TABLE)
+
+    def _bound(self, entries: dict[str, dict[str, Any]]) -> None:
+        if len(entries) <= MAX_REJECTED_TRACKED:
+            return
+        oldest = sorted(entries, key=lambda k: entries[k]["first_seen"])
+        dropped = oldest[: len(entries) - MAX_REJECTED_TRACKED]
+        for key in dropped:
+            del entries[key]
+        logger.warning(
+            "More than %d task runs are in %s: the %d seen first are no longer retried (their rows"
+            " stay until Deck returns them again).",
+            MAX_REJECTED_TRACKED,
+            REJECTED_TABLE,
+            len(dropped),
+        )
+
+    def retry(self) -> Iterator[Any]:
+        """Re-list the range of every record quarantined by an earlier sync.
+
+        A record that comes back loadable is loaded like any new run (it is the run in its range
+        that is not one of the `known` ones listed there before) and its quarantine row is
+        deleted; one still broken stays. A run fetched by id is retried as an open run instead.
+        """
+        entries = self.state.rejected
+        groups: dict[tuple[str | None, str | None], list[str]] = {}
+        resolved: list[str] = []
+        for key, entry in entries.items():
+            if key in self.rejected_now or entry.get("range") is None:
+                continue  # rejected again in this load / see resolve_fetched_by_id
+            after, before = entry["range"]
+            groups.setdefault((after, before), []).append(key)
+        for (after, before), keys in groups.items():
+            window = Window(
+                parse_timestamp(after) if after else None,
+                parse_timestamp(before) + ONE_US if before else None,
+            )
+            known = {run_id for key in keys for run_id in entries[key]["known"]}
+            checks: list[records.Checked] = []
+            for page in self.client.list_task_runs({**self.filters.params(), **window.params()}):
+                page = checked_page(page, checks)
+                batch: list[dict[str, Any]] = []
+                for run in page.runs:
+                    # No window.contains check: whatever Deck lists in the range is loaded.
+                    if run["id"] in known or run["id"] in self.tracker.seen:
+                        continue
+                    if self.tracker.changed_and_selected(run, created_at_of(run)):
+                        batch.append(prepare(run))
+                if batch:
+                    yield batch
+            yield from self.rows(locate(window, checks))
+            resolved += [key for key in keys if key not in self.rejected_now]
+        yield from self._resolve(resolved)
+
+    def resolve_fetched_by_id(self) -> Iterator[Any]:
+        """A run quarantined when fetched by id stays an open run and is fetched again; it leaves
+        the quarantine once this sync saw it loadable, or when it is no longer an open run."""
+        open_runs = self.state.open_runs
+        yield from self._resolve(
+            [
+                key
+                for key, entry in self.state.rejected.items()
+                if entry.get("range") is None
+                and key not in self.rejected_now
+                and (
+                    entry.get("run_id") in self.tracker.seen
+                    or entry.get("run_id") not in open_runs
+                )
+            ]
+        )
+
+    def _resolve(self, keys: list[str]) -> Iterator[Any]:
+        """Delete the quarantine rows of records that came back loadable (or are gone)."""
+        if not keys:
+            return
+        for key in keys:
+            self.state.rejected.pop(key, None)
+        logger.info(
+            "%d quarantined task run(s) came back loadable or gone; removed from %s",
+            len(keys),
+            REJECTED_TABLE,
+        )
+        yield dlt.mark.with_table_name(
+            [{"key": key, "resolved": True} for key in keys], REJECTED_TABLE
+        )

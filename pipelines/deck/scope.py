@@ -1,0 +1,56 @@
+"""What lives for a whole sync rather than one load: one HTTP client and one stats object.
+
+dlt builds a fresh source for every `pipeline.run`, and a sync runs many. Were each source to
+build its own client, every load would start a new rate limiter while Deck's 10-second window
+still counts the previous load's requests. `sync()` therefore opens a `SyncScope`; `deck()`
+takes its client and stats from the scope that is open, and only builds its own when it runs
+outside one (`pipeline.run(deck())`). This keeps runner plumbing out of `deck()`'s signature,
+which is dlt configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from .client import DeckClient
+from .stats import SyncStats
+
+
+@dataclass
+class SyncScope:
+    """The client (its rate limiter and request counter) and stats shared by a sync's loads."""
+
+    stats: SyncStats = field(default_factory=SyncStats)
+    client: DeckClient | None = None
+    credentials_checked: bool = False
+
+    def client_for(self, build: Callable[[SyncStats], DeckClient]) -> DeckClient:
+        """The sync's client, built by the first load that needs it."""
+        if self.client is None:
+            self.client = build(self.stats)
+        return self.client
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+_current: ContextVar[SyncScope | None] = ContextVar("deck_sync_scope", default=None)
+
+
+def current_scope() -> SyncScope | None:
+    return _current.get()
+
+
+@contextmanager
+def sync_scope(scope: SyncScope) -> Iterator[SyncScope]:
+    """Make `scope` the one `deck()` uses until the block ends; closes its client then."""
+    token = _current.set(scope)
+    try:
+        yield scope
+    finally:
+        _current.reset(token)
+        scope.close()

@@ -1,0 +1,21 @@
+"""What a sync did, counted once for the whole sync (every load of it) and read by the summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .client import RequestStats
+
+
+@dataclass
+class SyncStats:
+    """Runs and requests of one sync, across all its loads. One object per `sync()` (or per
+    `deck()` source when it is run on its own), shared by every load and worker thread;
+    `requests` is the HTTP client's own counter."""
+
+    new_runs: int = 0
+    updated_runs: int = 0
+    windows: int = 0
+    open_rechecked: int = 0
+    quarantined: int = 0  # distinct records put in (or kept in) quarantine
+    requests: RequestStats = field(default_factory=RequestStats)
