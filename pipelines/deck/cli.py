@@ -29,6 +29,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
 from .errors import DeckConfigError, DeckError
+from .options import FILTERS, filter_flag, flatten_cli_values
 from .quarantine import REJECTED_TABLE
 from .runner import SyncResult, sync
 
@@ -61,38 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop this source's tables and saved state first, then load everything again",
     )
     filters = parser.add_argument_group("filters (Deck's own; repeat or comma-separate lists)")
-    filters.add_argument("--status", action="append", help="e.g. completed, failed")
-    filters.add_argument("--outcome", action="append", help="success, failure or unknown")
-    filters.add_argument("--source-id", action="append")
-    filters.add_argument("--agent-id")
-    filters.add_argument("--credential-id")
-    filters.add_argument("--task-id")
-    filters.add_argument("--workflow-id")
-    filters.add_argument("--search", help="free text over task name, task id and run id")
+    for spec in FILTERS:
+        filters.add_argument(
+            filter_flag(spec), action="append" if spec.many else "store", help=spec.help
+        )
     parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
     return parser
 
 
-def _flatten(values: Optional[List[str]]) -> Optional[List[str]]:
-    if not values:
-        return None
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
-
-
 def source_options(args: argparse.Namespace) -> Dict[str, Any]:
     """Only what the user set, so that everything else still comes from dlt's config."""
-    options = {
-        "start_date": args.start_date,
-        "end_date": args.end_date,
-        "status": _flatten(args.status),
-        "outcome": _flatten(args.outcome),
-        "source_id": _flatten(args.source_id),
-        "agent_id": args.agent_id,
-        "credential_id": args.credential_id,
-        "task_id": args.task_id,
-        "workflow_id": args.workflow_id,
-        "search": args.search,
-    }
+    options: Dict[str, Any] = {"start_date": args.start_date, "end_date": args.end_date}
+    for spec in FILTERS:
+        value = getattr(args, spec.name)
+        options[spec.name] = flatten_cli_values(value) if spec.many else value
     return {k: v for k, v in options.items() if v is not None}
 
 

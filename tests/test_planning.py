@@ -1,0 +1,93 @@
+"""Unit tests of window planning and cutting: pure functions, no HTTP."""
+
+from datetime import datetime, timedelta, timezone
+
+from deck.planning import finish_plan, initial_plan, split_window
+from deck.state import Plan, SeenRun, TaskRunState
+from deck.windows import Window
+
+T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+CLOCK = T0 + timedelta(days=30)
+TEN_MIN = timedelta(minutes=10)
+
+
+def page(stamps):
+    return [{"id": f"trun_{i}", "created_at": s.isoformat()} for i, s in enumerate(stamps)]
+
+
+def test_a_first_sync_plans_the_whole_range_and_will_record_its_coverage():
+    plan = initial_plan(TaskRunState(), T0, None, TEN_MIN, CLOCK)
+
+    assert plan.windows == [Window(T0, None)]
+    assert (plan.extends_coverage, plan.new_covered_from) == (True, T0)
+
+
+def test_a_later_sync_lists_from_the_lookback_below_the_watermark():
+    watermark = T0 + timedelta(days=3)
+    state = TaskRunState(watermark=watermark, covered_from=T0,
+                         recent={"trun_1": SeenRun(watermark, "ab")})
+
+    plan = initial_plan(state, T0, None, TEN_MIN, CLOCK)
+
+    assert plan.windows == [Window(watermark - TEN_MIN, None)]
+    assert plan.max_seen == watermark and set(plan.recent) == {"trun_1"}
+
+
+def test_an_earlier_start_date_adds_the_older_history_first():
+    state = TaskRunState(watermark=T0 + timedelta(days=3), covered_from=T0)
+    earlier = T0 - timedelta(days=10)
+
+    plan = initial_plan(state, earlier, None, TEN_MIN, CLOCK)
+
+    assert plan.windows[0] == Window(earlier, T0)
+    assert (plan.extends_coverage, plan.new_covered_from) == (True, earlier)
+
+
+def test_a_watermark_after_decks_clock_is_dropped_and_history_listed_again():
+    state = TaskRunState(watermark=CLOCK + timedelta(days=365), covered_from=None)
+
+    plan = initial_plan(state, None, None, TEN_MIN, CLOCK)
+
+    assert plan.windows == [Window(None, None)]
+    assert state.watermark is None
+
+
+def test_finishing_a_plan_moves_the_watermark_and_the_recent_zone():
+    state = TaskRunState()
+    plan = Plan([], True, None, T0, {"trun_2": SeenRun(T0, "cd")})
+
+    finish_plan(state, plan)
+
+    assert (state.watermark, state.covered_from, state.plan) == (T0, None, None)
+    assert set(state.recent) == {"trun_2"}
+
+
+def test_a_dense_window_is_cut_at_the_end_its_first_page_shows():
+    window = Window(T0, T0 + timedelta(days=10))
+    newest_first = [T0 + timedelta(days=10) - timedelta(minutes=i) for i in range(100)]
+
+    parts = split_window(window, page(newest_first), True, page_size=100, pages_per_window=25,
+                         clock=CLOCK)
+
+    cut = newest_first[-1] - (newest_first[0] - newest_first[-1]) * 24
+    assert parts == [Window(T0, cut), Window(cut, window.end)]
+
+
+def test_a_window_that_fits_is_listed_whole():
+    window = Window(T0, T0 + timedelta(hours=1))
+    stamps = [T0 + timedelta(hours=1) - timedelta(seconds=30 * i) for i in range(100)]
+
+    assert split_window(window, page(stamps), True, page_size=100, pages_per_window=25,
+                        clock=CLOCK) == []
+
+
+def test_a_run_dated_in_the_future_does_not_steer_the_cut():
+    window = Window(None, None)
+    stamps = [datetime(2099, 1, 1, tzinfo=timezone.utc)] + [
+        CLOCK - timedelta(minutes=i) for i in range(99)
+    ]
+
+    parts = split_window(window, page(stamps), True, page_size=100, pages_per_window=25,
+                         clock=CLOCK)
+
+    assert parts and all(p.start is None or p.start.year == 2026 for p in parts)
