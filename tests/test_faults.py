@@ -8,8 +8,8 @@ from email.utils import formatdate
 
 import pytest
 from conftest import FAST_RETRIES, Warehouse, assert_matches_ground_truth
-from deck.client import RetryPolicy
 from deck.errors import DeckTransientError
+from deck.session import RetryPolicy
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 

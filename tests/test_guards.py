@@ -15,9 +15,12 @@ import duckdb
 import pytest
 import requests
 from conftest import Warehouse, assert_matches_ground_truth, make_simulator
-from deck.client import DeckClient, RetryPolicy, mask_url, scrub, validate_base_url
+from deck.client import DeckClient
 from deck.errors import DeckConfigError
+from deck.redact import scrub
+from deck.session import RetryPolicy
 from deck.simulator import DEMO_API_KEY, DeckSimulator
+from deck.urls import mask_url, validate_base_url
 from test_cli import run_cli
 from test_secrets import files_containing
 

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from deck.client import RequestStats
+from deck.session import RequestStats
 from deck.state import UNKNOWN_FINGERPRINT, OpenRun, Plan, TaskRunState, fingerprint
 from deck.windows import Window
 
