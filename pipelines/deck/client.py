@@ -126,22 +126,4 @@ class DeckClient:
         self.session.close()
 
 
-def split_filters(values: Any | None) -> tuple[str, ...] | None:
-    """Accept a list, a tuple or a comma-separated string for the API's array filters."""
-    if values is None or values == "" or values == []:
-        return None
-    if isinstance(values, str):
-        values = values.split(",")
-    return tuple(str(v).strip() for v in values if str(v).strip())
-
-
-# RateLimiter, RequestStats and RetryPolicy are listed for source.py's current import only; their
-# home is ratelimit.py and session.py.
-__all__ = [
-    "DeckClient",
-    "Page",
-    "RateLimiter",
-    "RequestStats",
-    "RetryPolicy",
-    "split_filters",
-]
+__all__ = ["DeckClient", "Page"]

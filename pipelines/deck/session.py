@@ -50,9 +50,9 @@ RETRY_EXCEPTIONS = (
 class RetryPolicy:
     """How long a sync keeps trying before it fails clearly."""
 
-    max_attempts: int = 8
-    backoff_base_s: float = 1.0
-    backoff_cap_s: float = 30.0
+    max_attempts: int = settings.REQUEST_MAX_ATTEMPTS
+    backoff_base_s: float = settings.BACKOFF_BASE_S
+    backoff_cap_s: float = settings.BACKOFF_CAP_S
     # Retry-After is honoured up to this many seconds; "0" still waits `min_wait_s` (no hot loop).
     max_retry_after_s: float = 60.0
     min_wait_s: float = 0.25

@@ -29,11 +29,13 @@ from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.resource import DltResource
 
 from . import settings
-from .client import DeckClient, RateLimiter, RetryPolicy
+from .client import DeckClient
 from .load import TaskRunLoad
 from .options import SourceOptions
 from .quarantine import REJECTED_COLUMNS, REJECTED_TABLE
+from .ratelimit import RateLimiter
 from .scope import SyncScope, current_scope
+from .session import RetryPolicy
 from .stats import SyncStats
 
 logger = logging.getLogger("deck")

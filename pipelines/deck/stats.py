@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .client import RequestStats
+from .session import RequestStats
 
 
 @dataclass
