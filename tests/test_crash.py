@@ -206,10 +206,14 @@ def test_a_killed_backfill_resumes_from_its_last_committed_window(tmp_path, back
     rerun = run_cli(tmp_path, env=cli_env(tmp_path, backlog_sim))
     assert rerun.returncode == 0, rerun.stderr
 
-    # Loaded again: only what was not committed; the kill came before the third load had any
-    # answer, so nothing of the committed history is fetched and loaded a second time.
+    # Loaded again: only what was not committed. The kill came before the third load had any
+    # answer, so no load was half-extracted; a committed window fetched again would add its
+    # ~300 runs, a few runs on window edges may be counted twice.
     reloaded = int(rerun.stdout.split("runs:")[1].split(" new")[0].replace(",", ""))
-    assert reloaded <= 3_000 - len(committed) + 400, (reloaded, len(committed))
+    assert 3_000 - len(committed) <= reloaded < 3_000 - len(committed) + 100, (
+        reloaded,
+        len(committed),
+    )
     assert_matches_ground_truth(reader(tmp_path, backlog_sim), backlog_sim.runs())
 
 
