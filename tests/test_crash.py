@@ -1,77 +1,132 @@
-"""`kill -9` at any moment of a sync, then a rerun: the warehouse is exact, nothing lost or doubled.
+"""`kill -9` at any point of a sync, then a rerun: the warehouse is exact, nothing lost or doubled.
 
-The CLI runs as a real process against a simulator in this process; the kill is timed by the
-number of requests the simulator has received (a point in the backfill) or by wall time (which
-lands in extract, normalize or load alike).
+The CLI runs as a real process against a simulator in this process. Every kill lands at a
+deterministic point, never at a moment in time: while the N-th request of the sync is in flight
+(extract), while the first request after a "Load K committed" log line is in flight (between
+loads), or as soon as a package of the sync reaches dlt's `normalize/extracted` (normalize) or
+`load/normalized` (load) folder. The simulator holds every request from that point on
+(`DeckSimulator.hold`), so the sync cannot finish before the kill: each kill lands by
+construction, on a fast machine or a busy one.
 """
 
+import itertools
 import os
 import random
 import signal
 import subprocess
 import sys
 import threading
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict
+from typing import Callable, Dict, List, Set
 
 import pytest
 from conftest import Warehouse, assert_matches_ground_truth
-from deck.simulator import DeckSimulator
+from deck.simulator import DeckSimulator, RecordedRequest
 from test_cli import SCRIPT, run_cli
 
+PIPELINE = "deck_task_runs"  # the CLI's default pipeline name
+# dlt's load package folders, in the order a package moves through them
+PACKAGE_STAGES = ["normalize/extracted", "load/new", "load/normalized", "load/loaded"]
 
-def cli_env(tmp_path: Path, sim: DeckSimulator) -> Dict[str, str]:
+
+def cli_env(tmp_path: Path, sim: DeckSimulator, max_runs_per_load: int = 400) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
     env.update({
         "DLT_DATA_DIR": str(tmp_path / "dlt-data"),
         "SOURCES__DECK__API_KEY": sim.api_key,
         "SOURCES__DECK__BASE_URL": sim.base_url,
         # small windows and loads so that a 3,000-run backfill commits many times
-        "SOURCES__DECK__MAX_RUNS_PER_LOAD": "400",
+        "SOURCES__DECK__MAX_RUNS_PER_LOAD": str(max_runs_per_load),
         "SOURCES__DECK__PAGES_PER_WINDOW": "3",
     })
     return env
 
 
-def kill_when(
-    tmp_path: Path,
-    sim: DeckSimulator,
-    *,
-    requests: int = 0,
-    seconds: float = 0,
-    log_line: str = "",
-) -> bool:
-    """Start a sync and SIGKILL it at the given point; True if it was killed before finishing.
+@dataclass(frozen=True)
+class KillPoint:
+    """Where a sync is killed (exactly one field is set).
 
-    The point is a number of requests the simulator received, a time, or a line the CLI logs.
+    - ``request``: while the sync's N-th request is in flight (extract);
+    - ``after_log``: while the first request after the CLI logged this line is in flight;
+    - ``package_in``: as soon as a package of this sync is in this folder of PACKAGE_STAGES or
+      a later one: "normalize/extracted" = normalize running, "load/normalized" = load running.
+      The kill is sent the moment the test sees it; if the process has moved on by then, it is
+      held at its next request, which comes before the sync can finish as long as the package
+      is not the sync's last one.
     """
-    seen = len(sim.requests)
-    proc = subprocess.Popen([sys.executable, str(SCRIPT)], cwd=tmp_path,
-                            env=cli_env(tmp_path, sim), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    logged = threading.Event()
 
-    def watch_log() -> None:
-        for line in proc.stderr:  # type: ignore[union-attr]
-            if log_line and log_line in line:
-                logged.set()
+    request: int = 0
+    after_log: str = ""
+    package_in: str = ""
 
-    threading.Thread(target=watch_log, daemon=True).start()
-    started = time.monotonic()
-    while proc.poll() is None:
-        if requests and len(sim.requests) - seen >= requests:
-            break
-        if seconds and time.monotonic() - started >= seconds:
-            break
-        if logged.is_set():
-            break
-        time.sleep(0.005)
-    if proc.poll() is not None:
-        return False
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return True
+    @property
+    def phase(self) -> str:
+        if self.request:
+            return "extract"
+        if self.after_log:
+            return "between loads"
+        return "normalize" if self.package_in == "normalize/extracted" else "load"
+
+    def __str__(self) -> str:
+        if self.request:
+            return f"request-{self.request}"
+        if self.after_log:
+            return self.after_log.replace(" ", "-")
+        return f"package-in-{self.package_in}"
+
+
+def packages_at_or_after(tmp_path: Path, stage: str) -> Set[str]:
+    """Load ids of the CLI pipeline's packages in `stage` or a later folder."""
+    root = tmp_path / "dlt-data" / "pipelines" / PIPELINE
+    found: Set[str] = set()
+    for folder in PACKAGE_STAGES[PACKAGE_STAGES.index(stage):]:
+        path = root / folder
+        if path.is_dir():
+            found.update(p.name for p in path.iterdir() if not p.name.startswith("."))
+    return found
+
+
+def kill_at(tmp_path: Path, sim: DeckSimulator, point: KillPoint, **env: int) -> bool:
+    """Start a sync and SIGKILL it at `point`; True if it was still running when killed.
+
+    The condition is checked by the simulator as each request arrives (the CLI writes its log
+    to a file and dlt its packages to disk before it sends the next request, so the check sees
+    them), and by this loop for `package_in` points, which make no request of their own.
+    """
+    log = tmp_path / "cli-stderr.log"
+    if point.request:
+        counter = itertools.count(1)
+        lock = threading.Lock()
+
+        def reached(_: RecordedRequest | None = None) -> bool:
+            with lock:
+                return next(counter) >= point.request
+    elif point.after_log:
+        def reached(_: RecordedRequest | None = None) -> bool:
+            return log.is_file() and point.after_log in log.read_text()
+    else:
+        before = packages_at_or_after(tmp_path, point.package_in)
+
+        def reached(_: RecordedRequest | None = None) -> bool:
+            return bool(packages_at_or_after(tmp_path, point.package_in) - before)
+
+    gate = sim.hold(reached)
+    watch: Callable[[], bool] = reached if point.package_in else gate.reached.is_set
+    try:
+        with open(log, "w") as stderr:
+            proc = subprocess.Popen([sys.executable, str(SCRIPT)], cwd=tmp_path,
+                                    env=cli_env(tmp_path, sim, **env),
+                                    stdout=subprocess.DEVNULL, stderr=stderr)
+            while proc.poll() is None and not watch():
+                gate.reached.wait(0.005)  # a poll interval, not a deadline
+            if proc.poll() is not None:
+                return False
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return True
+    finally:
+        gate.release()
 
 
 def reader(tmp_path: Path, sim: DeckSimulator) -> Warehouse:
@@ -79,51 +134,87 @@ def reader(tmp_path: Path, sim: DeckSimulator) -> Warehouse:
 
 
 @pytest.fixture
-def slow_sim():
-    sim = DeckSimulator(seed=21, runs=3_000, history_days=10, latency=0.01).start()
+def backlog_sim():
+    sim = DeckSimulator(seed=21, runs=3_000, history_days=10).start()
     yield sim
     sim.stop()
 
 
-@pytest.mark.parametrize("after_requests", [2, 9, 17, 26])
-def test_rerun_after_kill_at_a_point_of_the_backfill_is_exact(tmp_path, slow_sim, after_requests):
-    assert kill_when(tmp_path, slow_sim, requests=after_requests)
-    slow_sim.advance(3600 * 5, new_runs=120)
+# A 3,000-run backfill in loads of ~600 runs: six loads, ~50 requests (see kill_at's callers).
+POINTS_OF_A_BACKFILL = [
+    KillPoint(request=2),  # the first page of the backfill is in flight
+    KillPoint(request=9),
+    KillPoint(request=17),
+    KillPoint(request=26),  # in the second load
+    KillPoint(after_log="Load 1 committed"),
+    KillPoint(after_log="Load 3 committed"),
+    KillPoint(package_in="normalize/extracted"),  # normalize of the first load
+    KillPoint(package_in="load/normalized"),  # load of the first load
+]
 
-    rerun = run_cli(tmp_path, env=cli_env(tmp_path, slow_sim))
+
+@pytest.mark.parametrize("point", POINTS_OF_A_BACKFILL, ids=str)
+def test_rerun_after_kill_at_a_point_of_the_backfill_is_exact(tmp_path, backlog_sim, point):
+    assert kill_at(tmp_path, backlog_sim, point)
+    backlog_sim.advance(3600 * 5, new_runs=120)
+
+    rerun = run_cli(tmp_path, env=cli_env(tmp_path, backlog_sim))
 
     assert rerun.returncode == 0, rerun.stderr
-    assert_matches_ground_truth(reader(tmp_path, slow_sim), slow_sim.runs())
+    assert_matches_ground_truth(reader(tmp_path, backlog_sim), backlog_sim.runs())
 
 
-def test_repeated_kills_at_random_moments_then_a_rerun_is_exact(tmp_path, slow_sim):
+def random_kill_points(rng: random.Random, n: int) -> List[KillPoint]:
+    """`n` points drawn from the first load or two of a sync: in extract (one of its first
+    requests), between its first two loads, in the normalize or the load of its first package."""
+    kinds: List[Callable[[], KillPoint]] = [
+        lambda: KillPoint(request=rng.randint(1, 4)),
+        lambda: KillPoint(after_log="Load 1 committed"),
+        lambda: KillPoint(package_in="normalize/extracted"),
+        lambda: KillPoint(package_in="load/normalized"),
+    ]
+    drawn = [kind() for kind in kinds] + [rng.choice(kinds)() for _ in range(n - len(kinds))]
+    rng.shuffle(drawn)  # every phase at least once, in a seeded random order
+    return drawn
+
+
+# Loads of one window (~300 runs): the 3,000-run backfill needs ten, each killed sync commits at
+# most one (plus a package an earlier kill left), so every killed sync still has two or more
+# loads to go and each point is reached before it could finish.
+SMALL_LOADS = 100
+
+
+def test_repeated_kills_at_random_points_then_a_rerun_is_exact(tmp_path, backlog_sim):
     rng = random.Random(5)
-    kills = 0
-    for _ in range(6):
-        kills += kill_when(tmp_path, slow_sim, seconds=rng.uniform(0.8, 4.0))
-        slow_sim.advance(rng.uniform(60, 3600 * 24), new_runs=rng.randint(0, 150))
+    points = random_kill_points(rng, 6)
+    for point in points:
+        assert kill_at(tmp_path, backlog_sim, point, max_runs_per_load=SMALL_LOADS), point
+        backlog_sim.advance(rng.uniform(60, 3600 * 24), new_runs=rng.randint(0, 150))
 
-    rerun = run_cli(tmp_path, env=cli_env(tmp_path, slow_sim))
+    rerun = run_cli(tmp_path, env=cli_env(tmp_path, backlog_sim, SMALL_LOADS))
 
-    assert kills >= 3
     assert rerun.returncode == 0, rerun.stderr
-    assert_matches_ground_truth(reader(tmp_path, slow_sim), slow_sim.runs())
+    assert_matches_ground_truth(reader(tmp_path, backlog_sim), backlog_sim.runs())
 
 
-def test_a_killed_backfill_resumes_from_its_last_committed_window(tmp_path, slow_sim):
-    assert kill_when(tmp_path, slow_sim, log_line="Load 2 committed")
-    committed = reader(tmp_path, slow_sim).runs()
+def test_a_killed_backfill_resumes_from_its_last_committed_window(tmp_path, backlog_sim):
+    assert kill_at(tmp_path, backlog_sim, KillPoint(after_log="Load 2 committed"))
+    committed = reader(tmp_path, backlog_sim).runs()
     assert len(committed) >= 800  # two loads were committed before the kill
-    slow_sim.clear_requests()
+    backlog_sim.clear_requests()
 
-    rerun = run_cli(tmp_path, env=cli_env(tmp_path, slow_sim))
+    rerun = run_cli(tmp_path, env=cli_env(tmp_path, backlog_sim))
     assert rerun.returncode == 0, rerun.stderr
 
-    # Loaded again: what was not committed, plus at most the load that was being extracted
-    # when the process died (max_runs_per_load = 400); never the committed history.
+    # Loaded again: only what was not committed. The kill came before the third load had any
+    # answer, so no load was half-extracted; a committed window fetched again would add its
+    # ~300 runs, a few runs on window edges may be counted twice.
     reloaded = int(rerun.stdout.split("runs:")[1].split(" new")[0].replace(",", ""))
-    assert reloaded <= 3_000 - len(committed) + 400, (reloaded, len(committed))
-    assert_matches_ground_truth(reader(tmp_path, slow_sim), slow_sim.runs())
+    assert 3_000 - len(committed) <= reloaded < 3_000 - len(committed) + 100, (
+        reloaded,
+        len(committed),
+    )
+    assert_matches_ground_truth(reader(tmp_path, backlog_sim), backlog_sim.runs())
 
 
 def test_a_sync_after_one_killed_between_extract_and_load_syncs_everything(tmp_path, simulator):

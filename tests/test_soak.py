@@ -43,7 +43,7 @@ def test_thirty_syncs_with_random_faults_and_mutations_stay_exact(simulator, war
 
 def test_a_second_sync_of_the_same_pipeline_refuses_while_one_runs(simulator, warehouse):
     simulator.advance(3600 * 24, new_runs=600)
-    simulator.latency = 0.15
+    gate = simulator.hold()  # the first sync's first request waits until the second has tried
     first_error = []
 
     def first_sync() -> None:
@@ -54,11 +54,19 @@ def test_a_second_sync_of_the_same_pipeline_refuses_while_one_runs(simulator, wa
 
     worker = threading.Thread(target=first_sync)
     worker.start()
-    while not simulator.requests:
-        pass
-    with pytest.raises(DeckSyncLockedError) as info:
-        Warehouse(warehouse.path, warehouse.pipelines_dir, simulator).sync()
-    worker.join()
+    try:
+        while not gate.reached.wait(0.05) and worker.is_alive():
+            pass  # the first sync holds the lock from before its first request until it ends
+        assert gate.reached.is_set(), first_error
+        with pytest.raises(DeckSyncLockedError) as info:
+            # if it were not refused, its own request would be held too: it gives up on that at
+            # once and fails with another error, rather than hanging the test
+            Warehouse(warehouse.path, warehouse.pipelines_dir, simulator).sync(
+                request_max_attempts=1, read_timeout_s=0.5
+            )
+    finally:
+        gate.release()
+        worker.join()
 
     assert str(info.value).startswith(
         "Another sync of pipeline 'deck_task_runs_test' is running (pid "

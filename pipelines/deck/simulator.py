@@ -210,6 +210,27 @@ class _Fault:
     path: str | None
 
 
+class RequestHold:
+    """A gate that leaves requests unanswered from a chosen request on, until ``release()``.
+
+    Tests use it to stop a client at a deterministic point (the N-th request, the first request
+    after a log line, ...) and kill or inspect it there, instead of guessing a moment in time.
+    """
+
+    def __init__(self, when: Callable[[RecordedRequest], bool] | None) -> None:
+        self.when = when
+        """Called with each request as it is received; the first True closes the gate."""
+        self.closed = False
+        """True once a request matched: it and every request received after it are held."""
+        self.reached = threading.Event()
+        """Set as soon as a request is being held."""
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        """Answer the held requests normally and hold no more."""
+        self.released.set()
+
+
 @dataclass
 class _Response:
     status: int
@@ -305,6 +326,7 @@ class DeckSimulator:
         self._log_lock = threading.Lock()  # requests, faults, rate window
         self._log_generation = 0
         self._faults: deque[_Fault] = deque()
+        self._hold: RequestHold | None = None
         self._window: deque[float] = deque()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -563,6 +585,36 @@ class DeckSimulator:
         """How many fault answers are still queued (so tests can check they were all consumed)."""
         with self._log_lock:
             return sum(f.remaining for f in self._faults)
+
+    def hold(self, when: Callable[[RecordedRequest], bool] | None = None) -> RequestHold:
+        """Hold requests, unanswered, from the first one for which ``when(request)`` is True
+        (every request if ``when`` is None) until ``release()`` on the returned gate, or stop().
+
+        ``when`` runs on the server thread as each request arrives, before faults and auth, so
+        it sees the world as it was when the client sent that request. A new ``hold`` releases
+        the previous gate.
+        """
+        gate = RequestHold(when)
+        with self._log_lock:
+            previous, self._hold = self._hold, gate
+        if previous is not None:
+            previous.release()
+        return gate
+
+    def _wait_if_held(self, request: RecordedRequest) -> bool:
+        """Block while the current gate holds ``request``; False if the simulator is stopping."""
+        gate = self._hold
+        if gate is None or gate.released.is_set():
+            return True
+        if not gate.closed:
+            if gate.when is not None and not gate.when(request):
+                return True
+            gate.closed = True
+        gate.reached.set()
+        while not gate.released.wait(_HANG_STEP):
+            if self._stopping.is_set():
+                return False
+        return True
 
     # ---------------------------------------------------------------- data generation
 
@@ -1554,6 +1606,9 @@ class _Handler(BaseHTTPRequestHandler):
         if length and length.isdigit() and int(length) > 0:
             self.rfile.read(int(length))  # keep the connection usable
         slot = sim._record_start(method, path, params, auth, received)
+        if not sim._wait_if_held(RecordedRequest(method, path, params, 0, auth, received)):
+            self.close_connection = True
+            return
         try:
             response = sim._respond(method, path, params, auth, self.path)
         except Exception:  # pragma: no cover - a bug in the simulator must still answer
