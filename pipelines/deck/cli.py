@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import dlt
 from dlt.common.configuration.exceptions import (
@@ -70,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def source_options(args: argparse.Namespace) -> Dict[str, Any]:
+def source_options(args: argparse.Namespace) -> dict[str, Any]:
     """Only what the user set, so that everything else still comes from dlt's config."""
-    options: Dict[str, Any] = {"start_date": args.start_date, "end_date": args.end_date}
+    options: dict[str, Any] = {"start_date": args.start_date, "end_date": args.end_date}
     for spec in FILTERS:
         value = getattr(args, spec.name)
         options[spec.name] = flatten_cli_values(value) if spec.many else value
@@ -102,7 +102,7 @@ def warehouse_location(pipeline: dlt.Pipeline) -> str:
     return pipeline.destination.destination_name
 
 
-def count_runs(pipeline: dlt.Pipeline) -> Optional[int]:
+def count_runs(pipeline: dlt.Pipeline) -> int | None:
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name("task_runs")
@@ -235,8 +235,8 @@ def describe_missing_config(exc: ConfigFieldMissingException) -> str:
     each lookup is itself a list of the credential's sub-fields (host, password, ...).
     """
     lookups = [t for traces in exc.traces.values() for t in traces]
-    sections: List[str] = []
-    sub_fields: List[str] = []
+    sections: list[str] = []
+    sub_fields: list[str] = []
     for lookup in lookups:
         nested = getattr(lookup, "traces", None)
         if nested is not None:  # credentials: LookupTraces of one credential spec
@@ -285,7 +285,7 @@ def describe_failure(cause: BaseException) -> tuple[str, int]:
 # process exits anyway: a hard exit at any moment is as safe as the `kill -9` the tests prove.
 INTERRUPT_GRACE_S = 3.0
 _SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
-_received: List[int] = []
+_received: list[int] = []
 
 
 def interrupt_message(signum: int) -> str:
@@ -317,7 +317,7 @@ def _watchdog(signum: int) -> None:
     _hard_exit(signum)
 
 
-def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
+def _on_signal(signum: int, frame: FrameType | None) -> None:
     if _received:  # a second Ctrl-C: the user does not want to wait
         _hard_exit(_received[0])
     _received.append(signum)
@@ -334,7 +334,7 @@ def install_signal_handlers() -> None:
         signal.signal(signum, _on_signal)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.debug)
     install_signal_handlers()

@@ -4,7 +4,7 @@ The CLI prints `str(error)` as-is (no traceback unless --debug), so every messag
 and must never contain the API key.
 """
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 
 class DeckError(Exception):
@@ -19,7 +19,7 @@ class DeckAPIError(DeckError):
     """The API answered in a way the sync cannot continue from."""
 
     def __init__(
-        self, message: str, *, status: Optional[int] = None, request_id: Optional[str] = None
+        self, message: str, *, status: int | None = None, request_id: str | None = None
     ) -> None:
         self.status = status
         self.request_id = request_id
@@ -61,7 +61,7 @@ def describe_error_body(body: Any) -> str:
     if not isinstance(body, dict):
         return ""
     errors = body.get("errors")
-    parts: List[str] = []
+    parts: list[str] = []
     if isinstance(errors, list):
         for error in errors:
             if isinstance(error, dict):
@@ -72,7 +72,7 @@ def describe_error_body(body: Any) -> str:
                     text = f"{text} [{error.get('type')}/{error['code']}]"
                 parts.append(text)
     elif isinstance(errors, dict):
-        fields: Dict[str, Any] = errors
+        fields: dict[str, Any] = errors
         for field, messages in fields.items():
             if isinstance(messages, list):
                 messages = "; ".join(str(m) for m in messages)
@@ -82,7 +82,7 @@ def describe_error_body(body: Any) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def request_id_of(body: Any, headers: Optional[Any] = None) -> Optional[str]:
+def request_id_of(body: Any, headers: Any | None = None) -> str | None:
     """Deck puts `request_id` in error and list bodies (validation bodies carry `traceId`)."""
     if isinstance(body, dict):
         for key in ("request_id", "traceId"):

@@ -19,7 +19,7 @@ whole tables, so it also heals what an interrupted sync left behind.
 """
 
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import dlt
 from dlt.common.normalizers.json.relational import DataItemNormalizer
@@ -38,7 +38,7 @@ FILESYSTEM_TYPE = "dlt.destinations.filesystem"
 DELETE_CHUNK = 500
 
 
-def table_format_for(pipeline: dlt.Pipeline) -> Optional[str]:
+def table_format_for(pipeline: dlt.Pipeline) -> str | None:
     """`delta` for dlt's `filesystem` destination (plain files cannot merge at all), else None."""
     try:
         destination = pipeline.destination
@@ -49,7 +49,7 @@ def table_format_for(pipeline: dlt.Pipeline) -> Optional[str]:
     return "delta"
 
 
-def merge_strategy_for(pipeline: dlt.Pipeline, table_format: Optional[str]) -> Optional[str]:
+def merge_strategy_for(pipeline: dlt.Pipeline, table_format: str | None) -> str | None:
     """The merge strategy to use: None keeps the source's `delete-insert`, else `upsert`."""
     try:
         caps = pipeline.destination.capabilities()
@@ -57,7 +57,7 @@ def merge_strategy_for(pipeline: dlt.Pipeline, table_format: Optional[str]) -> O
         return None
     strategies = list(caps.supported_merge_strategies or [])
     if caps.merge_strategies_selector:
-        table: Dict[str, Any] = {"name": RESOURCE, "write_disposition": "merge"}
+        table: dict[str, Any] = {"name": RESOURCE, "write_disposition": "merge"}
         if table_format:
             table["table_format"] = table_format
         strategies = list(caps.merge_strategies_selector(strategies, table_schema=table))
@@ -151,7 +151,7 @@ def prune_orphaned_nested_rows(pipeline: dlt.Pipeline) -> int:
                 pc.is_null(joined["_run_load_id"]),
                 pc.not_equal(joined[LOAD_ID], joined["_run_load_id"]),
             )
-            stale: List[str] = sorted(
+            stale: list[str] = sorted(
                 set(joined.filter(pc.fill_null(stale_mask, True))[ROW_ID].to_pylist())
             )
             for start in range(0, len(stale), DELETE_CHUNK):

@@ -25,7 +25,7 @@ How a model file is picked and rendered
 import logging
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
@@ -59,12 +59,12 @@ class DeckModelError(DeckError):
     """A SQL model could not be created; the loaded data itself is fine."""
 
 
-def model_names(models_dir: Path = MODELS_DIR) -> List[str]:
+def model_names(models_dir: Path = MODELS_DIR) -> list[str]:
     """Every model in `models_dir`: the file names up to their first dot, sorted."""
     return sorted({path.name.split(".", 1)[0] for path in models_dir.glob("*.sql")})
 
 
-def model_file(name: str, dialect: Optional[str], models_dir: Path = MODELS_DIR) -> Path:
+def model_file(name: str, dialect: str | None, models_dir: Path = MODELS_DIR) -> Path:
     """`<name>.<dialect>.sql` when there is one, else the generic `<name>.sql`."""
     if dialect:
         specific = models_dir / f"{name}.{dialect}.sql"
@@ -76,11 +76,11 @@ def model_file(name: str, dialect: Optional[str], models_dir: Path = MODELS_DIR)
     return generic
 
 
-def sql_literal_list(values: List[str]) -> str:
+def sql_literal_list(values: list[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values))
 
 
-def empty_errors_relation(dialect: Optional[str]) -> str:
+def empty_errors_relation(dialect: str | None) -> str:
     """A relation with `task_runs__errors`' columns and no rows, for datasets without it."""
     text = _TEXT_TYPE.get(dialect or "", "VARCHAR")
     bigint = _BIGINT_TYPE.get(dialect or "", "BIGINT")
@@ -91,7 +91,7 @@ def empty_errors_relation(dialect: Optional[str]) -> str:
     return f"(SELECT {columns} WHERE 1 = 0)"
 
 
-def render(sql: str, replacements: Dict[str, str], source: str = "model") -> str:
+def render(sql: str, replacements: dict[str, str], source: str = "model") -> str:
     """Fill the `{{ name }}` placeholders of a model file; unknown names are an error."""
 
     def fill(match: "re.Match[str]") -> str:
@@ -108,7 +108,7 @@ def render(sql: str, replacements: Dict[str, str], source: str = "model") -> str
 def render_model(
     name: str,
     client: SqlClientBase[Any],
-    dialect: Optional[str],
+    dialect: str | None,
     *,
     has_errors_table: bool,
     models_dir: Path = MODELS_DIR,
@@ -152,7 +152,7 @@ def _replace_view(
         client.execute_sql(f"CREATE VIEW {view} AS\n{select}")
 
 
-def drop_models(pipeline: dlt.Pipeline, models_dir: Path = MODELS_DIR) -> List[str]:
+def drop_models(pipeline: dlt.Pipeline, models_dir: Path = MODELS_DIR) -> list[str]:
     """Drop the model views; return the names of those dropped (or never created).
 
     Call it before anything that drops or replaces the loaded tables (a full refresh, `dlt
@@ -171,7 +171,7 @@ def drop_models(pipeline: dlt.Pipeline, models_dir: Path = MODELS_DIR) -> List[s
     return names
 
 
-def refresh_models(pipeline: dlt.Pipeline, models_dir: Path = MODELS_DIR) -> List[str]:
+def refresh_models(pipeline: dlt.Pipeline, models_dir: Path = MODELS_DIR) -> list[str]:
     """Create or replace every SQL model as a view in `pipeline`'s dataset; return their names.
 
     Called after each successful load, so the views always match the loaded tables (a new column
@@ -189,7 +189,7 @@ def refresh_models(pipeline: dlt.Pipeline, models_dir: Path = MODELS_DIR) -> Lis
     capabilities = pipeline.destination.capabilities()
     dialect = capabilities.sqlglot_dialect
     names = model_names(models_dir)
-    created: List[str] = []
+    created: list[str] = []
     with pipeline.sql_client() as client:
         if not table_exists(client, MAIN_TABLE):
             logger.info(

@@ -9,9 +9,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, List, Optional
+from typing import Any
 
 import dlt
 from dlt.common.pipeline import LoadInfo
@@ -43,8 +44,8 @@ class SyncResult:
     open_rechecked: int = 0
     quarantined: int = 0  # records Deck returned that could not be placed (task_runs_rejected)
     seconds: float = 0.0
-    models: List[str] = field(default_factory=list)
-    load_infos: List[LoadInfo] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    load_infos: list[LoadInfo] = field(default_factory=list)
 
 
 # Parquet is several times faster than inserts into DuckDB. Elsewhere the destination's own
@@ -53,7 +54,7 @@ class SyncResult:
 PARQUET_DESTINATIONS = ("dlt.destinations.duckdb", "dlt.destinations.motherduck")
 
 
-def loader_file_format(pipeline: dlt.Pipeline) -> Optional[str]:
+def loader_file_format(pipeline: dlt.Pipeline) -> str | None:
     """Parquet into DuckDB and MotherDuck; None (the destination's preferred format) elsewhere."""
     try:
         destination = pipeline.destination
@@ -116,7 +117,7 @@ def _lock_exclusively(handle: Any) -> None:
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def remove_copied_run_rows(pipeline: dlt.Pipeline, load_ids: List[str]) -> int:
+def remove_copied_run_rows(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
     """Delete exact copies of `task_runs` rows that a resumed load package inserted twice.
 
     dlt 1.31 retries a staging copy job that a kill interrupted after it had written; in a merge
@@ -164,7 +165,7 @@ def remove_copied_run_rows(pipeline: dlt.Pipeline, load_ids: List[str]) -> int:
     return removed
 
 
-def count_rows_of_loads(pipeline: dlt.Pipeline, load_ids: List[str]) -> int:
+def count_rows_of_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
     """How many `task_runs` rows the given load packages wrote (0 without a SQL client).
 
     Counted right after those packages loaded, so no later load has replaced their rows yet.
@@ -188,7 +189,7 @@ def count_rows_of_loads(pipeline: dlt.Pipeline, load_ids: List[str]) -> int:
         return 0
 
 
-def missing_tables(pipeline: dlt.Pipeline) -> List[str]:
+def missing_tables(pipeline: dlt.Pipeline) -> list[str]:
     """Tables of `task_runs` that dlt created in the warehouse but that are gone from it.
 
     An analyst's `DROP TABLE deck.task_runs` is invisible to dlt: the schema it stored in the
@@ -235,7 +236,7 @@ def sync(
     pipeline: dlt.Pipeline,
     *,
     full_refresh: bool = False,
-    max_loads: Optional[int] = None,
+    max_loads: int | None = None,
     **source_options: Any,
 ) -> SyncResult:
     """Sync Deck task runs into `pipeline`'s destination until the warehouse is current."""
@@ -246,7 +247,7 @@ def sync(
 def _sync_locked(
     pipeline: dlt.Pipeline,
     full_refresh: bool,
-    max_loads: Optional[int],
+    max_loads: int | None,
     source_options: Any,
 ) -> SyncResult:
     result = SyncResult()

@@ -1,7 +1,6 @@
 """Constants of the Deck v2 API and of this connector's defaults, in one place."""
 
 from datetime import datetime, timezone
-from typing import FrozenSet, Tuple
 
 DEFAULT_BASE_URL = "https://api.deck.co/v2"
 TASK_RUNS_PATH = "task-runs"
@@ -13,10 +12,10 @@ PAGE_SIZE = 100
 # Statuses a run never leaves. Everything else -- including spellings this code does not know
 # ("pending", "cancelling", or a status added by a newer API version) -- is treated as still open,
 # so the run keeps being re-checked until it reaches one of these.
-FINAL_STATUSES: FrozenSet[str] = frozenset({"completed", "failed", "canceled"})
+FINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "canceled"})
 
 # The documented open statuses, used as the `status` filter when re-listing open runs.
-OPEN_STATUSES: Tuple[str, ...] = (
+OPEN_STATUSES: tuple[str, ...] = (
     "queued",
     "running",
     "canceling",
@@ -24,8 +23,8 @@ OPEN_STATUSES: Tuple[str, ...] = (
     "review_required",
 )
 
-ALL_STATUSES: Tuple[str, ...] = OPEN_STATUSES + ("completed", "canceled", "failed")
-OUTCOMES: Tuple[str, ...] = ("success", "failure", "unknown")
+ALL_STATUSES: tuple[str, ...] = OPEN_STATUSES + ("completed", "canceled", "failed")
+OUTCOMES: tuple[str, ...] = ("success", "failure", "unknown")
 
 # Depth to which arbitrary JSON in `output`, `interaction`, `input`... is unpacked into columns
 # (objects) and child tables (lists). Deeper levels are kept as JSON.

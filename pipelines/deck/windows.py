@@ -14,7 +14,7 @@ commit its progress window by window (and, later, fetch windows in parallel).
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 ONE_MS = timedelta(milliseconds=1)
 ONE_US = timedelta(microseconds=1)
@@ -49,12 +49,12 @@ def format_timestamp(dt: datetime) -> str:
 class Window:
     """Runs with `start <= created_at < end`; None means unbounded on that side."""
 
-    start: Optional[datetime]
-    end: Optional[datetime]
+    start: datetime | None
+    end: datetime | None
 
-    def params(self) -> Dict[str, str]:
+    def params(self) -> dict[str, str]:
         """The request's bounds: a superset of the window (see EARLIEST/LATEST_PLAUSIBLE)."""
-        params: Dict[str, str] = {}
+        params: dict[str, str] = {}
         if self.start is not None and self.start - ONE_MS >= EARLIEST_PLAUSIBLE:
             params["created_after"] = format_timestamp(self.start - ONE_MS)
         if self.end is not None and EARLIEST_PLAUSIBLE < self.end <= LATEST_PLAUSIBLE:
@@ -66,32 +66,32 @@ class Window:
             self.end is None or created_at < self.end
         )
 
-    def split(self, parts: int) -> List["Window"]:
+    def split(self, parts: int) -> list["Window"]:
         """Cut a bounded window into `parts` equal time slices."""
         assert self.start is not None and self.end is not None, "only bounded windows are split"
         step = (self.end - self.start) / parts
         edges = [self.start + step * i for i in range(parts)] + [self.end]
         return [Window(lo, hi) for lo, hi in zip(edges, edges[1:], strict=False) if hi > lo]
 
-    def sort_key(self) -> Tuple[datetime, datetime]:
+    def sort_key(self) -> tuple[datetime, datetime]:
         return (self.start or datetime.min.replace(tzinfo=timezone.utc),
                 self.end or datetime.max.replace(tzinfo=timezone.utc))
 
-    def to_state(self) -> List[Optional[str]]:
+    def to_state(self) -> list[str | None]:
         return [
             format_timestamp(self.start) if self.start else None,
             format_timestamp(self.end) if self.end else None,
         ]
 
     @classmethod
-    def from_state(cls, value: List[Optional[str]]) -> "Window":
+    def from_state(cls, value: list[str | None]) -> "Window":
         start, end = value
         return cls(
             parse_timestamp(start) if start else None, parse_timestamp(end) if end else None
         )
 
     @property
-    def span(self) -> Optional[timedelta]:
+    def span(self) -> timedelta | None:
         if self.start is None or self.end is None:
             return None
         return self.end - self.start
@@ -102,7 +102,7 @@ class Window:
         return f"[{lo}, {hi})"
 
 
-def page_stamps(runs: List[Dict[str, Any]]) -> List[datetime]:
+def page_stamps(runs: list[dict[str, Any]]) -> list[datetime]:
     """The parseable `created_at` of a page's runs, in page order."""
     stamps = []
     for run in runs:
@@ -118,7 +118,7 @@ def is_plausible(stamp: datetime, clock: datetime) -> bool:
     return EARLIEST_PLAUSIBLE <= stamp <= clock
 
 
-def estimate_pages(window: Window, stamps: List[datetime], count: int, page_size: int) -> float:
+def estimate_pages(window: Window, stamps: list[datetime], count: int, page_size: int) -> float:
     """Pages a window holds, judged from its first page: `count` runs whose timestamps
     (`stamps`) cover part of the window's span at either end."""
     if count < page_size:
@@ -134,7 +134,7 @@ def estimate_pages(window: Window, stamps: List[datetime], count: int, page_size
     return max(1.0, total / covered)
 
 
-def page_direction(stamps: List[datetime]) -> Optional[str]:
+def page_direction(stamps: list[datetime]) -> str | None:
     """"newest_first" or "oldest_first" when a page's timestamps are monotonic, else None."""
     if all(a >= b for a, b in zip(stamps, stamps[1:], strict=False)):
         return "newest_first"
