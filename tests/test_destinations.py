@@ -20,6 +20,7 @@ import dlt
 import pytest
 from conftest import FAST_RETRIES, assert_matches_ground_truth, ts
 from deck import deck
+from deck.destination import DestinationTraits
 from deck.lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from deck.simulator import DEMO_API_KEY, DeckSimulator
 from destinations import (
@@ -333,26 +334,26 @@ def test_delta_upsert_alone_keeps_stale_nested_rows_until_pruned(tmp_path, simul
         {"type": "interaction", "code": "mfa_required", "message": "Code needed", "field": "code"},
         {"type": "source", "code": "source_error", "message": "Flaky", "field": None},
     ])
-    pipeline.run(prepare_for_destination(_source(simulator), pipeline))
+    pipeline.run(prepare_for_destination(_source(simulator), DestinationTraits.of(pipeline)))
     simulator.advance(60)
     simulator.update_run(run_id, status="failed", errors=[
         {"type": "interaction", "code": "interaction_timeout", "message": "No answer",
          "field": None},
     ])
-    pipeline.run(prepare_for_destination(_source(simulator), pipeline))
+    pipeline.run(prepare_for_destination(_source(simulator), DestinationTraits.of(pipeline)))
 
     # dlt's Delta upsert updated error 0 in place but left error 1 of the old version
     assert [e[1] for e in wh.errors()[run_id]] == ["interaction_timeout", "source_error"]
-    assert prune_orphaned_nested_rows(pipeline) == 1
+    assert prune_orphaned_nested_rows(pipeline, DestinationTraits.of(pipeline)) == 1
     assert wh.errors()[run_id] == [("interaction", "interaction_timeout", "No answer", None)]
-    assert prune_orphaned_nested_rows(pipeline) == 0
+    assert prune_orphaned_nested_rows(pipeline, DestinationTraits.of(pipeline)) == 0
 
 
 @pytest.mark.parametrize("kind", ["duckdb", "postgres"])
 def test_sql_destinations_keep_delete_insert(kind, tmp_path, simulator, request):
     server = request.getfixturevalue("postgres_server") if kind == "postgres" else None
     pipeline = make_warehouse(kind, tmp_path, simulator, server).pipeline()
-    source = prepare_for_destination(_source(simulator), pipeline)
+    source = prepare_for_destination(_source(simulator), DestinationTraits.of(pipeline))
 
     table = source.task_runs.compute_table_schema()
     assert table["write_disposition"] == "merge"

@@ -28,6 +28,7 @@ from dlt.common.configuration.providers.toml import TomlProviderReadException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
+from .destination import DestinationTraits
 from .errors import DeckConfigError, DeckError
 from .options import FILTERS, filter_flag, flatten_cli_values
 from .quarantine import REJECTED_TABLE
@@ -88,38 +89,12 @@ def configure_logging(debug: bool) -> None:
     root.propagate = False
 
 
-def warehouse_location(pipeline: dlt.Pipeline) -> str:
-    try:
-        credentials = pipeline.destination_client().config.credentials  # type: ignore[attr-defined]
-        database = getattr(credentials, "database", None)
-        database = database or getattr(credentials, "bucket_url", None)
-        if pipeline.destination.destination_name == "duckdb" and database:
-            return os.path.relpath(str(database))
-        if database:
-            return str(database)
-    except Exception:  # the summary must not fail a successful sync
-        pass
-    return pipeline.destination.destination_name
-
-
-def count_runs(pipeline: dlt.Pipeline) -> int | None:
-    try:
-        with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name("task_runs")
-            rows = client.execute_sql(f"SELECT count(*) FROM {table}")
-            return int(rows[0][0])
-    except Exception:
-        return None
-
-
 def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
-    location = warehouse_location(pipeline)
-    total = count_runs(pipeline)
+    traits = result.destination or DestinationTraits(pipeline.destination.destination_name)
+    location = traits.location or traits.name
+    total = result.runs_in_warehouse
     in_warehouse = f" ({total:,} in the warehouse)" if total is not None else ""
-    print(
-        f"Deck task runs -> {pipeline.destination.destination_name} dataset"
-        f" '{pipeline.dataset_name}' at {location}"
-    )
+    print(f"Deck task runs -> {traits.name} dataset '{pipeline.dataset_name}' at {location}")
     resumed = ""
     if result.resumed_runs:
         resumed = f" + {result.resumed_runs:,} from an interrupted earlier sync"
@@ -139,7 +114,7 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
         )
     if result.models:
         print(f"  models:   {', '.join(result.models)} (views in '{pipeline.dataset_name}')")
-    if pipeline.destination.destination_name == "duckdb":
+    if traits.name == "duckdb":
         print(
             f"  try:      duckdb {location} -c \"SELECT status, count(*) FROM"
             f" {pipeline.dataset_name}.task_runs GROUP BY 1 ORDER BY 2 DESC\""

@@ -26,6 +26,7 @@ from dlt.common.normalizers.json.relational import DataItemNormalizer
 from dlt.common.schema.utils import get_root_table, is_nested_table
 from dlt.extract import DltSource
 
+from .destination import DestinationTraits
 from .quarantine import REJECTED_TABLE
 
 logger = logging.getLogger("deck")
@@ -34,45 +35,15 @@ RESOURCE = "task_runs"
 LOAD_ID = "_dlt_load_id"
 ROW_ID = "_dlt_id"
 ROOT_ID = "_dlt_root_id"
-FILESYSTEM_TYPE = "dlt.destinations.filesystem"
 DELETE_CHUNK = 500
 
 
-def table_format_for(pipeline: dlt.Pipeline) -> str | None:
-    """`delta` for dlt's `filesystem` destination (plain files cannot merge at all), else None."""
-    try:
-        destination = pipeline.destination
-    except Exception:  # no destination configured yet
-        return None
-    if destination is None or destination.destination_type != FILESYSTEM_TYPE:
-        return None
-    return "delta"
-
-
-def merge_strategy_for(pipeline: dlt.Pipeline, table_format: str | None) -> str | None:
-    """The merge strategy to use: None keeps the source's `delete-insert`, else `upsert`."""
-    try:
-        caps = pipeline.destination.capabilities()
-    except Exception:
-        return None
-    strategies = list(caps.supported_merge_strategies or [])
-    if caps.merge_strategies_selector:
-        table: dict[str, Any] = {"name": RESOURCE, "write_disposition": "merge"}
-        if table_format:
-            table["table_format"] = table_format
-        strategies = list(caps.merge_strategies_selector(strategies, table_schema=table))
-    if not strategies or "delete-insert" in strategies:
-        return None
-    return "upsert" if "upsert" in strategies else None
-
-
-def prepare_for_destination(source: DltSource, pipeline: dlt.Pipeline) -> DltSource:
-    """Adapt the `deck` source to `pipeline`'s destination; a no-op on SQL destinations.
+def prepare_for_destination(source: DltSource, traits: DestinationTraits) -> DltSource:
+    """Adapt the `deck` source to the destination; a no-op on SQL destinations.
 
     Idempotent, so calling it on every `pipeline.run` of a sync is fine.
     """
-    table_format = table_format_for(pipeline)
-    strategy = merge_strategy_for(pipeline, table_format)
+    table_format, strategy = traits.table_format, traits.merge_strategy
     resource = source.resources[RESOURCE]
     if table_format:
         resource.apply_hints(table_format=table_format)
@@ -101,14 +72,14 @@ def _sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def prune_orphaned_nested_rows(pipeline: dlt.Pipeline) -> int:
+def prune_orphaned_nested_rows(pipeline: dlt.Pipeline, traits: DestinationTraits) -> int:
     """Delete nested Delta rows left from older versions of their runs; returns how many.
 
     A nested row is current when its `_dlt_load_id` equals that of its run's row (dlt writes a
     run and all its nested rows in one load, and `prepare_for_destination` copies the id). Rows
     without a `_dlt_load_id` (written before it was copied) are kept.
     """
-    if table_format_for(pipeline) != "delta" or not pipeline.default_schema_name:
+    if traits.table_format != "delta" or not pipeline.default_schema_name:
         return 0
     import pyarrow.compute as pc
     from dlt.common.destination.exceptions import DestinationUndefinedEntity

@@ -17,8 +17,10 @@ from typing import Any
 import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.common.schema import Schema
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
 
+from .destination import DestinationTraits
 from .errors import DeckError
 from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from .models import drop_models, refresh_models
@@ -44,26 +46,10 @@ class SyncResult:
     open_rechecked: int = 0
     quarantined: int = 0  # records Deck returned that could not be placed (task_runs_rejected)
     seconds: float = 0.0
+    runs_in_warehouse: int | None = None  # None where it cannot be counted (no SQL)
+    destination: DestinationTraits | None = None
     models: list[str] = field(default_factory=list)
     load_infos: list[LoadInfo] = field(default_factory=list)
-
-
-# Parquet is several times faster than inserts into DuckDB. Elsewhere the destination's own
-# preferred format is the safe choice: BigQuery refuses JSON columns from parquet, Postgres reads
-# parquet only through an ADBC driver, and Delta tables are written as parquet anyway.
-PARQUET_DESTINATIONS = ("dlt.destinations.duckdb", "dlt.destinations.motherduck")
-
-
-def loader_file_format(pipeline: dlt.Pipeline) -> str | None:
-    """Parquet into DuckDB and MotherDuck; None (the destination's preferred format) elsewhere."""
-    try:
-        destination = pipeline.destination
-        formats = destination.capabilities().supported_loader_file_formats
-    except Exception:  # no destination configured yet: let dlt decide
-        return None
-    if destination.destination_type not in PARQUET_DESTINATIONS:
-        return None
-    return "parquet" if "parquet" in formats else None
 
 
 class DeckSyncLockedError(DeckError):
@@ -117,7 +103,9 @@ def _lock_exclusively(handle: Any) -> None:
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def remove_copied_run_rows(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
+def remove_copied_run_rows(
+    pipeline: dlt.Pipeline, traits: DestinationTraits, load_ids: list[str]
+) -> int:
     """Delete exact copies of `task_runs` rows that a resumed load package inserted twice.
 
     dlt 1.31 retries a staging copy job that a kill interrupted after it had written; in a merge
@@ -126,11 +114,9 @@ def remove_copied_run_rows(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
     after an interruption can have them, so only their rows are checked.
     """
     removed = 0
-    try:
-        client_cm = pipeline.sql_client()
-    except Exception:  # a destination without SQL (filesystem): nothing to repair this way
+    if not traits.has_sql:  # filesystem: nothing to repair this way
         return 0
-    with client_cm as client:
+    with pipeline.sql_client() as client:
         table = client.make_qualified_table_name("task_runs")
         temp = client.escape_column_name("deck_copied_rows")
         for load_id in load_ids:
@@ -165,19 +151,17 @@ def remove_copied_run_rows(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
     return removed
 
 
-def count_rows_of_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
+def count_rows_of_loads(
+    pipeline: dlt.Pipeline, traits: DestinationTraits, load_ids: list[str]
+) -> int:
     """How many `task_runs` rows the given load packages wrote (0 without a SQL client).
 
     Counted right after those packages loaded, so no later load has replaced their rows yet.
     """
-    if not load_ids:
+    if not load_ids or not traits.has_sql:  # filesystem/Delta: the summary leaves these out
         return 0
     try:
-        client_cm = pipeline.sql_client()
-    except Exception:  # filesystem/Delta: no SQL; the summary just leaves these out
-        return 0
-    try:
-        with client_cm as client:
+        with pipeline.sql_client() as client:
             table = client.make_qualified_table_name("task_runs")
             marks = ", ".join(["%s"] * len(load_ids))
             rows = client.execute_sql(
@@ -189,7 +173,7 @@ def count_rows_of_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
         return 0
 
 
-def missing_tables(pipeline: dlt.Pipeline) -> list[str]:
+def missing_tables(pipeline: dlt.Pipeline, traits: DestinationTraits) -> list[str]:
     """Tables of `task_runs` that dlt created in the warehouse but that are gone from it.
 
     An analyst's `DROP TABLE deck.task_runs` is invisible to dlt: the schema it stored in the
@@ -198,12 +182,9 @@ def missing_tables(pipeline: dlt.Pipeline) -> list[str]:
     tables of a package not loaded yet). Only SQL destinations whose dataset exists are checked
     (a deleted dataset dlt handles itself).
     """
-    if not pipeline.default_schema_name:
+    if not pipeline.default_schema_name or not traits.has_sql:
         return []
-    try:
-        job_client = pipeline.destination_client()
-    except Exception:
-        return []
+    job_client = pipeline.destination_client()
     if not isinstance(job_client, SqlJobClientBase):
         return []
     with job_client:
@@ -222,6 +203,18 @@ def missing_tables(pipeline: dlt.Pipeline) -> list[str]:
             return []
         present = {name for name, columns in job_client.get_storage_tables(expected) if columns}
     return [name for name in expected if name not in present]
+
+
+def count_runs(pipeline: dlt.Pipeline, traits: DestinationTraits) -> int | None:
+    """Rows in `task_runs` after the sync, for the summary."""
+    if not traits.has_sql:
+        return None
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(RESOURCE)
+            return int(client.execute_sql(f"SELECT count(*) FROM {table}")[0][0])
+    except DatabaseUndefinedRelation:  # nothing loaded yet (an empty range)
+        return 0
 
 
 def has_unfinished_plan(pipeline: dlt.Pipeline) -> bool:
@@ -252,8 +245,10 @@ def _sync_locked(
 ) -> SyncResult:
     result = SyncResult()
     started = time.monotonic()
-    file_format = loader_file_format(pipeline)
-    gone = [] if full_refresh else missing_tables(pipeline)
+    traits = DestinationTraits.of(pipeline)
+    result.destination = traits
+    file_format = traits.loader_file_format
+    gone = [] if full_refresh else missing_tables(pipeline, traits)
     if gone:
         logger.warning(
             "%s missing from the warehouse (dropped?): reloading all runs from start_date",
@@ -275,15 +270,15 @@ def _sync_locked(
             # first, so that this sync resumes from the state they commit.
             info = pipeline.run(loader_file_format=file_format)
             result.load_infos.append(info)
-            remove_copied_run_rows(pipeline, info.loads_ids)
-            result.resumed_runs += count_rows_of_loads(pipeline, info.loads_ids)
+            remove_copied_run_rows(pipeline, traits, info.loads_ids)
+            result.resumed_runs += count_rows_of_loads(pipeline, traits, info.loads_ids)
             logger.info("Finished loading a package left by an interrupted sync; syncing now")
         while True:
             source = deck(**source_options)
-            prepare_for_destination(source, pipeline)  # Delta on `filesystem`: upsert; else no-op
+            prepare_for_destination(source, traits)  # Delta on `filesystem`: upsert; else no-op
             refresh = "drop_sources" if full_refresh and result.loads == 0 else None
             info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)
-            prune_orphaned_nested_rows(pipeline)  # Delta only: nested rows of older run versions
+            prune_orphaned_nested_rows(pipeline, traits)  # Delta: nested rows of older versions
             result.load_infos.append(info)
             result.loads += 1
             more_to_load = has_unfinished_plan(pipeline)
@@ -302,5 +297,6 @@ def _sync_locked(
     result.retries, result.open_rechecked = stats.requests.retries, stats.open_rechecked
     result.quarantined = stats.quarantined
     result.models = refresh_models(pipeline)
+    result.runs_in_warehouse = count_runs(pipeline, traits)
     result.seconds = time.monotonic() - started
     return result
