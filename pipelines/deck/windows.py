@@ -6,10 +6,9 @@ therefore half-open, `[start, end)`: it asks Deck for `created_after = start - 1
 any timestamp precision) and keeps only `created_at >= start` itself. Consecutive windows then
 partition time with no gap and no overlap, whatever the API's sort order.
 
-A backfill of unknown size is cut by density: list the first page of a window; if there is more
-and the page suggests many pages, split the window in time and list the parts instead. The split
-costs one request and keeps every leaf to a bounded number of pages, which is what lets a sync
-commit its progress window by window (and, later, fetch windows in parallel).
+A backfill of unknown size is cut by density (`planning.split_window`): the split costs one
+request and keeps every window to a bounded number of pages, which is what lets a sync fetch
+windows in parallel and commit its progress window by window.
 """
 
 from dataclasses import dataclass
