@@ -49,16 +49,17 @@ class KillPoint:
 
     - ``request``: while the sync's N-th request is in flight (extract);
     - ``after_log``: while the first request after the CLI logged this line is in flight;
-    - ``package_in``: as soon as a package of this sync is in this folder of PACKAGE_STAGES or
-      a later one: "normalize/extracted" = normalize running, "load/normalized" = load running.
-      The kill is sent the moment the test sees it; if the process has moved on by then, it is
-      held at its next request, which comes before the sync can finish as long as the package
-      is not the sync's last one.
+    - ``package_in``: as soon as the sync's ``package``-th package is in this folder of
+      PACKAGE_STAGES or a later one: "normalize/extracted" = normalize running,
+      "load/normalized" = load running. The kill is sent the moment the test sees it; if the
+      process has moved on by then, it is held at its next request, which comes before the
+      sync can finish as long as the package is not the sync's last one.
     """
 
     request: int = 0
     after_log: str = ""
     package_in: str = ""
+    package: int = 1
 
     @property
     def phase(self) -> str:
@@ -73,7 +74,7 @@ class KillPoint:
             return f"request-{self.request}"
         if self.after_log:
             return self.after_log.replace(" ", "-")
-        return f"package-in-{self.package_in}"
+        return f"package-{self.package}-in-{self.package_in}"
 
 
 def packages_at_or_after(tmp_path: Path, stage: str) -> Set[str]:
@@ -109,7 +110,7 @@ def kill_at(tmp_path: Path, sim: DeckSimulator, point: KillPoint, **env: int) ->
         before = packages_at_or_after(tmp_path, point.package_in)
 
         def reached(_: RecordedRequest | None = None) -> bool:
-            return bool(packages_at_or_after(tmp_path, point.package_in) - before)
+            return len(packages_at_or_after(tmp_path, point.package_in) - before) >= point.package
 
     gate = sim.hold(reached)
     watch: Callable[[], bool] = reached if point.package_in else gate.reached.is_set
@@ -148,8 +149,10 @@ POINTS_OF_A_BACKFILL = [
     KillPoint(request=26),  # in the second load
     KillPoint(after_log="Load 1 committed"),
     KillPoint(after_log="Load 3 committed"),
-    KillPoint(package_in="normalize/extracted"),  # normalize of the first load
-    KillPoint(package_in="load/normalized"),  # load of the first load
+    # normalize and load of the second load: the rerun must finish the package, then sync on
+    KillPoint(package_in="normalize/extracted", package=2),
+    KillPoint(package_in="load/normalized", package=2),
+    KillPoint(package_in="load/normalized"),  # a brand-new pipeline killed in its first load
 ]
 
 
