@@ -296,7 +296,7 @@ class DeckSimulator:
             response = None
             fault = self._faults.take(path)
             if fault is not None:
-                own_url = f"http://{self._http.host}:{self.port}{raw_path}"
+                own_url = f"http://{self._http.host}:{self.port}{raw_path}"  # redirect's default
                 response = fault_response(
                     fault, self._api, method, path, params, auth, own_url, self._http.sleep
                 )
