@@ -13,10 +13,10 @@ Sections (see docs/benchmarks.md):
                 then the next sync: requests, seconds and rows that disagree with ground truth
 4. memory       peak RSS of ours syncing a small and a 10x larger history
 
-The simulator always runs in a separate process (`benchmarks/serve_sim.py`), and every measured
-sync in a fresh process of its own (`benchmarks/worker.py`) with a fresh DuckDB file and dlt
-directory in a temporary folder, so wall time and peak RSS are per scenario. Not part of the test
-suite: speed is measured here, never in tests.
+The simulator always runs in a separate process (`python -m deck_simulator --control`), and
+every measured sync in a fresh process of its own (`benchmarks/worker.py`) with a fresh DuckDB
+file and dlt directory in a temporary folder, so wall time and peak RSS are per scenario. Not part
+of the test suite: speed is measured here, never in tests.
 """
 
 import argparse
@@ -137,7 +137,8 @@ def mib(kb: Optional[int]) -> Optional[float]:
 
 
 class Simulator:
-    """`serve_sim.py` in a child process, driven one command per line over its stdin/stdout."""
+    """`python -m deck_simulator --control` in a child process, driven one command per line over
+    its stdin/stdout (the commands are listed in pipelines/deck_simulator/cli.py)."""
 
     def __init__(
         self,
@@ -151,7 +152,11 @@ class Simulator:
         self.rate_limit = rate_limit
         cmd = [
             sys.executable,
-            str(HERE / "serve_sim.py"),
+            "-m",
+            "deck_simulator",
+            "--control",
+            "--port",
+            "0",
             "--runs",
             str(runs),
             "--seed",

@@ -19,7 +19,7 @@ import duckdb
 import pytest
 from deck import sync
 from deck.runner import SyncResult
-from deck.simulator import DEMO_API_KEY, DeckSimulator
+from deck_simulator import DEMO_API_KEY, DeckSimulator
 
 # Fast retries so that fault tests take milliseconds, not Deck's real 1 s..30 s backoff.
 FAST_RETRIES = {"backoff_base_s": 0.01, "backoff_cap_s": 0.05}

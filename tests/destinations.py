@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import dlt
 from conftest import make_pipeline, sync_from
 from deck.runner import SyncResult
-from deck.simulator import DeckSimulator
+from deck_simulator import DeckSimulator
 
 DATASET = "deck"
 DESTINATIONS = ("duckdb", "postgres", "delta")

@@ -11,7 +11,7 @@ import pytest
 from conftest import ts
 from deck import settings
 from deck.cli import DEMO_RUNS, DEMO_SEED
-from deck.simulator import DeckSimulator
+from deck_simulator import DeckSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "pipelines" / "task_runs.py"

@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Set
 
 import pytest
 from conftest import Warehouse, assert_matches_ground_truth
-from deck.simulator import DeckSimulator, RecordedRequest
+from deck_simulator import DeckSimulator, RecordedRequest
 from test_cli import SCRIPT, run_cli
 
 PIPELINE = "deck_task_runs"  # the CLI's default pipeline name

@@ -22,7 +22,7 @@ from conftest import FAST_RETRIES, assert_matches_ground_truth, ts
 from deck import deck
 from deck.destination import DestinationTraits
 from deck.lakehouse import prepare_for_destination, prune_orphaned_nested_rows
-from deck.simulator import DEMO_API_KEY, DeckSimulator
+from deck_simulator import DEMO_API_KEY, DeckSimulator
 from destinations import (
     DESTINATIONS,
     NATIVE_TYPES,

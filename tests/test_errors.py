@@ -7,7 +7,7 @@ import re
 
 import pytest
 from conftest import ScriptedAPI
-from deck.simulator import DeckSimulator
+from deck_simulator import DeckSimulator
 from test_cli import run_cli
 
 KEY_HELP = (

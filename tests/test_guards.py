@@ -19,8 +19,8 @@ from deck.client import DeckClient
 from deck.errors import DeckConfigError
 from deck.redact import scrub
 from deck.session import RetryPolicy
-from deck.simulator import DEMO_API_KEY, DeckSimulator
 from deck.urls import mask_url, validate_base_url
+from deck_simulator import DEMO_API_KEY, DeckSimulator
 from test_cli import run_cli
 from test_secrets import files_containing
 

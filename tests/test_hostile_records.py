@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 import duckdb
 import pytest
 from conftest import Warehouse, expected_runtime, ts
-from deck.simulator import DeckSimulator
+from deck_simulator import DeckSimulator
 from destinations import DESTINATIONS, make_warehouse
 from test_cli import run_cli
 from test_destinations import postgres_server  # noqa: F401 (the session's PostgreSQL server)

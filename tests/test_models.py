@@ -34,7 +34,7 @@ from deck.models import (
     refresh_models,
     render_model,
 )
-from deck.simulator import DEMO_API_KEY, DeckSimulator
+from deck_simulator import DEMO_API_KEY, DeckSimulator
 
 MODELS = ["daily_task_run_stats", "open_task_runs", "task_run_errors", "task_run_facts"]
 FINAL = {"completed", "failed", "canceled"}

@@ -18,7 +18,7 @@ import duckdb
 import pytest
 from conftest import FAST_RETRIES, Warehouse, assert_matches_ground_truth
 from deck import deck
-from deck.simulator import DeckSimulator
+from deck_simulator import DeckSimulator
 from destinations import make_warehouse
 from test_cli import SCRIPT, run_cli
 from test_crash import cli_env

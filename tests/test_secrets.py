@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from deck.simulator import DeckSimulator
+from deck_simulator import DeckSimulator
 from test_cli import run_cli
 
 CANARY = "sk_live_CANARY_7f3a9c1e5b2d4f60"

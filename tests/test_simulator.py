@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import requests
-from deck.simulator import (
+from deck_simulator import (
     DEMO_API_KEY,
     FINAL_STATUSES,
     OPEN_STATUSES,

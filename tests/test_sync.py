@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Warehouse, assert_matches_ground_truth, make_simulator, ts
-from deck.simulator import DeckSimulator
+from deck_simulator import DeckSimulator
 
 
 def list_requests(sim: DeckSimulator):

@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = source_options(args)
         if args.demo:
-            from .simulator import DEMO_API_KEY, DeckSimulator
+            from deck_simulator import DEMO_API_KEY, DeckSimulator
 
             simulator = DeckSimulator(
                 seed=DEMO_SEED, runs=DEMO_RUNS, history_days=60, now=settings.DEMO_NOW

@@ -1,0 +1,38 @@
+"""A local stand-in of Deck's v2 API (task runs), served over real HTTP on loopback.
+
+Deck has no sandbox for v2 (every call is live), so the connector's tests, demo and
+benchmarks run against this simulator instead. It speaks HTTP as Deck's v2 API reference
+describes (auth, errors, validation, keyset pagination, rate limit) and adds what tests need
+on top: a simulated clock that moves runs through their lifecycle, ground-truth access to every
+run, a request log and injectable faults.
+
+Layers: ``data``/``payloads`` (seeded runs and lifecycle plans), ``store`` (runs, keyset index,
+clock), ``query``/``api`` (HTTP-free semantics), ``faults`` (faults, holds, rate limit),
+``server`` (HTTP), ``cli`` (``python -m deck_simulator``); ``DeckSimulator`` ties them together.
+It is not part of the connector: ``deck`` imports it only for ``--demo``.
+"""
+
+from .api import DEMO_API_KEY
+from .data import (
+    DOCUMENTED_STATUSES,
+    FINAL_STATUSES,
+    LEGACY_STATUS_ALIASES,
+    OPEN_STATUSES,
+    OUTCOMES,
+)
+from .faults import FAULT_KINDS, RequestHold
+from .requestlog import RecordedRequest
+from .simulator import DeckSimulator
+
+__all__ = [
+    "DEMO_API_KEY",
+    "DOCUMENTED_STATUSES",
+    "FAULT_KINDS",
+    "FINAL_STATUSES",
+    "LEGACY_STATUS_ALIASES",
+    "OPEN_STATUSES",
+    "OUTCOMES",
+    "DeckSimulator",
+    "RecordedRequest",
+    "RequestHold",
+]

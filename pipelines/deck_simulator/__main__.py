@@ -1,0 +1,5 @@
+"""``python -m deck_simulator``: see cli.py."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,214 @@
+"""Injected faults, hold gates and the rate-limit window.
+
+Faults make the simulator misbehave the way real networks and gateways do (5xx, 429, dropped
+or hung connections, truncated or trickled bodies, HTML error pages, lying pages), at a
+deterministic request rather than at a moment in time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .api import DeckAPI, Response, error_response, has_more_lie, json_response, request_id
+from .requestlog import RecordedRequest
+
+FAULT_KINDS = frozenset(
+    {
+        "429",
+        "500",
+        "502",
+        "503",
+        "504",
+        "drop",
+        "slow",
+        "hang",
+        "truncate",
+        "non_json",
+        "bad_shape",
+        "redirect",
+        "trickle",
+        "trickle_headers",
+        "has_more_lie",
+    }
+)
+NON_JSON_BODY = b"<html><body>502 Bad Gateway</body></html>"
+HANG_STEP = 0.05
+"""Seconds between checks of the stop event while a request hangs or is held."""
+
+
+@dataclass
+class Fault:
+    kind: str
+    remaining: int
+    retry_after: str | None
+    delay: float
+    location: str | None
+    path: str | None
+
+
+class RequestHold:
+    """A gate that leaves requests unanswered from a chosen request on, until ``release()``.
+
+    Tests use it to stop a client at a deterministic point (the N-th request, the first request
+    after a log line, ...) and kill or inspect it there, instead of guessing a moment in time.
+    """
+
+    def __init__(self, when: Callable[[RecordedRequest], bool] | None) -> None:
+        self.when = when
+        """Called with each request as it is received; the first True closes the gate."""
+        self.closed = False
+        """True once a request matched: it and every request received after it are held."""
+        self.reached = threading.Event()
+        """Set as soon as a request is being held."""
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        """Answer the held requests normally and hold no more."""
+        self.released.set()
+
+
+class FaultQueue:
+    """Queued faults (consumed FIFO, one per matching request) and the current hold gate."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: deque[Fault] = deque()
+        self._hold: RequestHold | None = None
+
+    def inject(
+        self,
+        kind: str,
+        times: int,
+        retry_after: str | None,
+        delay: float,
+        location: str | None,
+        path: str | None,
+    ) -> None:
+        kind = str(kind)
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        with self._lock:
+            self._faults.append(Fault(kind, times, retry_after, delay, location, path))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(f.remaining for f in self._faults)
+
+    def take(self, path: str) -> Fault | None:
+        """The first queued fault for this path (consuming one of its answers), or None."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.path is None or fault.path in path:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def hold(self, when: Callable[[RecordedRequest], bool] | None) -> RequestHold:
+        gate = RequestHold(when)
+        with self._lock:
+            previous, self._hold = self._hold, gate
+        if previous is not None:
+            previous.release()
+        return gate
+
+    def wait_if_held(self, request: RecordedRequest, stopping: threading.Event) -> bool:
+        """Block while the current gate holds ``request``; False if the simulator is stopping."""
+        gate = self._hold
+        if gate is None or gate.released.is_set():
+            return True
+        if not gate.closed:
+            if gate.when is not None and not gate.when(request):
+                return True
+            gate.closed = True
+        gate.reached.set()
+        while not gate.released.wait(HANG_STEP):
+            if stopping.is_set():
+                return False
+        return True
+
+
+class RateWindow:
+    """A sliding window over accepted requests: (count, seconds), or None for no limit."""
+
+    def __init__(self, limit: tuple[int, float] | None) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._window: deque[float] = deque()
+
+    def check(self) -> float | None:
+        """None if the request is accepted (and counted), else seconds until a slot frees."""
+        limit = self.limit
+        if not limit:
+            return None
+        count, window = limit
+        now = time.monotonic()
+        with self._lock:
+            w = self._window
+            while w and w[0] <= now - window:
+                w.popleft()
+            if len(w) >= count:
+                return max(0.0, w[0] + window - now) if w else window
+            w.append(now)
+        return None
+
+
+def fault_response(
+    fault: Fault,
+    api: DeckAPI,
+    method: str,
+    path: str,
+    params: dict[str, list[str]],
+    auth: str | None,
+    own_url: str,
+    sleep: Callable[[float], bool],
+) -> Response | None:
+    """The answer for an injected fault, or None for 'slow' (normal answer after the delay).
+
+    ``own_url`` is the requested URL (the default redirect target); ``sleep`` is interruptible.
+    """
+    kind = fault.kind
+    if kind == "429":
+        return api.rate_limited(fault.retry_after)
+    if kind in ("500", "502", "503", "504"):
+        headers = [("Retry-After", fault.retry_after)] if fault.retry_after is not None else []
+        return error_response(int(kind), "api", "api_error", "An internal error occurred.", headers)
+    if kind == "drop":
+        return Response(0, mode="drop")
+    if kind == "hang":
+        return Response(0, mode="hang", hang_for=fault.delay)
+    if kind == "slow":
+        sleep(fault.delay)
+        return None
+    if kind == "truncate":
+        normal = api.handle(method, path, params, auth)
+        return Response(
+            200, normal.body, normal.content_type, normal.headers, normal.request_id, "truncate"
+        )
+    if kind == "non_json":
+        return Response(200, NON_JSON_BODY, "text/html")
+    if kind == "bad_shape":
+        rid = request_id()
+        return json_response(200, {"items": [], "request_id": rid}, rid)
+    if kind == "redirect":
+        return Response(302, b"", None, [("Location", fault.location or own_url)])
+    if kind in ("trickle", "trickle_headers"):
+        normal = api.handle(method, path, params, auth)
+        return dataclasses.replace(
+            normal, mode=kind, trickle_every=fault.delay if fault.delay > 0 else 0.2
+        )
+    if kind == "has_more_lie":
+        return has_more_lie()
+    raise AssertionError(kind)

@@ -1,0 +1,309 @@
+"""DeckSimulator: the public facade over the layers (data, store, api, faults, server)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from .api import DEMO_API_KEY, DeckAPI, Response, error_response
+from .data import RunGenerator
+from .faults import FaultQueue, RateWindow, RequestHold, fault_response
+from .requestlog import RecordedRequest, RequestLog
+from .server import Serving
+from .store import RunStore
+from .times import dt_to_ms, ms_to_dt
+
+logger = logging.getLogger("deck.simulator")
+_ORDERS = ("newest_first", "oldest_first")
+
+
+class DeckSimulator:
+    """Deck's v2 task-runs API on loopback, with a simulated clock, ground truth and faults.
+
+    Choices where the reference is silent (so tests can rely on them):
+
+    - ``GET /task-runs/{id}`` and ``GET /test`` answer the bare documented object; envelopes
+      (list pages, errors, validation errors) carry ``request_id``; every answer has
+      ``X-Request-Id``.
+    - Keyset pagination on (created_at, id); a cursor keeps the order it was issued in even if
+      ``order`` changes mid-walk, and is bound to the filters (not to ``limit``).
+    - The ``status`` filter accepts only the 8 documented values; ``review_required`` and
+      ``canceling`` also match runs stored with the older spellings ``pending``/``cancelling``.
+    - Order of checks: injected fault, then auth (401), then rate limit, then routing.
+      Only requests that pass auth and are not rejected count in the rate-limit window.
+    - Fields given to ``add_runs(**fields)`` are kept by later lifecycle transitions;
+      ``update_run(status=...)`` cancels the run's remaining scheduled transitions.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        runs: int = 0,
+        history_days: float = 30.0,
+        now: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+        api_key: str = DEMO_API_KEY,
+        order: str = "newest_first",
+        latency: float = 0.0,
+        rate_limit: tuple[int, float] | None = None,
+        rate_limit_retry_after: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if order not in _ORDERS:
+            raise ValueError("order must be 'newest_first' or 'oldest_first'")
+        if runs < 0:
+            raise ValueError("runs must be >= 0")
+        self.latency = latency
+        """Seconds slept before every answer (concurrently across requests)."""
+        self.connections_opened = 0
+        """TCP connections accepted (to check that clients reuse keep-alive connections)."""
+        self.date_header: str | None = None
+        """The `Date` header sent verbatim; None sends the simulated clock (the default)."""
+
+        gen = RunGenerator(seed)
+        self.agents = gen.agents
+        self.sources = gen.sources
+        self.credentials = gen.credentials
+        self.tasks = gen.tasks
+        """task_id -> task name (what ``search`` matches besides ids)."""
+        self.workflows = gen.workflows
+        self._store = RunStore(gen, dt_to_ms(now))
+        self._rate = RateWindow(rate_limit)
+        self._api = DeckAPI(self._store, gen.task_search, api_key, order, self._rate)
+        self._api.rate_limit_retry_after = rate_limit_retry_after
+        self._faults = FaultQueue()
+        self._log = RequestLog()
+        self._http = Serving(host, port)
+        if runs:
+            self._store.seed_history(runs, history_days)
+
+    # ---------------------------------------------------------------- settings
+
+    @property
+    def api_key(self) -> str:
+        """The only key accepted (as ``Authorization: Bearer <key>``)."""
+        return self._api.api_key
+
+    @api_key.setter
+    def api_key(self, value: str) -> None:
+        self._api.api_key = value
+
+    @property
+    def order(self) -> str:
+        """Listing order of new walks ('newest_first' or 'oldest_first'); a cursor keeps its own."""
+        return self._api.order
+
+    @order.setter
+    def order(self, value: str) -> None:
+        if value not in _ORDERS:
+            raise ValueError("order must be 'newest_first' or 'oldest_first'")
+        self._api.order = value
+
+    @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        """(count, seconds) sliding window over accepted requests, or None for no limit."""
+        return self._rate.limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: tuple[int, float] | None) -> None:
+        self._rate.limit = value
+
+    @property
+    def rate_limit_retry_after(self) -> bool:
+        """Send a Retry-After header on rate-limit 429s (Deck documents none)."""
+        return self._api.rate_limit_retry_after
+
+    @rate_limit_retry_after.setter
+    def rate_limit_retry_after(self, value: bool) -> None:
+        self._api.rate_limit_retry_after = value
+
+    @property
+    def rate_limited_count(self) -> int:
+        """Number of 429 answers sent (rate limit and injected '429' faults)."""
+        return self._api.rate_limited_count
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every HTTP request received, in order of receipt."""
+        return self._log.requests
+
+    # ---------------------------------------------------------------- lifecycle of the server
+
+    def start(self) -> Self:
+        """Bind and serve in a daemon thread; returns self, so ``sim = DeckSimulator().start()``."""
+        if not self._http.running:
+            self._http.start(self)
+            logger.debug("deck simulator serving at %s", self.base_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, wake sleeping handlers and close open keep-alive connections."""
+        self._http.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port (the requested one before start())."""
+        return self._http.port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v2`` - what the connector uses as its API base."""
+        if not self._http.running:
+            raise RuntimeError("simulator not started")
+        return f"http://{self._http.host}:{self.port}/v2"
+
+    @property
+    def now(self) -> datetime:
+        """The simulated clock (millisecond precision); only advance() moves it."""
+        with self._store.lock:
+            return ms_to_dt(self._store.now_ms)
+
+    # ---------------------------------------------------------------- ground truth and control
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Deep copies of every run as the API would return it now, sorted by (created_at, id)."""
+        return self._store.runs()
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """Deep copy of one run; KeyError if unknown."""
+        return self._store.run(run_id)
+
+    def add_runs(
+        self,
+        n: int,
+        *,
+        created_at: datetime | str | None = None,
+        status: str | None = None,
+        ids: list[str] | None = None,
+        **fields: Any,
+    ) -> list[str]:
+        """Create n runs at the clock (or all at ``created_at``, for equal timestamps).
+
+        ``ids`` gives the runs these ids instead of generated ``trun_...`` ones (any string, to
+        test ids with ``/ ? # %`` or ``../test`` in them); it must hold n new ids.
+
+        ``status`` forces the current status; the run then stays in it until advance() reaches
+        its next scheduled transition (scheduled after the clock) or update_run changes it.
+        A status outside the documented set is allowed (to test unknown statuses) and never moves.
+        ``fields`` override or add fields on the run objects and are kept by later transitions.
+        """
+        return self._store.add_runs(n, created_at, status, ids, fields)
+
+    def advance(self, seconds: float, *, new_runs: int = 0) -> None:
+        """Move the clock forward, create ``new_runs`` runs spread over the interval, and apply
+        every scheduled lifecycle transition up to the new clock (each sets updated_at)."""
+        self._store.advance(seconds, new_runs)
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Mutate fields of a run (updated_at = clock unless given). Setting ``status`` cancels
+        the run's remaining scheduled transitions, so the test stays in control of it."""
+        self._store.update_run(run_id, fields)
+
+    # ---------------------------------------------------------------- hostile records
+
+    def add_raw_record(self, record: Any, *, created_at: datetime | str) -> str:
+        """Serve ``record`` verbatim in listings, sorted as if created at ``created_at``.
+
+        For contract breaches the run lifecycle cannot produce: a record without ``id``, with an
+        unparseable ``created_at``, or not an object at all. Deck knows the record's creation
+        time (it filters and sorts by it) even when the field it serves is broken. Returns a
+        handle for replace_raw_record(); raw records are not in runs() and never move.
+        """
+        return self._store.add_raw_record(record, created_at)
+
+    def serve_fields(self, run_id: str, **fields: Any) -> None:
+        """Serve these values verbatim on a run (``created_at`` too, unparsed) while the run
+        keeps its sort position; nothing else changes (not updated_at). For broken fields."""
+        self._store.serve_fields(run_id, fields)
+
+    def replace_raw_record(self, handle: str, record: Any) -> None:
+        """Serve ``record`` instead of the raw record ``handle`` (same sort position)."""
+        self._store.replace_raw_record(handle, record)
+
+    # ---------------------------------------------------------------- requests and faults
+
+    def clear_requests(self) -> None:
+        """Forget recorded requests (in-flight ones are not re-added)."""
+        self._log.clear()
+
+    def inject(
+        self,
+        kind: str,
+        *,
+        times: int = 1,
+        retry_after: str | None = None,
+        delay: float = 0.0,
+        location: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Queue a fault for the next ``times`` requests (whose path contains ``path``, if given).
+
+        Faults are consumed FIFO, one per matching request, before normal handling and auth.
+        Kinds: 429, 500, 502, 503, 504, drop, slow, hang, truncate, non_json, bad_shape, redirect,
+        trickle, trickle_headers, has_more_lie.
+        ``retry_after`` is sent verbatim as Retry-After (429 and 5xx); ``delay`` is the sleep of
+        slow/hang (hang with delay <= 0 waits until stop()); ``location`` is the redirect target
+        (default: the requested URL itself, so a client that follows it gets the normal answer).
+        ``trickle`` sends the normal answer's headers at once and then its body one byte every
+        ``delay`` seconds (default 0.2); ``trickle_headers`` trickles from the status line on.
+        ``has_more_lie`` answers an empty page with ``has_more: true`` and a fresh cursor.
+        """
+        self._faults.inject(kind, times, retry_after, delay, location, path)
+
+    def clear_faults(self) -> None:
+        """Drop every queued fault (to let a test's next sync run clean)."""
+        self._faults.clear()
+
+    def pending_faults(self) -> int:
+        """How many fault answers are still queued (so tests can check they were all consumed)."""
+        return self._faults.pending()
+
+    def hold(self, when: Callable[[RecordedRequest], bool] | None = None) -> RequestHold:
+        """Hold requests, unanswered, from the first one for which ``when(request)`` is True
+        (every request if ``when`` is None) until ``release()`` on the returned gate, or stop().
+
+        ``when`` runs on the server thread as each request arrives, before faults and auth, so
+        it sees the world as it was when the client sent that request. A new ``hold`` releases
+        the previous gate.
+        """
+        return self._faults.hold(when)
+
+    def answer(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, list[str]],
+        auth: str | None,
+        raw_path: str,
+        received: float,
+    ) -> Response | None:
+        """The server thread's entry point: log the request, wait at a hold gate, answer it
+        (injected fault first, else the API). None if the simulator stopped while holding."""
+        request = RecordedRequest(method, path, params, 0, auth, received)
+        slot = self._log.start(request)
+        if not self._faults.wait_if_held(request, self._http.stopping):
+            return None
+        try:
+            response = None
+            fault = self._faults.take(path)
+            if fault is not None:
+                own_url = f"http://{self._http.host}:{self.port}{raw_path}"  # redirect's default
+                response = fault_response(
+                    fault, self._api, method, path, params, auth, own_url, self._http.sleep
+                )
+            if response is None:
+                response = self._api.handle(method, path, params, auth)
+        except Exception:  # pragma: no cover - a bug in the simulator must still answer
+            logger.exception("deck simulator failed to handle %s %s", method, raw_path)
+            response = error_response(500, "api", "api_error", "An internal error occurred.")
+        self._log.finish(slot, response.status, response.request_id)
+        return response

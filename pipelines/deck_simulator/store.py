@@ -1,0 +1,315 @@
+"""The runs, their keyset index, the simulated clock and lifecycle transitions.
+
+Runs are kept by id plus a sorted index of (created_at ms, id), which is exactly Deck's keyset
+order, so a page is a bisect and a slice. Scheduled transitions sit in a heap; ``advance`` pops
+the ones the clock reached. Every method is thread-safe (one re-entrant lock) because the HTTP
+server reads while a test mutates.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import heapq
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .data import RunGenerator, Steps
+from .times import MS_PER_DAY, coerce_time, dt_to_ms, fmt_ms, jsonable, parse_iso
+
+
+class Plan:
+    """The remaining lifecycle steps of one run; its identity marks heap entries as current."""
+
+    __slots__ = ("index", "steps")
+
+    def __init__(self, steps: Steps, index: int) -> None:
+        self.steps = steps
+        self.index = index
+
+
+class RunStore:
+    """Ground truth: every run as the API serves it now, and the clock that moves them."""
+
+    def __init__(self, generator: RunGenerator, now_ms: int) -> None:
+        self.gen = generator
+        self.lock = threading.RLock()  # runs, index, heap, clock
+        self.now_ms = now_ms
+        self.records: dict[str, Any] = {}
+        """id (or raw-record handle) -> the object served (a dict, or anything for raw ones)."""
+        self.keys: list[tuple[int, str]] = []
+        """Sorted (created_at ms, id): Deck's keyset order."""
+        self._plans: dict[str, Plan] = {}
+        self._heap: list[tuple[int, int, str, Plan]] = []
+        self._seq = 0
+        self._sticky: dict[str, set[str]] = {}
+        self._raw: set[str] = set()  # handles of records served as given (add_raw_record)
+
+    # ---------------------------------------------------------------- reading
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Deep copies of every run (raw records excluded), sorted by (created_at, id)."""
+        with self.lock:
+            return json.loads(
+                json.dumps([self.records[rid] for _, rid in self.keys if rid not in self._raw])
+            )
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        with self.lock:
+            return json.loads(json.dumps(self.records[run_id]))
+
+    def dump(self, run_id: str) -> bytes | None:
+        """The JSON the API serves for one record, or None if unknown."""
+        with self.lock:
+            obj = self.records.get(run_id)
+            if obj is None:
+                return None
+            return json.dumps(obj, separators=(",", ":")).encode()
+
+    def select(
+        self,
+        created_after_us: int | None,
+        created_before_us: int | None,
+        order: str,
+        after_key: tuple[int, str] | None,
+        limit: int,
+        match: Callable[[dict[str, Any]], bool] | None,
+    ) -> tuple[list[Any], bool, tuple[int, str] | None]:
+        """One keyset page: (records, has_more, key of the last record). Hold ``lock`` while
+        serializing the records: they are the live objects."""
+        with self.lock:
+            keys = self.keys
+            runs = self.records
+            lo = 0
+            hi = len(keys)
+            if created_after_us is not None:
+                lo = bisect.bisect_left(keys, (created_after_us // 1000 + 1, ""))
+            if created_before_us is not None:
+                hi = bisect.bisect_left(keys, (-(-created_before_us // 1000), ""))
+            if order == "asc":
+                start = lo if after_key is None else max(lo, bisect.bisect_right(keys, after_key))
+                indices: Iterable[int] = range(start, hi)
+            else:
+                end = hi if after_key is None else min(hi, bisect.bisect_left(keys, after_key))
+                indices = range(end - 1, lo - 1, -1)
+            page: list[Any] = []
+            more = False
+            last_key: tuple[int, str] | None = None
+            if match is None:
+                rng_idx = indices  # O(page): slice the range
+                assert isinstance(rng_idx, range)
+                chosen = rng_idx[: limit + 1]
+                more = len(chosen) > limit
+                page = [runs[keys[i][1]] for i in chosen[:limit]]
+                if page:
+                    last_key = keys[chosen[len(page) - 1]]
+            else:
+                for i in indices:
+                    obj = runs[keys[i][1]]
+                    if isinstance(obj, dict) and match(obj):
+                        if len(page) == limit:
+                            more = True
+                            break
+                        page.append(obj)
+                        last_key = keys[i]
+            return page, more, last_key
+
+    # ---------------------------------------------------------------- changing
+
+    def seed_history(self, n: int, history_days: float) -> None:
+        """The initial history: n runs spread over the days before the clock."""
+        span = max(0, round(history_days * MS_PER_DAY))
+        times = self.gen.spread_times(n, self.now_ms - span, self.now_ms)
+        self._bulk_create(times)
+
+    def add_runs(
+        self,
+        n: int,
+        created_at: Any,
+        status: str | None,
+        ids: list[str] | None,
+        fields: dict[str, Any],
+    ) -> list[str]:
+        """See DeckSimulator.add_runs."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        for bad in ("id", "created_at"):
+            if bad in fields:
+                raise ValueError(f"{bad} cannot be set through **fields")
+        if ids is not None and (len(ids) != n or len(set(ids)) != n):
+            raise ValueError("ids must hold n distinct ids")
+        extra = {k: jsonable(v) for k, v in fields.items()}
+        created: list[str] = []
+        with self.lock:
+            if ids is not None and any(i in self.records for i in ids):
+                raise ValueError("a run with one of these ids exists already")
+            c = self.now_ms if created_at is None else coerce_time(created_at)
+            for i in range(n):
+                run_id = ids[i] if ids is not None else None
+                created.append(self._create_run(c, status=status, extra=extra, run_id=run_id))
+        return created
+
+    def advance(self, seconds: float, new_runs: int) -> None:
+        """See DeckSimulator.advance."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self.lock:
+            start = self.now_ms
+            end = start + round(seconds * 1000)
+            if new_runs:
+                for c in self.gen.spread_times(new_runs, start + 1 if end > start else start, end):
+                    self._create_run(c, schedule_only=True)
+            self.now_ms = end
+            self._run_due()
+
+    def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
+        """See DeckSimulator.update_run."""
+        if "id" in fields:
+            raise ValueError("id cannot be changed")
+        with self.lock:
+            obj = self.records[run_id]
+            if "created_at" in fields:
+                new_c = coerce_time(fields.pop("created_at"))
+                old_key = (self._created_ms(obj), run_id)
+                del self.keys[bisect.bisect_left(self.keys, old_key)]
+                bisect.insort(self.keys, (new_c, run_id))
+                obj["created_at"] = fmt_ms(new_c)
+            if "status" in fields:
+                self._plans.pop(run_id, None)
+            for key, value in fields.items():
+                obj[key] = jsonable(value)
+            if "updated_at" not in fields:
+                obj["updated_at"] = fmt_ms(self.now_ms)
+
+    def add_raw_record(self, record: Any, created_at: Any) -> str:
+        """See DeckSimulator.add_raw_record."""
+        with self.lock:
+            c = coerce_time(created_at)
+            handle = f"raw_{len(self._raw):04d}_{self.gen.rng.getrandbits(32):08x}"
+            self._raw.add(handle)
+            self.records[handle] = record
+            bisect.insort(self.keys, (c, handle))
+        return handle
+
+    def serve_fields(self, run_id: str, fields: dict[str, Any]) -> None:
+        with self.lock:
+            self.records[run_id].update(fields)
+
+    def replace_raw_record(self, handle: str, record: Any) -> None:
+        with self.lock:
+            if handle not in self._raw:
+                raise KeyError(handle)
+            self.records[handle] = record
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @staticmethod
+    def _created_ms(obj: dict[str, Any]) -> int:
+        parsed = parse_iso(obj["created_at"])
+        assert parsed is not None
+        return dt_to_ms(parsed)
+
+    def _bulk_create(self, times: list[int]) -> None:
+        """Build every run, then sort the index once (fast for 500k runs)."""
+        now = self.now_ms
+        keys = self.keys
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # millions of small dicts, no cycles: the collector would only slow this down
+        try:
+            for c in times:
+                rid = self.gen.new_run_id(self.records)
+                obj, steps = self.gen.generate(rid, c, None, self.now_ms)
+                self.records[rid] = obj
+                keys.append((c, rid))
+                self._settle(rid, obj, steps, 0, now)
+            keys.sort()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _create_run(
+        self,
+        c: int,
+        *,
+        status: str | None = None,
+        extra: dict[str, Any] | None = None,
+        schedule_only: bool = False,
+        run_id: str | None = None,
+    ) -> str:
+        rid = run_id if run_id is not None else self.gen.new_run_id(self.records)
+        obj, steps = self.gen.generate(rid, c, status, self.now_ms)
+        if extra:
+            obj.update(extra)
+            self._sticky[rid] = set(extra)
+        self.records[rid] = obj
+        bisect.insort(self.keys, (c, rid))
+        if status is not None or schedule_only:
+            # steps[0] holds the (forced) first state; the rest are scheduled after the clock
+            self._settle(rid, obj, steps, 0, c, apply_until_index=1)
+        else:
+            self._settle(rid, obj, steps, 0, self.now_ms)
+        return rid
+
+    def _settle(
+        self,
+        rid: str,
+        obj: dict[str, Any],
+        steps: Steps,
+        index: int,
+        until: int,
+        apply_until_index: int | None = None,
+    ) -> None:
+        """Apply the steps due by ``until`` (or exactly the first ``apply_until_index``);
+        schedule the rest."""
+        sticky = self._sticky.get(rid)
+        last_t = None
+        n = len(steps)
+        while index < n:
+            t, updates = steps[index]
+            if apply_until_index is not None:
+                if index >= apply_until_index:
+                    break
+            elif t > until:
+                break
+            if sticky:
+                for k, v in updates.items():
+                    if k not in sticky:
+                        obj[k] = v
+            else:
+                obj.update(updates)
+            last_t = t
+            index += 1
+        if last_t is not None and not (sticky and "updated_at" in sticky):
+            obj["updated_at"] = fmt_ms(last_t)
+        if index < n:
+            plan = Plan(steps, index)
+            self._plans[rid] = plan
+            self._seq += 1
+            heapq.heappush(self._heap, (steps[index][0], self._seq, rid, plan))
+        else:
+            self._plans.pop(rid, None)
+
+    def _run_due(self) -> None:
+        """Apply every scheduled transition whose time is <= the clock, in time order."""
+        heap = self._heap
+        now = self.now_ms
+        while heap and heap[0][0] <= now:
+            t, _, rid, plan = heapq.heappop(heap)
+            if self._plans.get(rid) is not plan:
+                continue  # cancelled by update_run
+            obj = self.records[rid]
+            sticky = self._sticky.get(rid)
+            _, updates = plan.steps[plan.index]
+            for k, v in updates.items():
+                if not sticky or k not in sticky:
+                    obj[k] = v
+            if not sticky or "updated_at" not in sticky:
+                obj["updated_at"] = fmt_ms(t)
+            plan.index += 1
+            if plan.index < len(plan.steps):
+                self._seq += 1
+                heapq.heappush(heap, (plan.steps[plan.index][0], self._seq, rid, plan))
+            else:
+                del self._plans[rid]
