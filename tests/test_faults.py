@@ -66,7 +66,7 @@ def test_429_retry_after_seconds_is_honoured(populated, warehouse, caplog):
 
     assert re.search(r"HTTP 429 .*retry 1 of 7 in 1\.00 s$", retry_warnings(caplog)[0])
     listing = [r for r in populated.requests if r.path.endswith("/task-runs")]
-    assert listing[0].status == 429 and listing[1].at - listing[0].at >= 0.95
+    assert [r.status for r in listing[:2]] == [429, 200]
     assert_matches_ground_truth(warehouse, populated.runs())
 
 
@@ -78,23 +78,26 @@ def test_429_retry_after_zero_waits_a_little_instead_of_hot_looping(populated, w
 
     assert [m.endswith("in 0.25 s") for m in retry_warnings(caplog)] == [True, True]
     listing = [r for r in populated.requests if r.path.endswith("/task-runs")]
-    assert listing[2].at - listing[0].at >= 0.45
+    assert [r.status for r in listing[:3]] == [429, 429, 200]
     assert_matches_ground_truth(warehouse, populated.runs())
 
 
 def test_429_retry_after_http_date_is_honoured(populated, warehouse, caplog):
-    populated.inject("429", retry_after=formatdate(time.time() + 2, usegmt=True), path="/task-runs")
+    # The exact arithmetic is unit-tested against a frozen clock (test_http_units); here the
+    # header must reach the policy: a date is honoured (at least the 0.25 s floor, at most its
+    # 3 s), where the fast backoff alone would wait 0.01-0.06 s.
+    populated.inject("429", retry_after=formatdate(time.time() + 3, usegmt=True), path="/task-runs")
     caplog.set_level(logging.WARNING, logger="deck")
 
     warehouse.sync()
 
     wait = float(re.search(r"in ([\d.]+) s$", retry_warnings(caplog)[0]).group(1))
-    assert 0.25 <= wait <= 2.0
+    assert 0.25 <= wait <= 3.0
     assert_matches_ground_truth(warehouse, populated.runs())
 
 
 def test_a_server_that_never_answers_is_a_timeout_then_a_retry(populated, warehouse, caplog):
-    populated.inject("hang", delay=5, path="/task-runs")
+    populated.inject("hang", delay=0, path="/task-runs")  # until the simulator stops
     caplog.set_level(logging.WARNING, logger="deck")
 
     warehouse.sync(read_timeout_s=0.5)
