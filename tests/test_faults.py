@@ -7,10 +7,10 @@ import time
 from email.utils import formatdate
 
 import pytest
-from conftest import FAST_RETRIES, Warehouse, assert_matches_ground_truth
 from deck.errors import DeckTransientError
 from deck.session import RetryPolicy
 from dlt.pipeline.exceptions import PipelineStepFailed
+from support import FAST_RETRIES, Warehouse, assert_matches_ground_truth
 
 
 def retry_warnings(caplog):

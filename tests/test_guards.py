@@ -14,15 +14,14 @@ from pathlib import Path
 import duckdb
 import pytest
 import requests
-from conftest import Warehouse, assert_matches_ground_truth, make_simulator
 from deck.client import DeckClient
 from deck.errors import DeckConfigError
 from deck.redact import scrub
 from deck.session import RetryPolicy
 from deck.simulator import DEMO_API_KEY, DeckSimulator
 from deck.urls import mask_url, validate_base_url
-from test_cli import run_cli
-from test_secrets import files_containing
+from support import Warehouse, assert_matches_ground_truth, make_simulator
+from support.cli import files_containing, run_cli
 
 FIX_BASE_URL = (
     " Set [sources.deck] base_url (or SOURCES__DECK__BASE_URL) to an address like"

@@ -1,29 +1,21 @@
 """The SQL models (views in the dataset) against figures computed in Python from the simulator.
 
 Every expected value below is derived from `DeckSimulator.runs()` (the ground truth), never from
-the warehouse. The same checks run on PostgreSQL when its binaries are on the machine.
+the warehouse. The same checks run on PostgreSQL (the session's server, in a UTC+14 database).
 """
 
-import glob
 import math
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import dlt
 import duckdb
 import pytest
-from conftest import FAST_RETRIES, ts
 from deck import sync
 from deck.models import (
     MODELS_DIR,
@@ -35,6 +27,8 @@ from deck.models import (
     render_model,
 )
 from deck.simulator import DEMO_API_KEY, DeckSimulator
+from support import FAST_RETRIES, ts
+from support.postgres import PostgresServer
 
 MODELS = ["daily_task_run_stats", "open_task_runs", "task_run_errors", "task_run_facts"]
 FINAL = {"completed", "failed", "canceled"}
@@ -511,73 +505,21 @@ def test_every_model_has_a_generic_file_and_dialect_files_name_a_model():
 
 
 # ------------------------------------------------------------------------------------------------
-# PostgreSQL (skipped when its binaries are not on the machine)
+# PostgreSQL: the session's server (tests/conftest.py), one database per test at UTC+14
 # ------------------------------------------------------------------------------------------------
 
 
-def _pg_binary(name: str) -> Optional[str]:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server on loopback, in a temporary directory."""
-    pytest.importorskip("psycopg2")
-    initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    as_user: List[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the server")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    base = tempfile.mkdtemp(prefix="deck-models-pg-")
-    os.chmod(base, 0o777)
-    data, port = os.path.join(base, "data"), _free_port()
-    try:
-        subprocess.run(
-            [*as_user, initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
-            check=True, capture_output=True, timeout=120,
-        )
-        # A session time zone far from UTC (UTC+14): `day` must still be the UTC date.
-        options = (
-            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c timezone=Pacific/Kiritimati"
-        )
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", data, "-o", options, "-l", f"{base}/log", "-w", "start"],
-            check=True, capture_output=True, timeout=120,
-        )
-    except (subprocess.SubprocessError, OSError) as exc:
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"could not start a PostgreSQL server: {exc}")
-    try:
-        yield f"postgresql://postgres:unused@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", data, "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
-
-
 @pytest.fixture
-def pg_loaded(postgres_url: str, simulator: DeckSimulator, tmp_path: Path) -> Loaded:
+def pg_loaded(
+    postgres_server: PostgresServer, simulator: DeckSimulator, tmp_path: Path
+) -> Loaded:
     seed(simulator)
+    # A session time zone far from UTC (UTC+14): `day` must still be the UTC date.
+    database = postgres_server.create_database(timezone="Pacific/Kiritimati")
     pipeline = dlt.pipeline(
         pipeline_name="deck_models_pg",
         pipelines_dir=str(tmp_path / "dlt"),
-        destination=dlt.destinations.postgres(postgres_url),
+        destination=dlt.destinations.postgres(postgres_server.database_url(database)),
         dataset_name=f"deck_{uuid.uuid4().hex[:8]}",
     )
     sync(pipeline, api_key=DEMO_API_KEY, base_url=simulator.base_url, **FAST_RETRIES)
