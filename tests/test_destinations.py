@@ -348,6 +348,7 @@ def test_sql_destinations_keep_delete_insert(kind, tmp_path, simulator, request)
 # ---- a machine without PostgreSQL fails loudly -------------------------------------------------
 
 
+@pytest.mark.unit
 def test_missing_postgres_binaries_fail_with_a_clear_message(monkeypatch):
     from support import postgres
 
@@ -359,6 +360,7 @@ def test_missing_postgres_binaries_fail_with_a_clear_message(monkeypatch):
         PostgresServer.start()
 
 
+@pytest.mark.unit
 def test_root_without_a_postgres_user_fails_with_a_clear_message(monkeypatch):
     from support import postgres
 

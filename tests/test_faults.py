@@ -157,6 +157,7 @@ def test_failed_sync_then_rerun_leaves_an_exact_warehouse(populated, warehouse):
     assert_matches_ground_truth(warehouse, populated.runs())
 
 
+@pytest.mark.unit
 def test_default_backoff_starts_at_one_second_doubles_and_caps_at_thirty():
     policy = RetryPolicy()
     for attempt, base in [(1, 1), (2, 2), (3, 4), (5, 16), (6, 30), (9, 30)]:
@@ -164,6 +165,7 @@ def test_default_backoff_starts_at_one_second_doubles_and_caps_at_thirty():
         assert min(waits) >= base and max(waits) <= min(30, base * 1.25)
 
 
+@pytest.mark.unit
 def test_timeouts_are_always_set():
     policy = RetryPolicy()
     assert policy.connect_timeout_s > 0 and policy.read_timeout_s > 0

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import dlt
 import duckdb
@@ -27,7 +27,7 @@ from deck.models import (
     render_model,
 )
 from deck.simulator import DEMO_API_KEY, DeckSimulator
-from support import FAST_RETRIES, ts
+from support import FAST_RETRIES, Warehouse, make_simulator, ts
 from support.postgres import PostgresServer
 
 MODELS = ["daily_task_run_stats", "open_task_runs", "task_run_errors", "task_run_facts"]
@@ -99,6 +99,7 @@ class Loaded:
     pipeline: dlt.Pipeline
     truth: List[Row]
     created: List[str]
+    path: Optional[Path] = None  # the DuckDB file, when the destination is DuckDB
 
     def read(self, sql: str) -> List[Row]:
         return read(self.pipeline, sql)
@@ -137,13 +138,29 @@ def seed(sim: DeckSimulator) -> None:
     sim.add_runs(2, status=UNKNOWN_STATUS)
 
 
-@pytest.fixture
-def loaded(simulator: DeckSimulator, warehouse) -> Loaded:
+def load(simulator: DeckSimulator, warehouse: Warehouse) -> Loaded:
     seed(simulator)
     warehouse.sync()
     pipeline = warehouse.pipeline()
     created = refresh_models(pipeline)
-    return Loaded(pipeline, simulator.runs(), created)
+    return Loaded(pipeline, simulator.runs(), created, warehouse.path)
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
+    """One seeded, synced and refreshed warehouse shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("models")
+    sim = make_simulator(seed=11, runs=0)  # as the `simulator` fixture
+    try:
+        yield load(sim, Warehouse(root / "warehouse.duckdb", root / "dlt", sim))
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def fresh(simulator: DeckSimulator, warehouse: Warehouse) -> Loaded:
+    """The same warehouse, of this test's own, for the tests that change it."""
+    return load(simulator, warehouse)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -330,9 +347,9 @@ def test_refresh_creates_every_model_as_a_view_in_the_dataset(loaded: Loaded):
     assert [v["table_name"] for v in views] == MODELS
 
 
-def test_refresh_is_repeatable(loaded: Loaded):
-    assert refresh_models(loaded.pipeline) == MODELS
-    assert len(loaded.model("task_run_facts")) == len(loaded.truth)
+def test_refresh_is_repeatable(fresh: Loaded):
+    assert refresh_models(fresh.pipeline) == MODELS
+    assert len(fresh.model("task_run_facts")) == len(fresh.truth)
 
 
 def test_task_run_facts_has_one_row_per_run_with_its_own_columns(loaded: Loaded):
@@ -353,9 +370,9 @@ def test_unknown_statuses_are_not_final(loaded: Loaded):
     assert unknown <= {r["id"] for r in loaded.model("open_task_runs")}
 
 
-def test_day_is_the_utc_date_whatever_the_session_time_zone(loaded: Loaded, warehouse):
+def test_day_is_the_utc_date_whatever_the_session_time_zone(loaded: Loaded):
     truth = {r["id"]: utc_day(r) for r in loaded.truth}
-    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+    with duckdb.connect(str(loaded.path), read_only=True) as con:
         con.execute("SET TimeZone = 'Pacific/Kiritimati'")  # UTC+14
         local_days = con.execute(
             "SELECT count(*) FROM deck.task_runs WHERE CAST(created_at AS DATE) <> "
@@ -444,18 +461,18 @@ def test_models_exist_before_any_run_failed_and_see_errors_once_one_does(simulat
     )
 
 
-def test_views_follow_later_loads_without_a_refresh(loaded: Loaded, simulator, warehouse):
+def test_views_follow_later_loads_without_a_refresh(fresh: Loaded, simulator, warehouse):
     simulator.advance(3600 * 24, new_runs=120)
     warehouse.sync()
     truth = simulator.runs()
-    check_facts_have_one_row_per_run_with_its_own_columns(loaded.model("task_run_facts"), truth)
-    check_open_runs_are_the_non_final_ones_oldest_first(loaded.model("open_task_runs"), truth)
+    check_facts_have_one_row_per_run_with_its_own_columns(fresh.model("task_run_facts"), truth)
+    check_open_runs_are_the_non_final_ones_oldest_first(fresh.model("open_task_runs"), truth)
 
 
-def test_drop_models_removes_the_views_and_leaves_the_tables(loaded: Loaded, warehouse):
-    assert drop_models(loaded.pipeline) == MODELS
+def test_drop_models_removes_the_views_and_leaves_the_tables(fresh: Loaded, warehouse):
+    assert drop_models(fresh.pipeline) == MODELS
     assert not set(MODELS) & set(warehouse.tables())
-    assert len(warehouse.runs()) == len(loaded.truth)
+    assert len(warehouse.runs()) == len(fresh.truth)
 
 
 def test_refresh_without_task_runs_creates_nothing(tmp_path: Path):
@@ -478,22 +495,23 @@ def test_refresh_skips_destinations_without_sql(tmp_path: Path):
     assert refresh_models(pipeline) == []
 
 
-def test_a_broken_model_fails_naming_its_file(loaded: Loaded, tmp_path: Path):
+def test_a_broken_model_fails_naming_its_file(fresh: Loaded, tmp_path: Path):
     models = tmp_path / "models"
     models.mkdir()
     (models / "broken_model.sql").write_text("SELECT no_such_column FROM {{ task_runs }}")
     with pytest.raises(DeckModelError, match=r"broken_model \(broken_model.sql\)"):
-        refresh_models(loaded.pipeline, models_dir=models)
+        refresh_models(fresh.pipeline, models_dir=models)
 
 
-def test_an_unknown_placeholder_is_an_error(loaded: Loaded, tmp_path: Path):
+def test_an_unknown_placeholder_is_an_error(fresh: Loaded, tmp_path: Path):
     models = tmp_path / "models"
     models.mkdir()
     (models / "typo.sql").write_text("SELECT * FROM {{ task_run }}")
     with pytest.raises(DeckModelError, match="unknown placeholder"):
-        refresh_models(loaded.pipeline, models_dir=models)
+        refresh_models(fresh.pipeline, models_dir=models)
 
 
+@pytest.mark.unit
 def test_every_model_has_a_generic_file_and_dialect_files_name_a_model():
     assert model_names() == MODELS
     for path in MODELS_DIR.glob("*.sql"):
@@ -509,17 +527,14 @@ def test_every_model_has_a_generic_file_and_dialect_files_name_a_model():
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def pg_loaded(
-    postgres_server: PostgresServer, simulator: DeckSimulator, tmp_path: Path
-) -> Loaded:
+def load_postgres(server: PostgresServer, simulator: DeckSimulator, pipelines_dir: Path) -> Loaded:
     seed(simulator)
     # A session time zone far from UTC (UTC+14): `day` must still be the UTC date.
-    database = postgres_server.create_database(timezone="Pacific/Kiritimati")
+    database = server.create_database(timezone="Pacific/Kiritimati")
     pipeline = dlt.pipeline(
         pipeline_name="deck_models_pg",
-        pipelines_dir=str(tmp_path / "dlt"),
-        destination=dlt.destinations.postgres(postgres_server.database_url(database)),
+        pipelines_dir=str(pipelines_dir),
+        destination=dlt.destinations.postgres(server.database_url(database)),
         dataset_name=f"deck_{uuid.uuid4().hex[:8]}",
     )
     sync(pipeline, api_key=DEMO_API_KEY, base_url=simulator.base_url, **FAST_RETRIES)
@@ -527,14 +542,34 @@ def pg_loaded(
     return Loaded(pipeline, simulator.runs(), created)
 
 
-def test_every_model_matches_ground_truth_on_postgres(pg_loaded: Loaded):
-    assert pg_loaded.created == MODELS
-    check_every_model(pg_loaded.pipeline, pg_loaded.truth, pg_loaded.model)
+@pytest.fixture(scope="module")
+def pg_shared(
+    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Loaded]:
+    """One loaded PostgreSQL database shared by the tests that only read it."""
+    sim = make_simulator(seed=11, runs=0)  # as the `simulator` fixture
+    try:
+        yield load_postgres(postgres_server, sim, tmp_path_factory.mktemp("models-pg") / "dlt")
+    finally:
+        sim.stop()
 
 
-def test_generic_sql_files_give_the_same_answers_on_postgres(pg_loaded: Loaded):
+@pytest.fixture
+def pg_loaded(
+    postgres_server: PostgresServer, simulator: DeckSimulator, tmp_path: Path
+) -> Loaded:
+    """A loaded PostgreSQL database of this test's own, for the tests that change it."""
+    return load_postgres(postgres_server, simulator, tmp_path / "dlt")
+
+
+def test_every_model_matches_ground_truth_on_postgres(pg_shared: Loaded):
+    assert pg_shared.created == MODELS
+    check_every_model(pg_shared.pipeline, pg_shared.truth, pg_shared.model)
+
+
+def test_generic_sql_files_give_the_same_answers_on_postgres(pg_shared: Loaded):
     check_every_model(
-        pg_loaded.pipeline, pg_loaded.truth, lambda n: generic_rows(pg_loaded.pipeline, n)
+        pg_shared.pipeline, pg_shared.truth, lambda n: generic_rows(pg_shared.pipeline, n)
     )
 
 

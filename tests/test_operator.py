@@ -236,6 +236,7 @@ def test_a_wrong_typed_option_in_the_environment_names_the_variable(tmp_path, sm
     )
 
 
+@pytest.mark.unit
 def test_a_wrong_typed_value_that_may_be_a_secret_is_not_echoed():
     from deck.cli import describe_wrong_type
     from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
