@@ -134,12 +134,14 @@ def test_exhausted_retry_budget_fails_clearly_with_the_last_request_id(populated
 
 
 def test_connection_refused_is_retried_then_fails_clearly(tmp_path, simulator):
+    # Bound but never listening: connections are refused, and no other process (another xdist
+    # worker's simulator) can take the port while the sync tries it.
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    wh = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", simulator)
-    with pytest.raises(PipelineStepFailed) as info:
-        wh.sync(base_url=f"http://127.0.0.1:{port}/v2", request_max_attempts=2)
+        wh = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", simulator)
+        with pytest.raises(PipelineStepFailed) as info:
+            wh.sync(base_url=f"http://127.0.0.1:{port}/v2", request_max_attempts=2)
     message = str(cause_of(info.value))
     assert message.startswith("Deck API kept failing for GET /v2/test: 2 attempts, the last one"
                               " got ConnectionError")
