@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NB_STAMP := $(VENV)/.installed-notebooks
 
-.PHONY: setup demo sync test lint bench notebooks notebook-figures clean
+.PHONY: setup demo sync test unit lint bench notebooks notebook-figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -29,8 +29,14 @@ sync: $(STAMP)  ## sync the real API (needs SOURCES__DECK__API_KEY)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(NB_STAMP) lint  ## the whole test suite (notebooks executed too)
-	$(BIN)/pytest
+# pytest-xdist workers; loadgroup keeps tests that share a module fixture in one worker.
+TEST_WORKERS ?= 2
+
+test: $(NB_STAMP) lint  ## the whole test suite (notebooks executed too), TEST_WORKERS in parallel
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+
+unit: $(STAMP)  ## the unit layer alone: pure logic, no HTTP, DuckDB or subprocess (seconds)
+	$(BIN)/pytest -m unit
 
 bench: $(STAMP)  ## benchmarks, not part of the tests (~10-15 min; make bench ARGS=--quick)
 	$(BIN)/python benchmarks/run.py $(ARGS)

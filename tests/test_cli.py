@@ -1,37 +1,13 @@
 """`python pipelines/task_runs.py` as a user runs it: a real process, real HTTP, real DuckDB."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-from typing import Dict, Optional
 
 import duckdb
 import pytest
-from conftest import ts
 from deck import settings
 from deck.cli import DEMO_RUNS, DEMO_SEED
 from deck_simulator import DeckSimulator
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "pipelines" / "task_runs.py"
-
-
-def run_cli(
-    tmp_path: Path, *args: str, env: Optional[Dict[str, str]] = None, timeout: float = 180
-) -> subprocess.CompletedProcess:
-    full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))
-    }
-    full_env.update({"DLT_DATA_DIR": str(tmp_path / "dlt-data"), **(env or {})})
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        cwd=tmp_path,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from support import ts
+from support.cli import run_cli
 
 
 def test_demo_syncs_the_simulator_into_its_own_duckdb_file(tmp_path):

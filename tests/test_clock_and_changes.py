@@ -6,7 +6,7 @@ the simulator's ground truth.
 
 from datetime import datetime, timedelta, timezone
 
-from conftest import assert_matches_ground_truth
+from support import assert_matches_ground_truth
 
 FAILED_WITH_TIMEOUT = {
     "status": "failed",

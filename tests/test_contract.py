@@ -3,10 +3,11 @@
 from typing import Any, Dict, List
 
 import pytest
-from conftest import FAST_RETRIES, ScriptedAPI, Warehouse
 from deck import sync
 from deck.errors import DeckResponseError
 from dlt.pipeline.exceptions import PipelineStepFailed
+from support import FAST_RETRIES, Warehouse
+from support.scripted import ScriptedAPI
 
 
 def run(i: int, created_at: str = "2026-01-01T00:00:00.000Z") -> Dict[str, Any]:

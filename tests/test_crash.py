@@ -10,7 +10,6 @@ construction, on a fast machine or a busy one.
 """
 
 import itertools
-import os
 import random
 import signal
 import subprocess
@@ -18,29 +17,16 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Set
+from typing import Callable, List, Set
 
 import pytest
-from conftest import Warehouse, assert_matches_ground_truth
 from deck_simulator import DeckSimulator, RecordedRequest
-from test_cli import SCRIPT, run_cli
+from support import Warehouse, assert_matches_ground_truth
+from support.cli import SCRIPT, cli_env, run_cli
 
 PIPELINE = "deck_task_runs"  # the CLI's default pipeline name
 # dlt's load package folders, in the order a package moves through them
 PACKAGE_STAGES = ["normalize/extracted", "load/new", "load/normalized", "load/loaded"]
-
-
-def cli_env(tmp_path: Path, sim: DeckSimulator, max_runs_per_load: int = 400) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
-    env.update({
-        "DLT_DATA_DIR": str(tmp_path / "dlt-data"),
-        "SOURCES__DECK__API_KEY": sim.api_key,
-        "SOURCES__DECK__BASE_URL": sim.base_url,
-        # small windows and loads so that a 3,000-run backfill commits many times
-        "SOURCES__DECK__MAX_RUNS_PER_LOAD": str(max_runs_per_load),
-        "SOURCES__DECK__PAGES_PER_WINDOW": "3",
-    })
-    return env
 
 
 @dataclass(frozen=True)
@@ -223,8 +209,8 @@ def test_a_killed_backfill_resumes_from_its_last_committed_window(tmp_path, back
 def test_a_sync_after_one_killed_between_extract_and_load_syncs_everything(tmp_path, simulator):
     """dlt's `run` loads leftover packages and then returns without extracting: `sync` must
     notice and go on, or every run after the leftover package would be silently skipped."""
-    from conftest import FAST_RETRIES
     from deck import deck
+    from support import FAST_RETRIES
 
     simulator.advance(3600 * 24, new_runs=100)
     wh = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", simulator)

@@ -3,8 +3,9 @@ server (started by this session on 127.0.0.1) and Delta tables on dlt's `filesys
 
 Every destination must hold exactly the simulator's ground truth: one row per run at its latest
 state, nested rows replaced when a run changes, runtime_ms as a 64-bit integer, timestamps with
-a time zone, drifting output shapes loaded, no duplicate ids. The assertions are conftest's own
-(`assert_matches_ground_truth`), fed by a destination-agnostic reader (tests/destinations.py).
+a time zone, drifting output shapes loaded, no duplicate ids. The assertions are the shared
+`support.assert_matches_ground_truth`, fed by a destination-agnostic reader
+(tests/support/destinations.py).
 
 Run one destination with e.g. `pytest tests/test_destinations.py -k postgres`.
 """
@@ -14,40 +15,24 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import dlt
 import pytest
-from conftest import FAST_RETRIES, assert_matches_ground_truth, ts
 from deck import deck
 from deck.destination import DestinationTraits
 from deck.lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from deck_simulator import DEMO_API_KEY, DeckSimulator
-from destinations import (
+from dlt.pipeline.exceptions import PipelineStepFailed
+from support import FAST_RETRIES, assert_matches_ground_truth, ts
+from support.destinations import (
     DESTINATIONS,
     NATIVE_TYPES,
     DestinationWarehouse,
-    PostgresServer,
-    PostgresUnavailable,
     canonical_type,
     make_warehouse,
-    require_psycopg2,
 )
-from dlt.pipeline.exceptions import PipelineStepFailed
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL server for the session; a missing installation fails, never skips."""
-    try:
-        require_psycopg2()
-        server = PostgresServer.start()
-    except PostgresUnavailable as exc:
-        pytest.fail(f"PostgreSQL tests cannot run: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+from support.postgres import PostgresServer, PostgresUnavailable
 
 
 @pytest.fixture(params=DESTINATIONS)
@@ -364,26 +349,28 @@ def test_sql_destinations_keep_delete_insert(kind, tmp_path, simulator, request)
 # ---- a machine without PostgreSQL fails loudly -------------------------------------------------
 
 
+@pytest.mark.unit
 def test_missing_postgres_binaries_fail_with_a_clear_message(monkeypatch):
-    import destinations
+    from support import postgres
 
     monkeypatch.delenv("DECK_PG_BIN", raising=False)
-    monkeypatch.setattr(destinations.shutil, "which", lambda name: None)
-    monkeypatch.setattr(destinations.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(postgres.shutil, "which", lambda name: None)
+    monkeypatch.setattr(postgres.glob, "glob", lambda pattern: [])
 
     with pytest.raises(PostgresUnavailable, match=r"initdb.*setup-postgres\.sh"):
         PostgresServer.start()
 
 
+@pytest.mark.unit
 def test_root_without_a_postgres_user_fails_with_a_clear_message(monkeypatch):
-    import destinations
+    from support import postgres
 
     def no_user(name: str) -> Any:
         raise KeyError(name)
 
-    monkeypatch.setattr(destinations.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(destinations.pwd, "getpwnam", no_user)
-    monkeypatch.setattr(destinations, "find_postgres_bin", lambda: Path("/usr/bin"))
+    monkeypatch.setattr(postgres.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(postgres.pwd, "getpwnam", no_user)
+    monkeypatch.setattr(postgres, "find_postgres_bin", lambda: Path("/usr/bin"))
 
     with pytest.raises(PostgresUnavailable, match="no `postgres`.*setup-postgres"):
         PostgresServer.start()

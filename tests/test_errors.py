@@ -6,9 +6,9 @@ Each test runs the CLI as a user does and asserts the exact text on stderr.
 import re
 
 import pytest
-from conftest import ScriptedAPI
 from deck_simulator import DeckSimulator
-from test_cli import run_cli
+from support.cli import run_cli
+from support.scripted import ScriptedAPI
 
 KEY_HELP = (
     "Check SOURCES__DECK__API_KEY or api_key under [sources.deck] in .dlt/secrets.toml: it must be"

@@ -7,10 +7,10 @@ import time
 from email.utils import formatdate
 
 import pytest
-from conftest import FAST_RETRIES, Warehouse, assert_matches_ground_truth
 from deck.errors import DeckTransientError
 from deck.session import RetryPolicy
 from dlt.pipeline.exceptions import PipelineStepFailed
+from support import FAST_RETRIES, Warehouse, assert_matches_ground_truth
 
 
 def retry_warnings(caplog):
@@ -137,12 +137,14 @@ def test_exhausted_retry_budget_fails_clearly_with_the_last_request_id(populated
 
 
 def test_connection_refused_is_retried_then_fails_clearly(tmp_path, simulator):
+    # Bound but never listening: connections are refused, and no other process (another xdist
+    # worker's simulator) can take the port while the sync tries it.
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    wh = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", simulator)
-    with pytest.raises(PipelineStepFailed) as info:
-        wh.sync(base_url=f"http://127.0.0.1:{port}/v2", request_max_attempts=2)
+        wh = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", simulator)
+        with pytest.raises(PipelineStepFailed) as info:
+            wh.sync(base_url=f"http://127.0.0.1:{port}/v2", request_max_attempts=2)
     message = str(cause_of(info.value))
     assert message.startswith("Deck API kept failing for GET /v2/test: 2 attempts, the last one"
                               " got ConnectionError")
@@ -160,6 +162,7 @@ def test_failed_sync_then_rerun_leaves_an_exact_warehouse(populated, warehouse):
     assert_matches_ground_truth(warehouse, populated.runs())
 
 
+@pytest.mark.unit
 def test_default_backoff_starts_at_one_second_doubles_and_caps_at_thirty():
     policy = RetryPolicy()
     for attempt, base in [(1, 1), (2, 2), (3, 4), (5, 16), (6, 30), (9, 30)]:
@@ -167,6 +170,7 @@ def test_default_backoff_starts_at_one_second_doubles_and_caps_at_thirty():
         assert min(waits) >= base and max(waits) <= min(30, base * 1.25)
 
 
+@pytest.mark.unit
 def test_timeouts_are_always_set():
     policy = RetryPolicy()
     assert policy.connect_timeout_s > 0 and policy.read_timeout_s > 0

@@ -3,7 +3,7 @@
 from typing import Any, Callable, Dict
 
 import pytest
-from conftest import assert_matches_ground_truth
+from support import assert_matches_ground_truth
 
 
 def pick(truth, key):

@@ -14,15 +14,14 @@ from pathlib import Path
 import duckdb
 import pytest
 import requests
-from conftest import Warehouse, assert_matches_ground_truth, make_simulator
 from deck.client import DeckClient
 from deck.errors import DeckConfigError
 from deck.redact import scrub
 from deck.session import RetryPolicy
 from deck.urls import mask_url, validate_base_url
 from deck_simulator import DEMO_API_KEY, DeckSimulator
-from test_cli import run_cli
-from test_secrets import files_containing
+from support import Warehouse, assert_matches_ground_truth, make_simulator
+from support.cli import files_containing, run_cli
 
 FIX_BASE_URL = (
     " Set [sources.deck] base_url (or SOURCES__DECK__BASE_URL) to an address like"
@@ -116,6 +115,7 @@ def test_validate_base_url_accepts_https_and_loopback_http(url, expected):
     assert validate_base_url(url) == expected
 
 
+@pytest.mark.unit
 def test_mask_url_hides_a_password_whatever_parser_would_find_it():
     assert mask_url("http://deck:s3cret@127.0.0.1/v2") == "http://deck:***@127.0.0.1/v2"
     assert mask_url("https://u:pa/ss@host/v2") == "https://u:***@host/v2"
@@ -198,6 +198,7 @@ def test_an_exception_carrying_the_key_leaves_the_client_without_it(simulator):
     assert raised.value.__context__ is None and raised.value.__cause__ is None
 
 
+@pytest.mark.unit
 def test_scrub_removes_every_form_of_the_key():
     key = "sk_live_AB12cd34\r\nEF56gh78"
     texts = [
@@ -254,6 +255,7 @@ def test_trickled_headers_are_cut_at_a_deadline_that_follows_read_timeout(
     assert_matches_ground_truth(warehouse, populated.runs())
 
 
+@pytest.mark.unit
 def test_retry_policy_deadline_defaults_to_twice_the_read_timeout_unless_set():
     assert RetryPolicy().deadline_s == 120.0
     assert RetryPolicy(read_timeout_s=5).deadline_s == 10.0

@@ -12,11 +12,10 @@ from typing import Any, Dict, List
 
 import duckdb
 import pytest
-from conftest import Warehouse, expected_runtime, ts
 from deck_simulator import DeckSimulator
-from destinations import DESTINATIONS, make_warehouse
-from test_cli import run_cli
-from test_destinations import postgres_server  # noqa: F401 (the session's PostgreSQL server)
+from support import Warehouse, expected_runtime, ts
+from support.cli import run_cli
+from support.destinations import DESTINATIONS, make_warehouse
 
 UTC = timezone.utc
 WIDE_OUTPUT = 12345678901234567890123

@@ -19,6 +19,8 @@ from deck.redact import check_api_key, scrubbed_exception
 from deck.session import RetryPolicy
 from deck.urls import path_segment
 
+pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
+
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 # Generous upper bound on how long a woken thread may take to run on a busy machine; a test only
 # waits this long when the code under test is broken (a thread that never wakes).

@@ -1,17 +1,10 @@
 """The SQL models (views in the dataset) against figures computed in Python from the simulator.
 
 Every expected value below is derived from `DeckSimulator.runs()` (the ground truth), never from
-the warehouse. The same checks run on PostgreSQL when its binaries are on the machine.
+the warehouse. The same checks run on PostgreSQL (the session's server, in a UTC+14 database).
 """
 
-import glob
 import math
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -23,7 +16,6 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import dlt
 import duckdb
 import pytest
-from conftest import FAST_RETRIES, ts
 from deck import sync
 from deck.models import (
     MODELS_DIR,
@@ -35,6 +27,8 @@ from deck.models import (
     render_model,
 )
 from deck_simulator import DEMO_API_KEY, DeckSimulator
+from support import FAST_RETRIES, Warehouse, make_simulator, ts
+from support.postgres import PostgresServer
 
 MODELS = ["daily_task_run_stats", "open_task_runs", "task_run_errors", "task_run_facts"]
 FINAL = {"completed", "failed", "canceled"}
@@ -105,6 +99,7 @@ class Loaded:
     pipeline: dlt.Pipeline
     truth: List[Row]
     created: List[str]
+    path: Optional[Path] = None  # the DuckDB file, when the destination is DuckDB
 
     def read(self, sql: str) -> List[Row]:
         return read(self.pipeline, sql)
@@ -143,13 +138,29 @@ def seed(sim: DeckSimulator) -> None:
     sim.add_runs(2, status=UNKNOWN_STATUS)
 
 
-@pytest.fixture
-def loaded(simulator: DeckSimulator, warehouse) -> Loaded:
+def load(simulator: DeckSimulator, warehouse: Warehouse) -> Loaded:
     seed(simulator)
     warehouse.sync()
     pipeline = warehouse.pipeline()
     created = refresh_models(pipeline)
-    return Loaded(pipeline, simulator.runs(), created)
+    return Loaded(pipeline, simulator.runs(), created, warehouse.path)
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
+    """One seeded, synced and refreshed warehouse shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("models")
+    sim = make_simulator(seed=11, runs=0)  # as the `simulator` fixture
+    try:
+        yield load(sim, Warehouse(root / "warehouse.duckdb", root / "dlt", sim))
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def fresh(simulator: DeckSimulator, warehouse: Warehouse) -> Loaded:
+    """The same warehouse, of this test's own, for the tests that change it."""
+    return load(simulator, warehouse)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -336,9 +347,9 @@ def test_refresh_creates_every_model_as_a_view_in_the_dataset(loaded: Loaded):
     assert [v["table_name"] for v in views] == MODELS
 
 
-def test_refresh_is_repeatable(loaded: Loaded):
-    assert refresh_models(loaded.pipeline) == MODELS
-    assert len(loaded.model("task_run_facts")) == len(loaded.truth)
+def test_refresh_is_repeatable(fresh: Loaded):
+    assert refresh_models(fresh.pipeline) == MODELS
+    assert len(fresh.model("task_run_facts")) == len(fresh.truth)
 
 
 def test_task_run_facts_has_one_row_per_run_with_its_own_columns(loaded: Loaded):
@@ -359,9 +370,9 @@ def test_unknown_statuses_are_not_final(loaded: Loaded):
     assert unknown <= {r["id"] for r in loaded.model("open_task_runs")}
 
 
-def test_day_is_the_utc_date_whatever_the_session_time_zone(loaded: Loaded, warehouse):
+def test_day_is_the_utc_date_whatever_the_session_time_zone(loaded: Loaded):
     truth = {r["id"]: utc_day(r) for r in loaded.truth}
-    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+    with duckdb.connect(str(loaded.path), read_only=True) as con:
         con.execute("SET TimeZone = 'Pacific/Kiritimati'")  # UTC+14
         local_days = con.execute(
             "SELECT count(*) FROM deck.task_runs WHERE CAST(created_at AS DATE) <> "
@@ -450,18 +461,18 @@ def test_models_exist_before_any_run_failed_and_see_errors_once_one_does(simulat
     )
 
 
-def test_views_follow_later_loads_without_a_refresh(loaded: Loaded, simulator, warehouse):
+def test_views_follow_later_loads_without_a_refresh(fresh: Loaded, simulator, warehouse):
     simulator.advance(3600 * 24, new_runs=120)
     warehouse.sync()
     truth = simulator.runs()
-    check_facts_have_one_row_per_run_with_its_own_columns(loaded.model("task_run_facts"), truth)
-    check_open_runs_are_the_non_final_ones_oldest_first(loaded.model("open_task_runs"), truth)
+    check_facts_have_one_row_per_run_with_its_own_columns(fresh.model("task_run_facts"), truth)
+    check_open_runs_are_the_non_final_ones_oldest_first(fresh.model("open_task_runs"), truth)
 
 
-def test_drop_models_removes_the_views_and_leaves_the_tables(loaded: Loaded, warehouse):
-    assert drop_models(loaded.pipeline) == MODELS
+def test_drop_models_removes_the_views_and_leaves_the_tables(fresh: Loaded, warehouse):
+    assert drop_models(fresh.pipeline) == MODELS
     assert not set(MODELS) & set(warehouse.tables())
-    assert len(warehouse.runs()) == len(loaded.truth)
+    assert len(warehouse.runs()) == len(fresh.truth)
 
 
 def test_refresh_without_task_runs_creates_nothing(tmp_path: Path):
@@ -484,100 +495,55 @@ def test_refresh_skips_destinations_without_sql(tmp_path: Path):
     assert refresh_models(pipeline) == []
 
 
-def test_a_broken_model_fails_naming_its_file(loaded: Loaded, tmp_path: Path):
+def test_a_broken_model_fails_naming_its_file(fresh: Loaded, tmp_path: Path):
     models = tmp_path / "models"
     models.mkdir()
     (models / "broken_model.sql").write_text("SELECT no_such_column FROM {{ task_runs }}")
     with pytest.raises(DeckModelError, match=r"broken_model \(broken_model.sql\)"):
-        refresh_models(loaded.pipeline, models_dir=models)
+        refresh_models(fresh.pipeline, models_dir=models)
 
 
-def test_an_unknown_placeholder_is_an_error(loaded: Loaded, tmp_path: Path):
+def test_an_unknown_placeholder_is_an_error(fresh: Loaded, tmp_path: Path):
     models = tmp_path / "models"
     models.mkdir()
     (models / "typo.sql").write_text("SELECT * FROM {{ task_run }}")
     with pytest.raises(DeckModelError, match="unknown placeholder"):
-        refresh_models(loaded.pipeline, models_dir=models)
+        refresh_models(fresh.pipeline, models_dir=models)
 
 
+@pytest.mark.unit
 def test_every_model_has_a_generic_file_and_dialect_files_name_a_model():
     assert model_names() == MODELS
     for path in MODELS_DIR.glob("*.sql"):
         name, *dialect, _ = path.name.split(".")
         assert name in MODELS and len(dialect) <= 1, path.name
         assert model_file(name, None) == MODELS_DIR / f"{name}.sql"
-    assert model_file("daily_task_run_stats", "duckdb").name == "daily_task_run_stats.duckdb.sql"
     assert model_file("task_run_facts", "snowflake").name == "task_run_facts.sql"
 
 
+@pytest.mark.unit
+def test_a_dialect_file_overrides_the_generic_one_for_its_dialect_only(tmp_path: Path):
+    (tmp_path / "daily.sql").write_text("SELECT 1")
+    (tmp_path / "daily.bigquery.sql").write_text("SELECT 2")
+
+    assert model_file("daily", "bigquery", tmp_path).name == "daily.bigquery.sql"
+    assert model_file("daily", "duckdb", tmp_path).name == "daily.sql"
+    assert model_names(tmp_path) == ["daily"]
+
+
 # ------------------------------------------------------------------------------------------------
-# PostgreSQL (skipped when its binaries are not on the machine)
+# PostgreSQL: the session's server (tests/conftest.py), one database per test at UTC+14
 # ------------------------------------------------------------------------------------------------
 
 
-def _pg_binary(name: str) -> Optional[str]:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server on loopback, in a temporary directory."""
-    pytest.importorskip("psycopg2")
-    initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    as_user: List[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the server")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    base = tempfile.mkdtemp(prefix="deck-models-pg-")
-    os.chmod(base, 0o777)
-    data, port = os.path.join(base, "data"), _free_port()
-    try:
-        subprocess.run(
-            [*as_user, initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
-            check=True, capture_output=True, timeout=120,
-        )
-        # A session time zone far from UTC (UTC+14): `day` must still be the UTC date.
-        options = (
-            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c timezone=Pacific/Kiritimati"
-        )
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", data, "-o", options, "-l", f"{base}/log", "-w", "start"],
-            check=True, capture_output=True, timeout=120,
-        )
-    except (subprocess.SubprocessError, OSError) as exc:
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"could not start a PostgreSQL server: {exc}")
-    try:
-        yield f"postgresql://postgres:unused@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", data, "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture
-def pg_loaded(postgres_url: str, simulator: DeckSimulator, tmp_path: Path) -> Loaded:
+def load_postgres(server: PostgresServer, simulator: DeckSimulator, pipelines_dir: Path) -> Loaded:
     seed(simulator)
+    # A session time zone far from UTC (UTC+14): `day` must still be the UTC date.
+    database = server.create_database(timezone="Pacific/Kiritimati")
     pipeline = dlt.pipeline(
         pipeline_name="deck_models_pg",
-        pipelines_dir=str(tmp_path / "dlt"),
-        destination=dlt.destinations.postgres(postgres_url),
+        pipelines_dir=str(pipelines_dir),
+        destination=dlt.destinations.postgres(server.database_url(database)),
         dataset_name=f"deck_{uuid.uuid4().hex[:8]}",
     )
     sync(pipeline, api_key=DEMO_API_KEY, base_url=simulator.base_url, **FAST_RETRIES)
@@ -585,14 +551,34 @@ def pg_loaded(postgres_url: str, simulator: DeckSimulator, tmp_path: Path) -> Lo
     return Loaded(pipeline, simulator.runs(), created)
 
 
-def test_every_model_matches_ground_truth_on_postgres(pg_loaded: Loaded):
-    assert pg_loaded.created == MODELS
-    check_every_model(pg_loaded.pipeline, pg_loaded.truth, pg_loaded.model)
+@pytest.fixture(scope="module")
+def pg_shared(
+    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Loaded]:
+    """One loaded PostgreSQL database shared by the tests that only read it."""
+    sim = make_simulator(seed=11, runs=0)  # as the `simulator` fixture
+    try:
+        yield load_postgres(postgres_server, sim, tmp_path_factory.mktemp("models-pg") / "dlt")
+    finally:
+        sim.stop()
 
 
-def test_generic_sql_files_give_the_same_answers_on_postgres(pg_loaded: Loaded):
+@pytest.fixture
+def pg_loaded(
+    postgres_server: PostgresServer, simulator: DeckSimulator, tmp_path: Path
+) -> Loaded:
+    """A loaded PostgreSQL database of this test's own, for the tests that change it."""
+    return load_postgres(postgres_server, simulator, tmp_path / "dlt")
+
+
+def test_every_model_matches_ground_truth_on_postgres(pg_shared: Loaded):
+    assert pg_shared.created == MODELS
+    check_every_model(pg_shared.pipeline, pg_shared.truth, pg_shared.model)
+
+
+def test_generic_sql_files_give_the_same_answers_on_postgres(pg_shared: Loaded):
     check_every_model(
-        pg_loaded.pipeline, pg_loaded.truth, lambda n: generic_rows(pg_loaded.pipeline, n)
+        pg_shared.pipeline, pg_shared.truth, lambda n: generic_rows(pg_shared.pipeline, n)
     )
 
 

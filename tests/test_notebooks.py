@@ -26,6 +26,9 @@ pytest.importorskip("ipykernel", reason="notebook tests need the 'notebooks' ext
 pytest.importorskip("pandas", reason="notebook tests need the 'notebooks' extra")
 image = pytest.importorskip("matplotlib.image", reason="notebook tests need the 'notebooks' extra")
 nbformat = pytest.importorskip("nbformat", reason="notebook tests need the 'notebooks' extra")
+# Under pytest-xdist (`--dist loadgroup`) the tests sharing the module's demo warehouse run in one
+# worker, so it is built once.
+DEMO_GROUP = pytest.mark.xdist_group("notebooks-demo-warehouse")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -93,6 +96,7 @@ def test_there_are_an_overview_and_an_errors_notebook():
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@DEMO_GROUP
 def test_notebook_runs_and_draws_every_figure(
     notebook: Path, demo_warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -115,6 +119,7 @@ def test_notebook_runs_and_draws_every_figure(
         assert pixels.std() > 0.05, f"{path.name} is (nearly) blank"
 
 
+@DEMO_GROUP
 def test_a_notebook_creates_the_models_when_the_warehouse_has_none(
     demo_warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -16,13 +16,11 @@ from typing import List
 import dlt
 import duckdb
 import pytest
-from conftest import FAST_RETRIES, Warehouse, assert_matches_ground_truth
 from deck import deck
 from deck_simulator import DeckSimulator
-from destinations import make_warehouse
-from test_cli import SCRIPT, run_cli
-from test_crash import cli_env
-from test_destinations import postgres_server as _postgres_server  # noqa: F401 (the fixture)
+from support import FAST_RETRIES, Warehouse, assert_matches_ground_truth
+from support.cli import SCRIPT, cli_env, run_cli
+from support.destinations import make_warehouse
 
 SAFETY_TIMEOUT_S = 60  # only so that a broken build cannot hang the suite; never asserted
 
@@ -238,6 +236,7 @@ def test_a_wrong_typed_option_in_the_environment_names_the_variable(tmp_path, sm
     )
 
 
+@pytest.mark.unit
 def test_a_wrong_typed_value_that_may_be_a_secret_is_not_echoed():
     from deck.cli import describe_wrong_type
     from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
@@ -408,7 +407,7 @@ def test_a_table_dropped_on_postgres_with_its_views_is_rebuilt(
 ):
     """PostgreSQL refuses to drop a table the model views read, so an analyst drops it with
     CASCADE; the next sync must rebuild the table and the views."""
-    server = request.getfixturevalue("_postgres_server")
+    server = request.getfixturevalue("postgres_server")
     wh = make_warehouse("postgres", tmp_path, simulator, server)
     simulator.advance(3600 * 24, new_runs=300)
     wh.sync()

@@ -11,6 +11,8 @@ from deck.cli import build_parser, source_options
 from deck.errors import DeckConfigError
 from deck.options import FILTERS, Filters, SourceOptions
 
+pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
+
 ROOT = Path(__file__).resolve().parents[1]
 DECK_PARAMETERS = inspect.signature(deck).parameters
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from conftest import Warehouse, assert_matches_ground_truth, make_simulator
+from support import Warehouse, assert_matches_ground_truth, make_simulator
 
 
 def snapshot(wh: Warehouse):

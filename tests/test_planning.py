@@ -2,9 +2,12 @@
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from deck.planning import finish_plan, initial_plan, split_window
 from deck.state import Plan, SeenRun, TaskRunState
 from deck.windows import Window
+
+pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 CLOCK = T0 + timedelta(days=30)

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from deck import records
 
+pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
+
 UTC = timezone.utc
 
 

@@ -1,19 +1,10 @@
 """The API key appears nowhere but in the Authorization header sent to base_url's host."""
 
-from pathlib import Path
 
 from deck_simulator import DeckSimulator
-from test_cli import run_cli
+from support.cli import files_containing, run_cli
 
 CANARY = "sk_live_CANARY_7f3a9c1e5b2d4f60"
-
-
-def files_containing(root: Path, needle: bytes) -> list:
-    hits = []
-    for path in root.rglob("*"):
-        if path.is_file() and needle in path.read_bytes():
-            hits.append(str(path.relative_to(root)))
-    return hits
 
 
 def test_key_never_leaks_from_a_failing_or_a_succeeding_sync(tmp_path):

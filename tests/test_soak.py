@@ -5,8 +5,8 @@ import random
 import threading
 
 import pytest
-from conftest import Warehouse, assert_matches_ground_truth
 from deck.runner import DeckSyncLockedError
+from support import Warehouse, assert_matches_ground_truth
 
 FAULTS = ["429", "500", "502", "503", "504", "drop", "truncate", "non_json", "slow", "hang"]
 SYNCS = 30

@@ -2,9 +2,12 @@
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from deck.session import RequestStats
 from deck.state import UNKNOWN_FINGERPRINT, OpenRun, Plan, TaskRunState, fingerprint
 from deck.windows import Window
+
+pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 TEN_MIN = timedelta(minutes=10)

@@ -9,8 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Warehouse, assert_matches_ground_truth, make_simulator, ts
 from deck_simulator import DeckSimulator
+from support import Warehouse, assert_matches_ground_truth, make_simulator, ts
 
 
 def list_requests(sim: DeckSimulator):

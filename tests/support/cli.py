@@ -1,0 +1,60 @@
+"""`python pipelines/task_runs.py` as a user runs it: a real process with its own environment.
+
+The environment is built per subprocess (never set on this process), and every run gets its own
+DLT_DATA_DIR under the test's tmp_path, so CLI tests are safe beside other xdist workers.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from deck_simulator import DeckSimulator
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "pipelines" / "task_runs.py"
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any Deck source or destination configuration."""
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))
+    }
+
+
+def run_cli(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess:
+    full_env = clean_env()
+    full_env.update({"DLT_DATA_DIR": str(tmp_path / "dlt-data"), **(env or {})})
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        cwd=tmp_path,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cli_env(tmp_path: Path, sim: DeckSimulator, max_runs_per_load: int = 400) -> dict[str, str]:
+    """A full environment for a CLI process syncing `sim` in small windows and loads."""
+    env = clean_env()
+    env.update({
+        "DLT_DATA_DIR": str(tmp_path / "dlt-data"),
+        "SOURCES__DECK__API_KEY": sim.api_key,
+        "SOURCES__DECK__BASE_URL": sim.base_url,
+        # small windows and loads so that a 3,000-run backfill commits many times
+        "SOURCES__DECK__MAX_RUNS_PER_LOAD": str(max_runs_per_load),
+        "SOURCES__DECK__PAGES_PER_WINDOW": "3",
+    })
+    return env
+
+
+def files_containing(root: Path, needle: bytes) -> list[str]:
+    """Every file under `root` (relative path) whose bytes contain `needle`."""
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file() and needle in path.read_bytes():
+            hits.append(str(path.relative_to(root)))
+    return hits
