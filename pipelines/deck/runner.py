@@ -269,10 +269,11 @@ def _sync_locked(
             # Packages of an interrupted sync (a kill during normalize or load): finish them
             # first, so that this sync resumes from the state they commit.
             info = pipeline.run(loader_file_format=file_format)
-            result.load_infos.append(info)
-            remove_copied_run_rows(pipeline, traits, info.loads_ids)
-            result.resumed_runs += count_rows_of_loads(pipeline, traits, info.loads_ids)
-            logger.info("Finished loading a package left by an interrupted sync; syncing now")
+            if info is not None:  # None: dlt discarded them when it first synced its state
+                result.load_infos.append(info)
+                remove_copied_run_rows(pipeline, traits, info.loads_ids)
+                result.resumed_runs += count_rows_of_loads(pipeline, traits, info.loads_ids)
+                logger.info("Finished loading a package left by an interrupted sync; syncing now")
         while True:
             source = deck(**source_options)
             prepare_for_destination(source, traits)  # Delta on `filesystem`: upsert; else no-op
