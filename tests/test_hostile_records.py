@@ -352,10 +352,13 @@ def test_the_cli_says_runs_were_quarantined_and_exits_3(tmp_path, cli_simulator)
     assert "Traceback" not in first.stderr
 
     template = cli_simulator.run(h.good[0])
+    # A record that had an id comes back with it; the others get one.
+    ids = {"no_id": "trun_fixed_no_id", "yesterday": "trun_yesterday",
+           "not_an_object": "trun_fixed_not_an_object"}
     for kind, second in (("no_id", 21), ("yesterday", 23), ("not_an_object", 25)):
         stamp = f"2025-12-31T23:00:{second}.000Z"  # where Deck listed it all along
         cli_simulator.replace_raw_record(h.raw[kind], {
-            **template, "id": f"trun_fixed_{kind}", "created_at": stamp, "updated_at": stamp})
+            **template, "id": ids[kind], "created_at": stamp, "updated_at": stamp})
     second = run_cli(tmp_path, env=env)
 
     assert second.returncode == 0, second.stderr
@@ -393,3 +396,24 @@ def test_quarantine_and_wide_integers_work_on_every_destination(kind, tmp_path, 
     assert (second.quarantined, second.new_runs) == (0, 1)
     assert wh.rows("task_runs_rejected") == []
     assert "trun_fixed" in wh.runs()
+
+
+def test_an_open_run_with_an_integer_id_is_fetched_by_id_once_it_finishes(simulator, warehouse):
+    """Its id is stored as its digits; fetched by id later, the answer's integer id is that run."""
+    (run_id,) = simulator.add_runs(1, status="running", ids=["12345"],
+                                   created_at=simulator.now - timedelta(hours=2))
+    simulator.serve_fields(run_id, id=12345)
+    simulator.advance(1)
+    simulator.add_runs(1, status="completed")  # the watermark's run, 2 h later
+    warehouse.sync()
+    simulator.advance(60)
+    simulator.update_run(run_id, status="completed", result="success")
+    simulator.clear_requests()
+
+    result = warehouse.sync()
+
+    assert [r.path for r in simulator.requests if r.path.endswith("/12345")] == [
+        "/v2/task-runs/12345"
+    ]
+    assert result.updated_runs == 1
+    assert warehouse.runs()["12345"]["status"] == "completed"

@@ -94,3 +94,21 @@ def test_a_run_dated_in_the_future_does_not_steer_the_cut():
                          clock=CLOCK)
 
     assert parts and all(p.start is None or p.start.year == 2026 for p in parts)
+
+
+def test_a_watermark_a_few_seconds_after_decks_clock_is_kept():
+    watermark = CLOCK + timedelta(seconds=5)  # another of Deck's servers, a little ahead
+    state = TaskRunState(watermark=watermark, covered_from=None)
+
+    plan = initial_plan(state, None, None, TEN_MIN, CLOCK)
+
+    assert state.watermark == watermark
+    assert plan.windows == [Window(watermark - TEN_MIN, None)]
+
+
+def test_without_decks_own_clock_the_watermark_is_kept():
+    state = TaskRunState(watermark=CLOCK + timedelta(days=365), covered_from=None)
+
+    initial_plan(state, None, None, TEN_MIN, None)
+
+    assert state.watermark == CLOCK + timedelta(days=365)

@@ -19,6 +19,7 @@ from . import settings
 from .errors import DeckConfigError, DeckPermanentError, DeckResponseError, request_id_of
 from .paginator import DeckCursorPaginator
 from .ratelimit import RateLimiter
+from .records import run_id_of
 from .redact import check_api_key, scrubbed_exception
 from .session import DeckSession, RequestStats, RetryPolicy
 from .urls import path_segment, validate_base_url
@@ -115,7 +116,8 @@ class DeckClient:
                 return None
             raise
         body = response.json()
-        if not isinstance(body, dict) or body.get("id") != run_id:
+        # An integer id was stored as its digits (records.run_id_of): compare the same way.
+        if not isinstance(body, dict) or run_id_of(body) != run_id:
             raise DeckResponseError(
                 f"Deck answered GET /task-runs/{run_id} with something that is not that run.",
                 request_id=request_id_of(body, response.headers),

@@ -54,7 +54,9 @@ class DestinationTraits:
             loader_file_format=file_format,
             table_format=table_format,
             merge_strategy=_merge_strategy(caps, table_format),
-            has_sql=_has_sql(pipeline),
+            # dlt 1.31 offers SQL over `filesystem` too (through DuckDB and its delta extension,
+            # which it would download): the repairs and counts are for warehouses only.
+            has_sql=dtype != FILESYSTEM_TYPE and _has_sql(pipeline),
             location=_location(pipeline),
         )
 

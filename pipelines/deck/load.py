@@ -118,8 +118,9 @@ class TaskRunLoad:
         """The windows this range still needs, resumed from state after a committed load."""
         if self.state.plan is None:
             options = self.options
+            deck_clock = self.clock() if self.client.stats.server_date is not None else None
             self.state.plan = initial_plan(
-                self.state, options.start, options.end, options.lookback, self.clock()
+                self.state, options.start, options.end, options.lookback, deck_clock
             )
         return self.state.plan
 

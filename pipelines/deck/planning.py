@@ -44,14 +44,17 @@ def initial_plan(
     start: datetime | None,
     end: datetime | None,
     lookback: timedelta,
-    clock: datetime,
+    deck_clock: datetime | None,
 ) -> Plan:
     """The windows a sync must list, from what state says is already covered.
 
-    A watermark after Deck's clock can only come from a run dated in the future under an older
-    version of this code; the runs it skipped are found by listing all of history again.
+    A watermark well after Deck's own clock (its `Date` header; None when Deck sent none) can only
+    come from a run dated in the future under an older version of this code; the runs it skipped
+    are found by listing all of history again. The lookback is the margin for servers whose
+    clocks differ by a few seconds.
     """
-    if state.watermark is not None and state.watermark > clock:
+    clock = deck_clock
+    if state.watermark is not None and clock is not None and state.watermark > clock + lookback:
         logger.warning(
             "The saved watermark %s lies after Deck's clock (%s): an earlier version followed a"
             " run dated in the future. Listing all of history again to find the runs it skipped;"

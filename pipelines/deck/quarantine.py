@@ -158,20 +158,38 @@ class Quarantine:
                 parse_timestamp(before) + ONE_US if before else None,
             )
             known = {run_id for key in keys for run_id in entries[key]["known"]}
+            # A record that had an id is looked for by it; one without, as the run in its range
+            # that was not listed there before.
+            wanted = {entries[key]["run_id"] for key in keys} - {None}
+            anonymous = any(entries[key]["run_id"] is None for key in keys)
+            found: set[str] = set()
             checks: list[records.Checked] = []
             for page in self.client.list_task_runs({**self.filters.params(), **window.params()}):
                 page = checked_page(page, checks)
                 batch: list[dict[str, Any]] = []
                 for run in page.runs:
-                    # No window.contains check: whatever Deck lists in the range is loaded.
-                    if run["id"] in known or run["id"] in self.tracker.seen:
+                    # No window.contains check: whatever Deck lists in the range is a candidate.
+                    run_id = run["id"]
+                    if run_id in known or not (run_id in wanted or anonymous):
                         continue
+                    found.add(run_id)
+                    if run_id in self.tracker.seen:
+                        continue  # loaded by this load already (the lookback, say)
                     if self.tracker.changed_and_selected(run, created_at_of(run)):
                         batch.append(prepare(run))
                 if batch:
                     yield batch
             yield from self.rows(locate(window, checks))
-            resolved += [key for key in keys if key not in self.rejected_now]
+            # Only what came back leaves the quarantine; the rest is retried at the next sync.
+            resolved += [
+                key
+                for key in keys
+                if key not in self.rejected_now
+                and (
+                    entries[key]["run_id"] in found
+                    or (entries[key]["run_id"] is None and found - wanted)
+                )
+            ]
         yield from self._resolve(resolved)
 
     def resolve_fetched_by_id(self) -> Iterator[Any]:
@@ -192,7 +210,8 @@ class Quarantine:
         )
 
     def _resolve(self, keys: list[str]) -> Iterator[Any]:
-        """Delete the quarantine rows of records that came back loadable (or are gone)."""
+        """Delete the quarantine rows of records that came back loadable (or, fetched by id,
+        are gone)."""
         if not keys:
             return
         for key in keys:

@@ -13,9 +13,9 @@ Each load therefore does two things (`load.TaskRunLoad`):
 2. **Open runs** -- every run last seen in a non-final status is remembered in state. The load
    lists the still-open ones in one filtered listing and fetches by id only those that left it.
 
-A sync where nothing changed costs three requests (the key check, the new-runs page, the open-runs
-page); one where N runs arrived and M open runs finished about ceil(N/100) + 2 + M. Nothing
-re-reads history.
+A sync where nothing changed costs two or three requests (the key check, the new-runs page,
+and the open-runs page when a run older than the lookback is still open); one where N runs
+arrived and M open runs finished about ceil(N/100) + 2 + M. Nothing re-reads history.
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ class TaskRunState:
     open_runs: dict[str, OpenRun] = field(default_factory=dict)
     plan: Plan | None = None
     # Quarantined records to retry, by quarantine key: {first_seen, range, known, run_id}
-    # (see TaskRunSync._quarantine).
+    # (see quarantine.Quarantine).
     rejected: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod

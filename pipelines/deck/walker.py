@@ -96,8 +96,10 @@ class WindowWalker:
                         self.pending = sorted(self.pending + fetched.parts, key=Window.sort_key)
                     elif fetched.listed is not None:
                         yield fetched.listed
-        except KeyboardInterrupt:
-            interrupted = True  # Ctrl-C/SIGTERM: do not wait for reads that may be stalled
+        except BaseException:
+            # Ctrl-C/SIGTERM, a failed window, or dlt closing the generator: do not wait for
+            # reads that may be stalled (their results are thrown away anyway).
+            interrupted = True
             raise
         finally:
             stop.set()

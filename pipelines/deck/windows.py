@@ -56,7 +56,7 @@ class Window:
         params: dict[str, str] = {}
         if self.start is not None and self.start - ONE_MS >= EARLIEST_PLAUSIBLE:
             params["created_after"] = format_timestamp(self.start - ONE_MS)
-        if self.end is not None and EARLIEST_PLAUSIBLE < self.end <= LATEST_PLAUSIBLE:
+        if self.end is not None and EARLIEST_PLAUSIBLE <= self.end <= LATEST_PLAUSIBLE:
             params["created_before"] = format_timestamp(self.end)
         return params
 
