@@ -233,6 +233,7 @@ def test_root_rows_copied_by_a_resumed_package_are_removed(simulator, warehouse)
     """A resumed package can carry two identical copies of a run row (dlt re-runs a staging copy
     job that a kill interrupted after it wrote); the runner keeps one of each."""
     import duckdb
+    from deck.destination import DestinationTraits
     from deck.runner import remove_copied_run_rows
 
     simulator.advance(3600 * 24, new_runs=200)
@@ -242,7 +243,8 @@ def test_root_rows_copied_by_a_resumed_package_are_removed(simulator, warehouse)
         con.execute("INSERT INTO deck.task_runs SELECT * FROM deck.task_runs LIMIT 37")
     assert warehouse.query("SELECT count(*) AS n FROM deck.task_runs")[0]["n"] == 237
 
-    removed = remove_copied_run_rows(warehouse.pipeline(), [load_id])
+    pipeline = warehouse.pipeline()
+    removed = remove_copied_run_rows(pipeline, DestinationTraits.of(pipeline), [load_id])
 
     assert removed == 37
     assert_matches_ground_truth(warehouse, simulator.runs())
