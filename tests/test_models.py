@@ -146,7 +146,7 @@ def load(simulator: DeckSimulator, warehouse: Warehouse) -> Loaded:
     return Loaded(pipeline, simulator.runs(), created, warehouse.path)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per xdist worker, whatever runs in between
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     """One seeded, synced and refreshed warehouse shared by the tests that only read it."""
     root = tmp_path_factory.mktemp("models")
@@ -551,7 +551,7 @@ def load_postgres(server: PostgresServer, simulator: DeckSimulator, pipelines_di
     return Loaded(pipeline, simulator.runs(), created)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per xdist worker, whatever runs in between
 def pg_shared(
     postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Loaded]:

@@ -55,7 +55,9 @@ def demo_pipeline(workdir: Path) -> dlt.Pipeline:
     )
 
 
-@pytest.fixture(scope="module")
+# Session scope: built at most once per xdist worker even when other files' tests run between the
+# ones using it (a module fixture is rebuilt then); the tests only read it (one copies it first).
+@pytest.fixture(scope="session")
 def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """deck_task_runs_demo.duckdb as `--demo` writes it, with the SQL models refreshed."""
     workdir = tmp_path_factory.mktemp("demo")
