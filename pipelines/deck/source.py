@@ -28,7 +28,7 @@ import dlt
 from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.resource import DltResource
 
-from . import settings
+from . import records, settings
 from .client import DeckClient
 from .load import TaskRunLoad
 from .options import SourceOptions
@@ -42,15 +42,8 @@ logger = logging.getLogger("deck")
 
 TASK_RUN_COLUMNS: dict[str, TColumnSchema] = {
     "id": {"data_type": "text", "nullable": False},
-    "object": {"data_type": "text"},
-    "status": {"data_type": "text"},
-    "result": {"data_type": "text"},
-    "task_id": {"data_type": "text"},
-    "credential_id": {"data_type": "text"},
-    "session_id": {"data_type": "text"},
-    "agent_id": {"data_type": "text"},
-    "source_id": {"data_type": "text"},
-    "workflow_id": {"data_type": "text"},
+    # the fields records.py coerces to text (one list for both)
+    **{name: {"data_type": "text"} for name in records.TEXT_FIELDS},
     "runtime_ms": {"data_type": "bigint"},
     "created_at": {"data_type": "timestamp", "nullable": False},
     "updated_at": {"data_type": "timestamp", "dedup_sort": "desc"},
