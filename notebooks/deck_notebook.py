@@ -42,6 +42,10 @@ def figures_dir() -> Optional[Path]:
     return Path(value) if value else None
 
 
+# Warehouses whose models were found (or created) by this kernel: checked once, not per query.
+_models_checked: set[tuple[Path, str]] = set()
+
+
 def _missing_models(path: Path, schema: str) -> List[str]:
     with duckdb.connect(str(path), read_only=True) as con:
         rows = con.execute(
@@ -61,7 +65,7 @@ def connect() -> duckdb.DuckDBPyConnection:
             f"No warehouse at {path}: run `make demo` (or `python pipelines/task_runs.py"
             " --demo`) in the repository root, or point DECK_DUCKDB_PATH at your DuckDB file."
         )
-    if _missing_models(path, schema):
+    if (path, schema) not in _models_checked and _missing_models(path, schema):
         # A warehouse loaded before the models existed: create them once (views, no data moves).
         import dlt
         from deck.models import refresh_models
@@ -74,6 +78,7 @@ def connect() -> duckdb.DuckDBPyConnection:
                 dataset_name=schema,
             )
         )
+    _models_checked.add((path, schema))
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET schema = '{schema}'")
