@@ -30,6 +30,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import settings
 from .destination import DestinationTraits
 from .errors import DeckConfigError, DeckError
+from .events import EVENT_GAPS_TABLE
 from .options import FILTERS, filter_flag, flatten_cli_values
 from .quarantine import REJECTED_TABLE
 from .runner import SyncResult, sync
@@ -60,7 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--full-refresh",
         action="store_true",
-        help="drop this source's tables and saved state first, then load everything again",
+        help="drop this source's tables and saved state first, then load everything again"
+        f" (events only as far back as Deck keeps them: {settings.EVENT_RETENTION_DAYS} days)",
+    )
+    parser.add_argument(
+        "--no-events",
+        dest="events",
+        action="store_false",
+        default=None,
+        help="leave out task_run_events (status changes from GET /events) in this run",
     )
     filters = parser.add_argument_group("filters (Deck's own; repeat or comma-separate lists)")
     for spec in FILTERS:
@@ -73,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def source_options(args: argparse.Namespace) -> dict[str, Any]:
     """Only what the user set, so that everything else still comes from dlt's config."""
-    options: dict[str, Any] = {"start_date": args.start_date, "end_date": args.end_date}
+    options: dict[str, Any] = {
+        "start_date": args.start_date,
+        "end_date": args.end_date,
+        "events": args.events,
+    }
     for spec in FILTERS:
         value = getattr(args, spec.name)
         options[spec.name] = flatten_cli_values(value) if spec.many else value
@@ -102,6 +115,14 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
         f"  runs:     {result.new_runs:,} new, {result.updated_runs:,} updated{resumed}"
         f"{in_warehouse}"
     )
+    if result.new_events or result.event_gaps:
+        gaps = ""
+        if result.event_gaps:
+            gaps = (
+                f"; history has a gap (Deck keeps events {settings.EVENT_RETENTION_DAYS} days,"
+                f" see {pipeline.dataset_name}.{EVENT_GAPS_TABLE})"
+            )
+        print(f"  events:   {result.new_events:,} new{gaps}")
     print(
         f"  requests: {result.requests:,} ({result.pages:,} pages, {result.open_rechecked:,} open"
         f" runs fetched by id, {result.retries:,} retries) in {result.loads} load(s),"

@@ -29,9 +29,10 @@ _T = TypeVar("_T")
 
 @dataclass
 class Page:
-    """One page of `GET /task-runs`: its runs, whether more follow, and the page's request_id."""
+    """One page of a list (`GET /task-runs`, `GET /events`): its records, whether more follow,
+    and the page's request_id."""
 
-    runs: list[dict[str, Any]]
+    items: list[dict[str, Any]]
     has_more: bool
     request_id: str | None
 
@@ -84,24 +85,35 @@ class DeckClient:
 
     def list_task_runs(self, params: dict[str, Any]) -> Iterator[Page]:
         """Every page of `GET /task-runs` for these filters, in the API's (undocumented) order."""
-        pages = self._list_task_runs(params)
+        return self._list(settings.TASK_RUNS_PATH, params)
+
+    def list_events(self, params: dict[str, Any]) -> Iterator[Page]:
+        """Every page of `GET /events` (`created_after`/`created_before`, `type[]`), same paging.
+
+        An event looks like ``{"id": "evt_…", "object": "event", "type": "task_run.running",
+        "data": {<the run's summary at that moment>}, "created_at": "2026-01-01T12:00:00.123Z"}``.
+        """
+        return self._list(settings.EVENTS_PATH, params)
+
+    def _list(self, path: str, params: dict[str, Any]) -> Iterator[Page]:
+        pages = self._pages(path, params)
         while True:
             page = self._guard(lambda: next(pages, None))
             if page is None:
                 return
             yield page
 
-    def _list_task_runs(self, params: dict[str, Any]) -> Iterator[Page]:
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[Page]:
         query = {"limit": self.page_size, **{k: v for k, v in params.items() if v is not None}}
         for page in self._rest.paginate(
-            settings.TASK_RUNS_PATH,
+            path,
             params=query,
             paginator=DeckCursorPaginator(),
             hooks={"response": []},
         ):
             self.stats.count(page=True)
             body = page.response.json()
-            yield Page(runs=list(page), has_more=body["has_more"], request_id=request_id_of(body))
+            yield Page(items=list(page), has_more=body["has_more"], request_id=request_id_of(body))
 
     def get_task_run(self, run_id: str) -> dict[str, Any] | None:
         """`GET /task-runs/{id}`; None when Deck no longer knows the run (404)."""

@@ -34,12 +34,12 @@ def log_warnings(warnings: list[str]) -> None:
 
 def checked_page(page: Page, checks: list[records.Checked]) -> Page:
     """The page with only its loadable runs (fixed up); the rest is kept in `checks`."""
-    checked = records.check_page(page.runs)
+    checked = records.check_page(page.items)
     for rejection in checked.rejected:
         rejection.request_id = page.request_id
     log_warnings(checked.warnings)
     checks.append(checked)
-    return Page(runs=checked.runs, has_more=page.has_more, request_id=page.request_id)
+    return Page(items=checked.runs, has_more=page.has_more, request_id=page.request_id)
 
 
 def created_at_of(run: dict[str, Any]) -> datetime:

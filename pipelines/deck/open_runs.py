@@ -82,7 +82,7 @@ class OpenRunRecheck:
             page = checked_page(page, checks)
             yield from self.quarantine.rows(locate(window, checks))
             changed: list[dict[str, Any]] = []
-            for run in page.runs:
+            for run in page.items:
                 created_at = created_at_of(run)
                 if not window.contains(created_at) or run["id"] in self.tracker.seen:
                     continue

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from math import ceil
 from typing import Any
 
-from .state import Plan, TaskRunState
+from .state import ListingState, Plan
 from .windows import (
     EARLIEST_PLAUSIBLE,
     Window,
@@ -40,7 +40,7 @@ def top_window(watermark: datetime, end: datetime | None, lookback: timedelta) -
 
 
 def initial_plan(
-    state: TaskRunState,
+    state: ListingState,
     start: datetime | None,
     end: datetime | None,
     lookback: timedelta,
@@ -76,7 +76,7 @@ def initial_plan(
     return plan
 
 
-def finish_plan(state: TaskRunState, plan: Plan) -> None:
+def finish_plan(state: ListingState, plan: Plan) -> None:
     """Every window listed: the watermark becomes the newest `created_at` seen.
 
     Taken from Deck's own timestamps, never from this machine's clock, and never past Deck's
@@ -88,6 +88,23 @@ def finish_plan(state: TaskRunState, plan: Plan) -> None:
     if plan.max_seen is not None and (state.watermark is None or plan.max_seen >= state.watermark):
         state.watermark = plan.max_seen
         state.recent = plan.recent
+
+
+def retention_gap(
+    state: ListingState, clock: datetime, retention: timedelta
+) -> Window | None:
+    """The interval whose events were never loaded and that Deck no longer keeps, if any.
+
+    Everything up to the watermark was loaded; Deck keeps events created after `clock -
+    retention`. When the watermark is older than that, the events between the two are gone.
+    A first sync has no watermark: its history simply starts `retention` before it.
+    """
+    if state.watermark is None:
+        return None
+    oldest_kept = clock - retention
+    if state.watermark >= oldest_kept:
+        return None
+    return Window(state.watermark, oldest_kept)
 
 
 def split_window(

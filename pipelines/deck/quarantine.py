@@ -48,6 +48,26 @@ REJECTED_COLUMNS: dict[str, TColumnSchema] = {
 MAX_REJECTED_TRACKED = 100
 
 
+def quarantine_row(
+    rejection: Rejection, first_seen: str, now: str, redact: list[str]
+) -> dict[str, Any]:
+    """The row of a rejected record: kept whole, with the API key (should a server echo it)
+    never written to the warehouse."""
+    raw, reason = rejection.raw, rejection.reason
+    for secret in redact:
+        raw = raw.replace(secret, "[redacted]")
+        reason = reason.replace(secret, "[redacted]")
+    return {
+        "key": rejection.key,
+        "run_id": rejection.run_id,
+        "reason": reason,
+        "raw_json": raw,
+        "request_id": rejection.request_id,
+        "first_seen_at": first_seen,
+        "last_seen_at": now,
+    }
+
+
 class Quarantine:
     """The quarantine of one load: rows for rejected records, and their retry at the next sync.
 
@@ -94,10 +114,7 @@ class Quarantine:
                     "known": rejection.known,
                     "run_id": rejection.run_id,
                 }
-            raw, reason = rejection.raw, rejection.reason
-            for secret in self.redact:
-                raw = raw.replace(secret, "[redacted]")
-                reason = reason.replace(secret, "[redacted]")
+            row = quarantine_row(rejection, entry["first_seen"], now, self.redact)
             if rejection.key not in self.rejected_now:
                 self.rejected_now.add(rejection.key)
                 self.stats.quarantined += 1
@@ -105,20 +122,10 @@ class Quarantine:
                     "Quarantined a task run Deck returned%s: %s It is kept whole in %s and"
                     " retried at the next sync; the runs after it load normally.",
                     f" (request_id {rejection.request_id})" if rejection.request_id else "",
-                    reason,
+                    row["reason"],
                     REJECTED_TABLE,
                 )
-            rows.append(
-                {
-                    "key": rejection.key,
-                    "run_id": rejection.run_id,
-                    "reason": reason,
-                    "raw_json": raw,
-                    "request_id": rejection.request_id,
-                    "first_seen_at": entry["first_seen"],
-                    "last_seen_at": now,
-                }
-            )
+            rows.append(row)
         self._bound(entries)
         yield dlt.mark.with_table_name(rows, REJECTED_TABLE)
 
@@ -167,7 +174,7 @@ class Quarantine:
             for page in self.client.list_task_runs({**self.filters.params(), **window.params()}):
                 page = checked_page(page, checks)
                 batch: list[dict[str, Any]] = []
-                for run in page.runs:
+                for run in page.items:
                     # No window.contains check: whatever Deck lists in the range is a candidate.
                     run_id = run["id"]
                     if run_id in known or not (run_id in wanted or anonymous):

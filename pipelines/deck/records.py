@@ -245,7 +245,7 @@ def _int_or_text(number: int) -> int | str:
     return number if INT64_MIN <= number <= INT64_MAX else str(number)
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -295,16 +295,16 @@ def check_record(
                 return reject(record, "The record has no id, so it cannot be merged.")
             return reject(
                 record,
-                f"The record's id {_short(record['id'])} is not a non-empty string, so it cannot"
-                " be merged.",
+                f"The record's id {short_text(record['id'])} is not a non-empty string, so it"
+                " cannot be merged.",
             )
     created = get("created_at")
     created_at = parse_api_timestamp(created)
     if created_at is None:
         return reject(
             record,
-            f"Run {run_id} has created_at={_short(created)}, which is not an ISO 8601 timestamp,"
-            " so it cannot be placed in time.",
+            f"Run {run_id} has created_at={short_text(created)}, which is not an ISO 8601"
+            " timestamp, so it cannot be placed in time.",
         )
     if clean is None:
         clean = is_clean(record)
@@ -324,7 +324,7 @@ def check_record(
         parsed = parse_api_timestamp(value)
         if parsed is None:
             warnings.append(
-                f"Run {run_id}: {name}={_short(value)} is not an ISO 8601 timestamp; stored as"
+                f"Run {run_id}: {name}={short_text(value)} is not an ISO 8601 timestamp; stored as"
                 " NULL."
             )
             run[name] = None
@@ -333,7 +333,7 @@ def check_record(
     for name in TEXT_FIELDS:
         value = get(name)
         if value is not None and type(value) is not str:
-            run[name] = _json_text(value)
+            run[name] = json_text(value)
     return run, created_at
 
 
@@ -371,7 +371,8 @@ def prepare(run: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         coerced = coerce_runtime_ms(value)
         if coerced is None and value is not None:
             warnings.append(
-                f"Run {run.get('id')}: runtime_ms={_short(value)} is not a number; stored as NULL."
+                f"Run {run.get('id')}: runtime_ms={short_text(value)} is not a number; stored as"
+                " NULL."
             )
         if type(coerced) is str:  # wide: its digits go to the text variant (see sanitize)
             run[f"runtime_ms{WIDE_SUFFIX}"] = coerced
@@ -425,7 +426,7 @@ def bounds(
     return out
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def short_text(value: Any, limit: int = 60) -> str:
     text = repr(fix_string(value) if isinstance(value, str) else value)
     return text if len(text) <= limit else text[:limit] + "..."
 

@@ -5,6 +5,7 @@ A plain `pipeline.run(deck())` loads at most `max_runs_per_load` runs and saves 
 a killed process loses at most the window it was in.
 """
 
+import itertools
 import json
 import logging
 import os
@@ -22,14 +23,16 @@ from dlt.destinations.job_client_impl import SqlJobClientBase
 
 from .destination import DestinationTraits
 from .errors import DeckError
+from .events import EVENTS_TABLE
 from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
-from .models import drop_models, refresh_models
+from .models import drop_models, refresh_models, table_exists
 from .scope import SyncScope, sync_scope
 from .source import deck
 
 logger = logging.getLogger("deck")
 
 RESOURCE = "task_runs"
+RESOURCES = (RESOURCE, EVENTS_TABLE)  # every resource of the source, by table name
 
 
 @dataclass
@@ -38,6 +41,8 @@ class SyncResult:
 
     new_runs: int = 0
     updated_runs: int = 0
+    new_events: int = 0
+    event_gaps: int = 0  # holes in the event history found (see task_run_event_gaps)
     resumed_runs: int = 0  # rows loaded from packages an interrupted earlier sync left behind
     loads: int = 0
     pages: int = 0
@@ -106,7 +111,7 @@ def _lock_exclusively(handle: Any) -> None:
 def remove_copied_run_rows(
     pipeline: dlt.Pipeline, traits: DestinationTraits, load_ids: list[str]
 ) -> int:
-    """Delete exact copies of `task_runs` rows that a resumed load package inserted twice.
+    """Delete exact copies of root rows that a resumed load package inserted twice.
 
     dlt 1.31 retries a staging copy job that a kill interrupted after it had written; in a merge
     with nested tables it deduplicates the nested rows but inserts every copy of the root row
@@ -117,9 +122,11 @@ def remove_copied_run_rows(
     if not traits.has_sql:  # filesystem: nothing to repair this way
         return 0
     with pipeline.sql_client() as client:
-        table = client.make_qualified_table_name("task_runs")
-        temp = client.escape_column_name("deck_copied_rows")
-        for load_id in load_ids:
+        for name, load_id in itertools.product(RESOURCES, load_ids):
+            if not table_exists(client, name):
+                continue
+            table = client.make_qualified_table_name(name)
+            temp = client.escape_column_name("deck_copied_rows")
             rows = client.execute_sql(
                 f"SELECT count(*) - count(DISTINCT _dlt_id) FROM {table} WHERE _dlt_load_id = %s",
                 load_id,
@@ -143,8 +150,9 @@ def remove_copied_run_rows(
                 client.execute_sql(f"INSERT INTO {table} SELECT * FROM {temp}")
                 client.execute_sql(f"DROP TABLE {temp}")
             logger.warning(
-                "Removed %d copies of task_runs rows left by a load interrupted earlier (%s)",
+                "Removed %d copies of %s rows left by a load interrupted earlier (%s)",
                 copies,
+                name,
                 load_id,
             )
             removed += copies
@@ -174,7 +182,7 @@ def count_rows_of_loads(
 
 
 def missing_tables(pipeline: dlt.Pipeline, traits: DestinationTraits) -> list[str]:
-    """Tables of `task_runs` that dlt created in the warehouse but that are gone from it.
+    """Tables of the source that dlt created in the warehouse but that are gone from it.
 
     An analyst's `DROP TABLE deck.task_runs` is invisible to dlt: the schema it stored in the
     warehouse still lists the table, so it never creates it again and every later merge fails.
@@ -197,7 +205,7 @@ def missing_tables(pipeline: dlt.Pipeline, traits: DestinationTraits) -> list[st
         expected = [
             name
             for name in schema.data_table_names(seen_data_only=True)
-            if name == RESOURCE or name.startswith(RESOURCE + "__")
+            if any(name == root or name.startswith(root + "__") for root in RESOURCES)
         ]
         if not expected:
             return []
@@ -218,11 +226,11 @@ def count_runs(pipeline: dlt.Pipeline, traits: DestinationTraits) -> int | None:
 
 
 def has_unfinished_plan(pipeline: dlt.Pipeline) -> bool:
-    """Whether the last load stopped at `max_runs_per_load` with windows still to list: their
-    plan is in the committed resource state, for the next load to resume."""
+    """Whether the last load stopped at `max_runs_per_load` with windows still to list (of runs
+    or of events): their plan is in the committed resource state, for the next load to resume."""
     sources = pipeline.state.get("sources", {})
-    resource = sources.get("deck", {}).get("resources", {}).get(RESOURCE, {})
-    return bool(resource.get("plan"))
+    resources = sources.get("deck", {}).get("resources", {})
+    return any(resources.get(name, {}).get("plan") for name in RESOURCES)
 
 
 def sync(
@@ -294,6 +302,7 @@ def _sync_locked(
                 break
     stats = scope.stats
     result.new_runs, result.updated_runs = stats.new_runs, stats.updated_runs
+    result.new_events, result.event_gaps = stats.new_events, stats.event_gaps
     result.pages, result.requests = stats.requests.pages, stats.requests.requests
     result.retries, result.open_rechecked = stats.requests.retries, stats.open_rechecked
     result.quarantined = stats.quarantined

@@ -26,6 +26,9 @@ class SyncScope:
     stats: SyncStats = field(default_factory=SyncStats)
     client: DeckClient | None = None
     credentials_checked: bool = False
+    # Resources that listed everything in this sync: later loads (which continue a backfill of
+    # the other resource) skip them instead of spending requests on a second no-change pass.
+    finished: set[str] = field(default_factory=set)
 
     def client_for(self, build: Callable[[SyncStats], DeckClient]) -> DeckClient:
         """The sync's client, built by the first load that needs it."""

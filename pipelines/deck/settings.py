@@ -5,6 +5,13 @@ from datetime import datetime, timezone
 DEFAULT_BASE_URL = "https://api.deck.co/v2"
 TASK_RUNS_PATH = "task-runs"
 TEST_PATH = "test"
+EVENTS_PATH = "events"
+
+# Deck keeps events this long: a first sync gets this much lifecycle history, and a connector not
+# run for longer leaves a hole (recorded in `task_run_event_gaps`).
+EVENT_RETENTION_DAYS = 30
+# Events of task runs; others (if Deck adds kinds) are not this connector's.
+TASK_RUN_EVENT_PREFIX = "task_run."
 
 # The API allows 1..100; the largest page means the fewest requests.
 PAGE_SIZE = 100

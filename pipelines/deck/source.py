@@ -1,4 +1,4 @@
-"""The `deck` dlt source and its `task_runs` resource.
+"""The `deck` dlt source: its `task_runs` and `task_run_events` resources.
 
 How a sync keeps one row per run with its latest state, cheaply
 ----------------------------------------------------------------
@@ -16,6 +16,9 @@ Each load therefore does two things (`load.TaskRunLoad`):
 A sync where nothing changed costs two or three requests (the key check, the new-runs page,
 and the open-runs page when a run older than the lookback is still open); one where N runs
 arrived and M open runs finished about ceil(N/100) + 2 + M. Nothing re-reads history.
+
+`task_run_events` (on unless `events=False`) lists `GET /events` the same way (see `events.py`):
+one more request when nothing changed, about ceil(E/100) for E new events.
 """
 
 from __future__ import annotations
@@ -30,6 +33,15 @@ from dlt.extract.resource import DltResource
 
 from . import records, settings
 from .client import DeckClient
+from .events import (
+    EVENT_COLUMNS,
+    EVENT_GAPS_TABLE,
+    EVENTS_REJECTED_COLUMNS,
+    EVENTS_REJECTED_TABLE,
+    EVENTS_TABLE,
+    GAP_COLUMNS,
+    EventLoad,
+)
 from .load import TaskRunLoad
 from .options import SourceOptions
 from .quarantine import REJECTED_COLUMNS, REJECTED_TABLE
@@ -83,13 +95,14 @@ def deck(
     read_timeout_s: float = settings.READ_TIMEOUT_S,
     request_deadline_s: float | None = None,
     lookback_s: float = settings.LOOKBACK_S,
-) -> DltResource:
-    """Deck task runs, one row per run with its latest state.
+    events: bool = True,
+) -> list[DltResource]:
+    """Deck task runs, one row per run with its latest state, and their status-change events.
 
     Every argument can come from `[sources.deck]` in `.dlt/config.toml` (the key from
     `.dlt/secrets.toml` or `SOURCES__DECK__API_KEY`); the filters are those of `options.FILTERS`.
     Everything is checked here, before any request, so a typo fails in a second rather than
-    after an hour of backfill.
+    after an hour of backfill. `events=False` leaves out `task_run_events` (and its requests).
     """
     options = SourceOptions.parse(
         start_date=start_date,
@@ -132,6 +145,30 @@ def deck(
     scope = shared if shared is not None else SyncScope()
     client = scope.client_for(build_client)  # checks base_url and the key before any request
 
+    redact = [str(api_key).strip()]
+    loads = {"task_runs": TaskRunLoad, EVENTS_TABLE: EventLoad}
+    unfinished = set(loads) if events else {"task_runs"}
+
+    def load_items(name: str) -> Iterator[Any]:
+        """One load of resource `name`, under the sync's client (closed after the last resource
+        when the source runs on its own)."""
+        try:
+            if name in scope.finished:
+                return  # listed to the end earlier in this sync
+            if not scope.credentials_checked:
+                client.check_credentials()
+                scope.credentials_checked = True
+            load = loads[name](
+                client, options, dlt.current.resource_state(), scope.stats, redact=redact
+            )
+            yield from load.items()
+            if not load.more_to_load:
+                scope.finished.add(name)
+        finally:
+            unfinished.discard(name)
+            if shared is None and not unfinished:
+                scope.close()
+
     @dlt.resource(
         name="task_runs",
         primary_key="id",
@@ -141,32 +178,36 @@ def deck(
     )
     def task_runs() -> Iterator[Any]:
         """Task runs created in [start_date, end_date), kept at their latest state."""
-        try:
-            if not scope.credentials_checked:
-                client.check_credentials()
-                scope.credentials_checked = True
-            load = TaskRunLoad(
-                client,
-                options,
-                dlt.current.resource_state(),
-                scope.stats,
-                redact=[str(api_key).strip()],
-            )
-            yield from load.items()
-        finally:
-            if shared is None:  # a source run on its own owns its client
-                scope.close()
+        yield from load_items("task_runs")
+
+    @dlt.resource(
+        name=EVENTS_TABLE,
+        primary_key="id",
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        columns=EVENT_COLUMNS,
+    )
+    def task_run_events() -> Iterator[Any]:
+        """Every status change of the runs, from Deck's events (kept 30 days by Deck)."""
+        yield from load_items(EVENTS_TABLE)
 
     task_runs.max_table_nesting = options.max_table_nesting
-    # The quarantine table's own hints (a variant: it must not inherit task_runs' columns/key).
-    task_runs.apply_hints(
-        table_name=REJECTED_TABLE, columns={}, nested_hints={}, create_table_variant=True
-    )
-    task_runs.apply_hints(
-        table_name=REJECTED_TABLE,
-        primary_key="key",
-        columns=REJECTED_COLUMNS,
+    task_run_events.max_table_nesting = options.max_table_nesting
+    add_table_variant(task_runs, REJECTED_TABLE, "key", REJECTED_COLUMNS)
+    add_table_variant(task_run_events, EVENT_GAPS_TABLE, "gap_start", GAP_COLUMNS)
+    add_table_variant(task_run_events, EVENTS_REJECTED_TABLE, "key", EVENTS_REJECTED_COLUMNS)
+    return [task_runs, task_run_events] if events else [task_runs]
+
+
+def add_table_variant(
+    resource: DltResource, table: str, key: str, columns: dict[str, TColumnSchema]
+) -> None:
+    """Hints for a side table the resource also writes (quarantine, gaps): a variant, so that it
+    inherits neither the resource's columns nor its key."""
+    resource.apply_hints(table_name=table, columns={}, nested_hints={}, create_table_variant=True)
+    resource.apply_hints(
+        table_name=table,
+        primary_key=key,
+        columns=columns,
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         create_table_variant=True,
     )
-    return task_runs

@@ -23,7 +23,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 from .windows import Window, format_timestamp, parse_timestamp
 
@@ -144,21 +144,19 @@ class Plan:
 
 
 @dataclass
-class TaskRunState:
-    """Everything `task_runs` keeps between loads; see the module docstring for the layout."""
+class ListingState:
+    """What any listing by `created_at` keeps between loads: how far it got, what it re-reads
+    (the lookback zone) and the plan of a backfill in progress. `task_run_events` keeps exactly
+    this; `task_runs` adds its open runs and quarantine (`TaskRunState`)."""
 
     filters: str | None = None
     watermark: datetime | None = None
     covered_from: datetime | None = None
     recent: dict[str, SeenRun] = field(default_factory=dict)
-    open_runs: dict[str, OpenRun] = field(default_factory=dict)
     plan: Plan | None = None
-    # Quarantined records to retry, by quarantine key: {first_seen, range, known, run_id}
-    # (see quarantine.Quarantine).
-    rejected: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, raw: dict[str, Any]) -> TaskRunState:
+    def load(cls, raw: dict[str, Any]) -> Self:
         watermark = _parse(raw.get("watermark"))
         covered = raw.get("covered_from")
         if raw.get("version", 1) < 2:
@@ -169,15 +167,18 @@ class TaskRunState:
             }
         else:
             recent = {rid: SeenRun.from_state(v) for rid, v in raw.get("recent", {}).items()}
-        return cls(
+        state = cls(
             filters=raw.get("filters"),
             watermark=watermark,
             covered_from=None if covered in (None, "-inf") else parse_timestamp(covered),
             recent=recent,
-            open_runs={rid: OpenRun.from_state(v) for rid, v in raw.get("open_runs", {}).items()},
             plan=Plan.from_state(raw["plan"]) if raw.get("plan") else None,
-            rejected=dict(raw.get("rejected") or {}),
         )
+        state._load_more(raw)
+        return state
+
+    def _load_more(self, raw: dict[str, Any]) -> None:
+        """What a subclass keeps besides the listing."""
 
     def save(self, raw: dict[str, Any]) -> None:
         """Write into dlt's resource state dict in place (dlt commits it with the load)."""
@@ -188,12 +189,34 @@ class TaskRunState:
             "watermark": _fmt(self.watermark),
             "covered_from": _fmt(self.covered_from),
             "recent": {rid: seen.to_state() for rid, seen in self.recent.items()},
-            "open_runs": {rid: run.to_state() for rid, run in self.open_runs.items()},
         })
-        if self.rejected:
-            raw["rejected"] = self.rejected
+        self._save_more(raw)
         if self.plan is not None:
             raw["plan"] = self.plan.to_state()
+
+    def _save_more(self, raw: dict[str, Any]) -> None:
+        """What a subclass keeps besides the listing."""
+
+
+@dataclass
+class TaskRunState(ListingState):
+    """Everything `task_runs` keeps between loads; see the module docstring for the layout."""
+
+    open_runs: dict[str, OpenRun] = field(default_factory=dict)
+    # Quarantined records to retry, by quarantine key: {first_seen, range, known, run_id}
+    # (see quarantine.Quarantine).
+    rejected: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def _load_more(self, raw: dict[str, Any]) -> None:
+        self.open_runs = {
+            rid: OpenRun.from_state(v) for rid, v in raw.get("open_runs", {}).items()
+        }
+        self.rejected = dict(raw.get("rejected") or {})
+
+    def _save_more(self, raw: dict[str, Any]) -> None:
+        raw["open_runs"] = {rid: run.to_state() for rid, run in self.open_runs.items()}
+        if self.rejected:
+            raw["rejected"] = self.rejected
 
 
 def _fmt(value: datetime | None) -> str | None:

@@ -15,6 +15,9 @@ class SyncStats:
 
     new_runs: int = 0
     updated_runs: int = 0
+    new_events: int = 0
+    event_gaps: int = 0  # retention holes found in the event history (task_run_event_gaps)
+    events_unavailable: bool = False  # Deck answered GET /events with 404
     windows: int = 0
     open_rechecked: int = 0
     quarantined: int = 0  # distinct records put in (or kept in) quarantine

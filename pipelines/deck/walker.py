@@ -1,5 +1,8 @@
 """Lists a plan's windows in parallel, under the sync's one rate limiter, in time order.
 
+The same walker lists `GET /task-runs` and `GET /events`: both are lists of records with an `id`
+and a `created_at`, filtered by a half-open `created_at` range and paged by cursor.
+
 A window is handed to the load only once it was listed to its last page, and no window is
 started unless the load has room for it, so a committed load never throws work away and memory
 holds at most `workers` windows. A window too big to list whole is cut (`planning.split_window`)
@@ -13,11 +16,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from . import records
-from .client import DeckClient, Page
+from .client import Page
 from .intake import checked_page
-from .options import Filters
 from .planning import split_window
 from .records import Rejection
 from .windows import ONE_US, Window
@@ -52,15 +55,17 @@ class WindowWalker:
 
     def __init__(
         self,
-        client: DeckClient,
-        filters: Filters,
+        list_pages: Callable[[dict[str, Any]], Iterator[Page]],
+        params: dict[str, Any],
         *,
+        page_size: int,
         workers: int,
         pages_per_window: int,
         clock: Callable[[], datetime],
     ) -> None:
-        self.client = client
-        self.filters = filters
+        self.list_pages = list_pages  # DeckClient.list_task_runs or .list_events
+        self.params = params  # the list's filters, sent with every window
+        self.page_size = page_size
         self.workers = workers
         self.pages_per_window = pages_per_window
         self.clock = clock
@@ -69,7 +74,7 @@ class WindowWalker:
     @property
     def runs_per_window(self) -> int:
         """The most runs one window can bring (it is cut when it would hold more)."""
-        return self.pages_per_window * self.client.page_size
+        return self.pages_per_window * self.page_size
 
     def walk(
         self, windows: list[Window], has_room: Callable[[int], bool]
@@ -107,14 +112,14 @@ class WindowWalker:
 
     def _fetch(self, window: Window, stop: threading.Event) -> _Fetched:
         """In a worker: the window's pages, or the parts to list instead when it is too big."""
-        pages = self.client.list_task_runs({**self.filters.params(), **window.params()})
+        pages = self.list_pages({**self.params, **window.params()})
         checks: list[records.Checked] = []
         first = checked_page(next(pages), checks)
         parts = split_window(
             window,
-            first.runs,
+            first.items,
             first.has_more,
-            page_size=self.client.page_size,
+            page_size=self.page_size,
             pages_per_window=self.pages_per_window,
             clock=self.clock(),
         )

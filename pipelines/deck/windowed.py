@@ -1,0 +1,166 @@
+"""One load of a resource listed by `created_at` windows: `task_runs` and `task_run_events`.
+
+Why not `dlt.sources.incremental`: windows are listed in parallel and out of order, a plan of
+windows spans several loads (a backfill commits every `max_runs_per_load` records), and a
+lookback re-reads the newest records, so the cursor is more than one high-water mark. The state
+this needs is typed in `state.py`; the decisions over it are pure functions in `planning.py`.
+What differs between the two resources -- which records are loaded, and what happens after the
+windows (open runs, quarantine retries) -- is left to subclasses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from .client import DeckClient, Page
+from .options import SourceOptions
+from .planning import finish_plan, initial_plan, top_window
+from .state import ListingState, Plan
+from .stats import SyncStats
+from .walker import ListedWindow, WindowWalker
+
+logger = logging.getLogger("deck")
+
+PROGRESS_EVERY_S = 5.0
+
+StateT = TypeVar("StateT", bound=ListingState)
+
+
+class WindowedLoad(Generic[StateT]):
+    """Yields what one load writes and keeps dlt's resource state.
+
+    `more_to_load` is True after the load stopped at `max_runs_per_load` with windows left: their
+    plan stays in state, and the next load (of the same sync, or the next sync after a kill)
+    resumes it.
+    """
+
+    noun = "records"  # for log lines
+
+    def __init__(
+        self,
+        client: DeckClient,
+        options: SourceOptions,
+        raw_state: dict[str, Any],
+        state: StateT,
+        stats: SyncStats,
+        *,
+        list_pages: Callable[[dict[str, Any]], Iterator[Page]],
+        params: dict[str, Any],
+        filters_fingerprint: str,
+    ) -> None:
+        self.client = client
+        self.options = options
+        self.raw_state = raw_state
+        self.stats = stats
+        self.state = state
+        if state.filters not in (None, filters_fingerprint):
+            logger.warning(
+                "The filters of %s changed since the last sync (%s -> %s): listing from"
+                " start_date again; rows already loaded stay.",
+                self.noun,
+                state.filters,
+                filters_fingerprint,
+            )
+            self.state = self._state_for_new_filters()
+        self.state.filters = filters_fingerprint
+        self.walker = WindowWalker(
+            list_pages,
+            params,
+            page_size=client.page_size,
+            workers=options.workers,
+            pages_per_window=options.pages_per_window,
+            clock=self.clock,
+        )
+        self.loaded = 0
+        self.more_to_load = False
+        self._listed_top = False  # whether this load listed the plan's newest window
+        self._last_progress = time.monotonic()
+
+    def _state_for_new_filters(self) -> StateT:
+        """The state to start over from when the filters changed."""
+        return type(self.state)()
+
+    def clock(self) -> datetime:
+        """Deck's "now": no record listed so far can have been created later than this."""
+        return self.client.stats.deck_now()
+
+    def items(self) -> Iterator[Any]:
+        """Batches to load: the planned windows, then whatever the resource does after them."""
+        try:
+            plan = self._plan()
+            yield from self._walk(plan)
+            if self.more_to_load:
+                return
+            if not self._listed_top and plan.max_seen is not None:
+                # The newest window was listed by an earlier load of this plan: records created
+                # since then lie above everything listed, so list the top once more.
+                plan.windows = [top_window(plan.max_seen, self.options.end, self.options.lookback)]
+                yield from self._walk(plan)
+                if self.more_to_load:
+                    return
+            finish_plan(self.state, plan)
+            yield from self._after_listing()
+        finally:
+            self.state.save(self.raw_state)
+
+    def _plan(self) -> Plan:
+        """The windows this range still needs, resumed from state after a committed load."""
+        if self.state.plan is None:
+            options = self.options
+            deck_clock = self.clock() if self.client.stats.server_date is not None else None
+            self._before_planning()
+            self.state.plan = initial_plan(
+                self.state, options.start, options.end, options.lookback, deck_clock
+            )
+        return self.state.plan
+
+    def _before_planning(self) -> None:
+        """A last look at the state before a new plan is made from it."""
+
+    def _walk(self, plan: Plan) -> Iterator[Any]:
+        """List the plan's windows, loading each as soon as it is listed; stop at the budget."""
+        per_window = self.walker.runs_per_window
+
+        def has_room(in_flight: int) -> bool:
+            return self.loaded + in_flight * per_window < self.options.max_runs_per_load
+
+        for listed in self.walker.walk(plan.windows, has_room):
+            self._listed_top |= listed.window.end == self.options.end
+            yield from self._load_window(listed, plan)
+            self._progress(listed)
+        plan.windows = self.walker.pending
+        if plan.windows:
+            logger.info(
+                "Committing after %d %s; %d windows left for the next load",
+                self.loaded,
+                self.noun,
+                len(plan.windows),
+            )
+            self.more_to_load = True
+
+    def _load_window(self, listed: ListedWindow, plan: Plan) -> Iterator[Any]:
+        """What one listed window loads (its records that are new or changed)."""
+        raise NotImplementedError
+
+    def _after_listing(self) -> Iterator[Any]:
+        """What the load does once every window of the plan is listed."""
+        return iter(())
+
+    def _progress(self, listed: ListedWindow) -> None:
+        """A line every few seconds, so a long backfill shows it is moving."""
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        logger.info(
+            "... %d pages, %d %s so far (%d requests); listing %s",
+            self.stats.requests.pages,
+            self.loaded,
+            self.noun,
+            self.stats.requests.requests,
+            listed.window,
+        )
