@@ -27,11 +27,17 @@ from dlt.common.schema.utils import get_root_table, is_nested_table
 from dlt.extract import DltSource
 
 from .destination import DestinationTraits
+from .events import EVENT_GAPS_TABLE, EVENTS_REJECTED_TABLE, EVENTS_TABLE
 from .quarantine import REJECTED_TABLE
 
 logger = logging.getLogger("deck")
 
 RESOURCE = "task_runs"
+# The tables each resource writes besides its own.
+SIDE_TABLES = {
+    RESOURCE: (REJECTED_TABLE,),
+    EVENTS_TABLE: (EVENT_GAPS_TABLE, EVENTS_REJECTED_TABLE),
+}
 LOAD_ID = "_dlt_load_id"
 ROW_ID = "_dlt_id"
 ROOT_ID = "_dlt_root_id"
@@ -44,22 +50,24 @@ def prepare_for_destination(source: DltSource, traits: DestinationTraits) -> Dlt
     Idempotent, so calling it on every `pipeline.run` of a sync is fine.
     """
     table_format, strategy = traits.table_format, traits.merge_strategy
-    resource = source.resources[RESOURCE]
-    if table_format:
-        resource.apply_hints(table_format=table_format)
-    if strategy:
-        resource.apply_hints(write_disposition={"disposition": "merge", "strategy": strategy})
-    if table_format or strategy:
-        # The quarantine table (a hints variant of the resource, see source.REJECTED_TABLE)
-        # needs the same table format and merge strategy.
-        resource.apply_hints(
-            table_name=REJECTED_TABLE,
-            table_format=table_format or None,
-            write_disposition=(
-                {"disposition": "merge", "strategy": strategy} if strategy else None
-            ),
-            create_table_variant=True,
-        )
+    for name, resource in source.resources.items():
+        if table_format:
+            resource.apply_hints(table_format=table_format)
+        if strategy:
+            resource.apply_hints(write_disposition={"disposition": "merge", "strategy": strategy})
+        if not (table_format or strategy):
+            continue
+        # Side tables (hints variants of the resource, see source.add_table_variant) need the
+        # same table format and merge strategy.
+        for table in SIDE_TABLES.get(name, ()):
+            resource.apply_hints(
+                table_name=table,
+                table_format=table_format or None,
+                write_disposition=(
+                    {"disposition": "merge", "strategy": strategy} if strategy else None
+                ),
+                create_table_variant=True,
+            )
     if table_format == "delta":
         # Nested rows get the load id of their run's row, so stale ones can be told apart.
         DataItemNormalizer.update_normalizer_config(
