@@ -6,117 +6,18 @@ deterministic point, never at a moment in time: while the N-th request of the sy
 loads), or as soon as a package of the sync reaches dlt's `normalize/extracted` (normalize) or
 `load/normalized` (load) folder. The simulator holds every request from that point on
 (`DeckSimulator.hold`), so the sync cannot finish before the kill: each kill lands by
-construction, on a fast machine or a busy one.
+construction, on a fast machine or a busy one (see `support.kills`).
 """
 
-import itertools
-import os
 import random
-import signal
-import subprocess
-import sys
-import threading
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Set
 
 import pytest
-from deck_simulator import DeckSimulator, RecordedRequest
-from support import Warehouse, assert_matches_ground_truth
-from support.cli import SCRIPT, cli_env, run_cli
-
-PIPELINE = "deck_task_runs"  # the CLI's default pipeline name
-# dlt's load package folders, in the order a package moves through them
-PACKAGE_STAGES = ["normalize/extracted", "load/new", "load/normalized", "load/loaded"]
-
-
-@dataclass(frozen=True)
-class KillPoint:
-    """Where a sync is killed (exactly one field is set).
-
-    - ``request``: while the sync's N-th request is in flight (extract);
-    - ``after_log``: while the first request after the CLI logged this line is in flight;
-    - ``package_in``: as soon as the sync's ``package``-th package is in this folder of
-      PACKAGE_STAGES or a later one: "normalize/extracted" = normalize running,
-      "load/normalized" = load running. The kill is sent the moment the test sees it; if the
-      process has moved on by then, it is held at its next request, which comes before the
-      sync can finish as long as the package is not the sync's last one.
-    """
-
-    request: int = 0
-    after_log: str = ""
-    package_in: str = ""
-    package: int = 1
-
-    @property
-    def phase(self) -> str:
-        if self.request:
-            return "extract"
-        if self.after_log:
-            return "between loads"
-        return "normalize" if self.package_in == "normalize/extracted" else "load"
-
-    def __str__(self) -> str:
-        if self.request:
-            return f"request-{self.request}"
-        if self.after_log:
-            return self.after_log.replace(" ", "-")
-        return f"package-{self.package}-in-{self.package_in}"
-
-
-def packages_at_or_after(tmp_path: Path, stage: str) -> Set[str]:
-    """Load ids of the CLI pipeline's packages in `stage` or a later folder."""
-    root = tmp_path / "dlt-data" / "pipelines" / PIPELINE
-    found: Set[str] = set()
-    for folder in PACKAGE_STAGES[PACKAGE_STAGES.index(stage):]:
-        try:  # dlt creates and deletes these folders while the test looks
-            names = os.listdir(root / folder)
-        except FileNotFoundError:
-            continue
-        found.update(name for name in names if not name.startswith("."))
-    return found
-
-
-def kill_at(tmp_path: Path, sim: DeckSimulator, point: KillPoint, **env: int) -> bool:
-    """Start a sync and SIGKILL it at `point`; True if it was still running when killed.
-
-    The condition is checked by the simulator as each request arrives (the CLI writes its log
-    to a file and dlt its packages to disk before it sends the next request, so the check sees
-    them), and by this loop for `package_in` points, which make no request of their own.
-    """
-    log = tmp_path / "cli-stderr.log"
-    if point.request:
-        counter = itertools.count(1)
-        lock = threading.Lock()
-
-        def reached(_: RecordedRequest | None = None) -> bool:
-            with lock:
-                return next(counter) >= point.request
-    elif point.after_log:
-        def reached(_: RecordedRequest | None = None) -> bool:
-            return log.is_file() and point.after_log in log.read_text()
-    else:
-        before = packages_at_or_after(tmp_path, point.package_in)
-
-        def reached(_: RecordedRequest | None = None) -> bool:
-            return len(packages_at_or_after(tmp_path, point.package_in) - before) >= point.package
-
-    gate = sim.hold(reached)
-    watch: Callable[[], bool] = reached if point.package_in else gate.reached.is_set
-    try:
-        with open(log, "w") as stderr:
-            proc = subprocess.Popen([sys.executable, str(SCRIPT)], cwd=tmp_path,
-                                    env=cli_env(tmp_path, sim, **env),
-                                    stdout=subprocess.DEVNULL, stderr=stderr)
-            while proc.poll() is None and not watch():
-                gate.reached.wait(0.005)  # a poll interval, not a deadline
-            if proc.poll() is not None:
-                return False
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            return True
-    finally:
-        gate.release()
+from deck_simulator import DeckSimulator
+from support import Warehouse, assert_events_match, assert_matches_ground_truth
+from support.cli import cli_env, run_cli
+from support.kills import KillPoint, kill_at
 
 
 def reader(tmp_path: Path, sim: DeckSimulator) -> Warehouse:
@@ -156,10 +57,36 @@ def test_rerun_after_kill_at_a_point_of_the_backfill_is_exact(tmp_path, backlog_
     assert_matches_ground_truth(reader(tmp_path, backlog_sim), backlog_sim.runs())
 
 
-def random_kill_points(rng: random.Random, n: int) -> List[KillPoint]:
+# Runs and events together: a kill while events are being listed (runs were listed in the same
+# load), between the loads of the events backfill, and in the load of a package holding both.
+POINTS_WITH_EVENTS = [
+    KillPoint(request=3, path="/events"),
+    KillPoint(request=12, path="/events"),
+    KillPoint(after_log="Load 2 committed"),
+    KillPoint(package_in="load/normalized", package=2),
+]
+
+
+@pytest.mark.parametrize("point", POINTS_WITH_EVENTS, ids=str)
+def test_rerun_after_kill_during_an_events_backfill_is_exact(tmp_path, point):
+    sim = DeckSimulator(seed=22, runs=1_000, history_days=10).start()
+    try:
+        assert kill_at(tmp_path, sim, point, max_runs_per_load=1_000, events=True)
+        sim.advance(3600 * 5, new_runs=60)
+
+        rerun = run_cli(tmp_path, env=cli_env(tmp_path, sim, 1_000, events=True))
+
+        assert rerun.returncode == 0, rerun.stderr
+        assert_events_match(reader(tmp_path, sim), sim.events())
+        assert_matches_ground_truth(reader(tmp_path, sim), sim.runs())
+    finally:
+        sim.stop()
+
+
+def random_kill_points(rng: random.Random, n: int) -> list[KillPoint]:
     """`n` points drawn from the first load or two of a sync: in extract (one of its first
     requests), between its first two loads, in the normalize or the load of its first package."""
-    kinds: List[Callable[[], KillPoint]] = [
+    kinds: list[Callable[[], KillPoint]] = [
         lambda: KillPoint(request=rng.randint(1, 4)),
         lambda: KillPoint(after_log="Load 1 committed"),
         lambda: KillPoint(package_in="normalize/extracted"),

@@ -89,12 +89,13 @@ class Warehouse:
         return {r["column_name"]: r["data_type"] for r in rows}
 
     def runs(self) -> dict[str, dict[str, Any]]:
-        rows = self.query("SELECT * FROM deck.task_runs")
-        by_id: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            assert row["id"] not in by_id, f"duplicate row for {row['id']}"
-            by_id[row["id"]] = row
-        return by_id
+        return rows_by_id(self.query("SELECT * FROM deck.task_runs"))
+
+    def events(self) -> dict[str, dict[str, Any]]:
+        """`task_run_events` by event id ({} when the table does not exist)."""
+        if "task_run_events" not in self.tables():
+            return {}
+        return rows_by_id(self.query("SELECT * FROM deck.task_run_events"))
 
     def errors(self) -> dict[str, list[tuple]]:
         if "task_runs__errors" not in self.tables():
@@ -107,6 +108,36 @@ class Warehouse:
         for r in rows:
             out[r["id"]].append((r["type"], r["code"], r["message"], r["field"]))
         return dict(out)
+
+
+def rows_by_id(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        assert row["id"] not in by_id, f"duplicate row for {row['id']}"
+        by_id[row["id"]] = row
+    return by_id
+
+
+def assert_events_match(warehouse: Any, truth: list[dict[str, Any]]) -> None:
+    """`task_run_events` holds exactly these events (the simulator's), each as Deck sent it:
+    type and status as sent (legacy spellings included), the run summary's fields beside them."""
+    loaded = warehouse.events()
+    expected = {event["id"]: event for event in truth}
+    missing = sorted(set(expected) - set(loaded))
+    extra = sorted(set(loaded) - set(expected))
+    assert not missing and not extra, (
+        f"{len(missing)} missing {missing[:3]}, {len(extra)} extra {extra[:3]}"
+    )
+    wrong = []
+    for event_id, event in expected.items():
+        row, data = loaded[event_id], event["data"]
+        got = (row["type"], row["created_at"], row["task_run_id"], row["status"],
+               row["run_created_at"], row["agent_id"], row["source_id"], row["task_id"])
+        want = (event["type"], ts(event["created_at"]), data["id"], data["status"],
+                ts(data["created_at"]), data["agent_id"], data["source_id"], data["task_id"])
+        if got != want:
+            wrong.append((event_id, got, want))
+    assert not wrong, f"{len(wrong)} events differ from the simulator's, e.g. {wrong[:2]}"
 
 
 def ts(value: str) -> datetime:

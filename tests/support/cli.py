@@ -37,8 +37,11 @@ def run_cli(
     )
 
 
-def cli_env(tmp_path: Path, sim: DeckSimulator, max_runs_per_load: int = 400) -> dict[str, str]:
-    """A full environment for a CLI process syncing `sim` in small windows and loads."""
+def cli_env(
+    tmp_path: Path, sim: DeckSimulator, max_runs_per_load: int = 400, events: bool = False
+) -> dict[str, str]:
+    """A full environment for a CLI process syncing `sim` in small windows and loads (runs only,
+    unless `events`: the crash tests of runs need not pay for an events backfill)."""
     env = clean_env()
     env.update({
         "DLT_DATA_DIR": str(tmp_path / "dlt-data"),
@@ -47,6 +50,7 @@ def cli_env(tmp_path: Path, sim: DeckSimulator, max_runs_per_load: int = 400) ->
         # small windows and loads so that a 3,000-run backfill commits many times
         "SOURCES__DECK__MAX_RUNS_PER_LOAD": str(max_runs_per_load),
         "SOURCES__DECK__PAGES_PER_WINDOW": "3",
+        "SOURCES__DECK__EVENTS": "true" if events else "false",
     })
     return env
 

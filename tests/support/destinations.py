@@ -20,7 +20,7 @@ import dlt
 from deck.runner import SyncResult
 from deck_simulator import DeckSimulator
 
-from support import make_pipeline, sync_from
+from support import make_pipeline, rows_by_id, sync_from
 from support.postgres import PostgresServer
 
 DATASET = "deck"
@@ -147,11 +147,10 @@ class DestinationWarehouse:
         return self._sql(f"SELECT * FROM {qualified}")
 
     def runs(self) -> dict[str, dict[str, Any]]:
-        by_id: dict[str, dict[str, Any]] = {}
-        for row in self.rows("task_runs"):
-            assert row["id"] not in by_id, f"duplicate row for {row['id']}"
-            by_id[row["id"]] = row
-        return by_id
+        return rows_by_id(self.rows("task_runs"))
+
+    def events(self) -> dict[str, dict[str, Any]]:
+        return rows_by_id(self.rows("task_run_events"))
 
     def child_rows(self, table: str) -> dict[str, list[dict[str, Any]]]:
         """Rows of a table nested directly in task_runs, by run id, in list order."""

@@ -1,0 +1,196 @@
+"""`task_run_events`: every event Deck keeps, once each, compared with the simulator's event log.
+
+Ground truth is the simulator's own log (`DeckSimulator.events()`: what `GET /events` serves now;
+`event_log()`: everything ever emitted, expired events included), never the connector's output.
+"""
+
+from datetime import timedelta
+
+import pytest
+from deck.events import EVENT_GAPS_TABLE
+from deck_simulator import DeckSimulator
+from support import Warehouse, assert_events_match, assert_matches_ground_truth, make_simulator, ts
+
+DAY = 24 * 3600
+
+
+@pytest.fixture
+def month_sim():
+    """45 days of history: Deck (the simulator) keeps only the last 30 days of events."""
+    sim = make_simulator(seed=5, runs=1_500, history_days=45)
+    yield sim
+    sim.stop()
+
+
+def requests_to(sim: DeckSimulator, path: str) -> int:
+    return sum(1 for r in sim.requests if r.path.endswith(path))
+
+
+def test_a_first_sync_loads_every_event_deck_keeps(tmp_path, month_sim):
+    warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", month_sim)
+
+    result = warehouse.sync()
+
+    truth = month_sim.events()
+    oldest_kept = month_sim.now - timedelta(days=30)
+    assert truth and min(ts(e["created_at"]) for e in truth) >= oldest_kept
+    assert len(month_sim.event_log()) > len(truth)  # older events existed, and are gone
+    assert_events_match(warehouse, truth)
+    assert result.new_events == len(truth)
+    assert_matches_ground_truth(warehouse, month_sim.runs())
+
+
+def test_legacy_spellings_are_stored_as_sent(tmp_path, month_sim):
+    warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", month_sim)
+    warehouse.sync()
+
+    rows = warehouse.query(
+        "SELECT type, status, count(*) AS n FROM deck.task_run_events"
+        " WHERE status IN ('pending', 'cancelling') OR type IN ('task_run.pending',"
+        " 'task_run.cancelling') GROUP BY 1, 2"
+    )
+    seen = {(r["type"], r["status"]) for r in rows}
+    truth = {
+        (e["type"], e["data"]["status"])
+        for e in month_sim.events()
+        if e["data"]["status"] in ("pending", "cancelling")
+        or e["type"] in ("task_run.pending", "task_run.cancelling")
+    }
+    assert ("task_run.pending", "pending") in truth
+    assert ("task_run.cancelling", "cancelling") in truth
+    assert seen == truth
+
+
+@pytest.mark.parametrize("order", ["newest_first", "oldest_first"])
+def test_incremental_syncs_load_each_new_event_once_in_either_sort_order(tmp_path, order):
+    sim = make_simulator(seed=8, runs=400, history_days=10, order=order)
+    try:
+        warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", sim)
+        warehouse.sync(pages_per_window=2)
+        for hours in (1, 7, 30):
+            sim.advance(3600 * hours, new_runs=120)
+            warehouse.sync(pages_per_window=2)
+            assert_events_match(warehouse, sim.events())
+        assert_matches_ground_truth(warehouse, sim.runs())
+    finally:
+        sim.stop()
+
+
+def test_events_sharing_one_timestamp_across_pages_are_all_loaded(simulator, warehouse):
+    simulator.add_runs(250, created_at=simulator.now - timedelta(hours=2), status="queued")
+    simulator.advance(60)
+
+    warehouse.sync(page_size=100)
+
+    assert_events_match(warehouse, simulator.events())
+    queued = warehouse.query(
+        "SELECT count(*) AS n FROM deck.task_run_events WHERE type = 'task_run.queued'"
+    )
+    assert queued[0]["n"] >= 250
+
+
+def test_a_sync_with_nothing_new_asks_for_events_once(simulator, warehouse):
+    simulator.advance(DAY, new_runs=300)
+    warehouse.sync()
+    simulator.clear_requests()
+
+    result = warehouse.sync()
+
+    assert result.new_events == 0
+    assert requests_to(simulator, "/events") == 1
+    assert_events_match(warehouse, simulator.events())
+
+
+def test_new_events_cost_about_one_request_per_hundred(simulator, warehouse):
+    simulator.advance(DAY, new_runs=50)
+    warehouse.sync()
+    before = len(simulator.events())
+    simulator.advance(3600, new_runs=400)
+    simulator.clear_requests()
+
+    warehouse.sync()
+
+    new = len(simulator.events()) - before
+    assert new > 400
+    assert requests_to(simulator, "/events") <= -(-new // 100) + 2
+    assert_events_match(warehouse, simulator.events())
+
+
+def test_a_backfill_of_events_commits_in_loads_and_ends_exact(simulator, warehouse):
+    simulator.advance(5 * DAY, new_runs=1_200)
+
+    result = warehouse.sync(max_runs_per_load=300, pages_per_window=1)
+
+    assert result.loads > 2
+    assert_events_match(warehouse, simulator.events())
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_a_connector_idle_longer_than_retention_records_the_gap(simulator, warehouse, caplog):
+    simulator.advance(DAY, new_runs=100)
+    warehouse.sync()
+    last_loaded = max(ts(e["created_at"]) for e in simulator.events())
+    simulator.advance(40 * DAY, new_runs=200)
+
+    result = warehouse.sync()
+
+    oldest_kept = simulator.now - timedelta(days=30)
+    [gap] = warehouse.query(f"SELECT * FROM deck.{EVENT_GAPS_TABLE}")
+    assert gap["gap_start"] == last_loaded
+    assert oldest_kept <= gap["gap_end"] <= oldest_kept + timedelta(seconds=1)
+    assert result.event_gaps == 1
+    assert any(
+        "Task-run events from" in r.getMessage() and "are missing" in r.getMessage()
+        for r in caplog.records
+    )
+    # Everything Deck still keeps is loaded, and what was loaded before stays.
+    expected = {e["id"]: e for e in simulator.event_log() if ts(e["created_at"]) <= last_loaded}
+    expected.update({e["id"]: e for e in simulator.events()})
+    assert_events_match(warehouse, list(expected.values()))
+
+
+def test_a_sync_within_retention_records_no_gap(simulator, warehouse):
+    simulator.advance(DAY, new_runs=100)
+    warehouse.sync()
+    simulator.advance(29 * DAY, new_runs=100)
+
+    result = warehouse.sync()
+
+    assert result.event_gaps == 0
+    assert EVENT_GAPS_TABLE not in warehouse.tables()
+
+
+def test_events_turned_off_cost_no_request_and_create_no_table(simulator, warehouse):
+    simulator.advance(DAY, new_runs=200)
+
+    warehouse.sync(events=False)
+
+    assert requests_to(simulator, "/events") == 0
+    assert "task_run_events" not in warehouse.tables()
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_events_follow_the_agent_filter(simulator, warehouse):
+    simulator.advance(DAY, new_runs=300)
+    agent = simulator.agents[0]
+
+    warehouse.sync(agent_id=agent)
+
+    assert_events_match(
+        warehouse, [e for e in simulator.events() if e["data"]["agent_id"] == agent]
+    )
+
+
+def test_an_event_without_an_id_is_quarantined_and_the_rest_load(simulator, warehouse):
+    simulator.advance(DAY, new_runs=200)
+    bad = {"object": "event", "type": "task_run.running", "data": {"id": "trun_x"},
+           "created_at": "2025-12-31T12:00:00.000Z"}
+    simulator.add_raw_event(bad, created_at="2025-12-31T12:00:00.000Z")
+
+    result = warehouse.sync()
+
+    assert result.quarantined == 1
+    [row] = warehouse.query("SELECT * FROM deck.task_run_events_rejected")
+    assert row["reason"] == "The record has no id, so it cannot be merged."
+    assert '"trun_x"' in row["raw_json"]
+    assert_events_match(warehouse, simulator.events())
