@@ -508,7 +508,7 @@ def test_fragments_that_use_each_other_in_a_loop_are_an_error(tiny: dlt.Pipeline
         refresh_models(tiny, models_dir=models)
 
 
-def test_legacy_spellings_come_from_settings(tiny: dlt.Pipeline, tmp_path, monkeypatch):
+def test_status_spellings_are_rendered_from_settings(tiny: dlt.Pipeline, tmp_path, monkeypatch):
     from deck import settings
 
     monkeypatch.setattr(settings, "STATUS_SPELLINGS", {"on_hold": "review_required"})
@@ -536,15 +536,12 @@ def test_fragments_are_not_models():
 
 @pytest.mark.unit
 def test_oracle_intervals_are_the_hand_computed_ones():
-    by_run: Dict[str, List[Tuple[Any, ...]]] = {}
-    for i in lifecycle_of(EVENTS):
-        by_run.setdefault(i.task_run_id, []).append(
-            (i.interval_index, i.agent_id, i.source_id, i.task_id, i.status, i.entered_at,
-             i.left_at, i.seconds_in_status, i.is_current, i.event_id)
-        )
+    by_run: Dict[str, List[Row]] = {}
+    for interval in lifecycle_of(EVENTS):
+        by_run.setdefault(interval.task_run_id, []).append(interval.as_row())
     assert sorted(by_run) == sorted(EXPECTED_HISTORY)
     for run in EXPECTED_HISTORY:
-        assert by_run[run] == expected_history_tuples(run), run
+        assert history_tuples(by_run[run]) == expected_history_tuples(run), run
 
 
 @pytest.mark.unit

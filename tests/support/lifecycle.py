@@ -4,7 +4,7 @@ Written independently of the SQL in pipelines/deck/models/ and of deck.settings,
 the models document, so that a test can compare the warehouse's views with what these functions
 compute from the same events (for instance the simulator's own event log):
 
-    intervals = lifecycle_of(events)            # ~ task_run_status_history
+    intervals = lifecycle_of(events)            # ~ task_run_status_history (Interval.as_row())
     runs = lifecycles(events)                   # ~ task_run_lifecycle, by task_run_id
     days = daily_waits(events, now=...)         # ~ daily_task_run_waits, by (day, agent, source)
 
@@ -51,6 +51,16 @@ class Interval:
     @property
     def is_current(self) -> bool:
         return self.left_at is None
+
+    def as_row(self) -> dict[str, Any]:
+        """The interval as task_run_status_history returns it (same column names)."""
+        return {
+            "task_run_id": self.task_run_id, "agent_id": self.agent_id,
+            "source_id": self.source_id, "task_id": self.task_id, "status": self.status,
+            "entered_at": self.entered_at, "left_at": self.left_at,
+            "seconds_in_status": self.seconds_in_status, "is_current": self.is_current,
+            "interval_index": self.interval_index, "event_id": self.event_id,
+        }
 
 
 @dataclass(frozen=True)
