@@ -48,7 +48,7 @@ notebooks: $(NB_STAMP)  ## open the analysts' notebooks in Jupyter Lab, on the d
 
 notebook-figures: $(NB_STAMP)  ## run the notebooks headless: figures in build/figures/
 	$(BIN)/python pipelines/task_runs.py --demo
-	DECK_FIGURES_DIR=$(CURDIR)/build/figures MPLBACKEND=Agg $(BIN)/jupyter execute notebooks/overview.ipynb notebooks/errors.ipynb
+	DECK_FIGURES_DIR=$(CURDIR)/build/figures MPLBACKEND=Agg $(BIN)/jupyter execute notebooks/overview.ipynb notebooks/errors.ipynb notebooks/lifecycle.ipynb
 	cp build/figures/runs_per_day.png docs/images/runs_per_day.png
 
 clean:

@@ -19,7 +19,15 @@ import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
 
-MODELS = ("task_run_facts", "task_run_errors", "daily_task_run_stats", "open_task_runs")
+MODELS = (
+    "task_run_facts",
+    "task_run_errors",
+    "daily_task_run_stats",
+    "open_task_runs",
+    "task_run_status_history",
+    "task_run_lifecycle",
+    "daily_task_run_waits",
+)
 
 
 def repository_root() -> Path:

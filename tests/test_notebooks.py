@@ -36,13 +36,24 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 # beside them is their shared helper module.
 NOTEBOOKS = sorted(p for p in NOTEBOOKS_DIR.glob("*.py") if "jupytext:" in p.read_text()[:400])
 SCRIPT = ROOT / "pipelines" / "task_runs.py"
-MODELS = ["daily_task_run_stats", "open_task_runs", "task_run_errors", "task_run_facts"]
+MODELS = [
+    "daily_task_run_stats", "daily_task_run_waits", "open_task_runs", "task_run_errors",
+    "task_run_facts", "task_run_lifecycle", "task_run_status_history",
+]
 OVERVIEW_FIGURES = {
     "runs_per_day",
     "success_rate_by_agent_and_source",
     "runtime_distribution",
     "top_error_codes",
     "open_run_aging",
+}
+# The lifecycle notebook reads the task-run events (task_run_events); without them it draws
+# nothing and says so.
+LIFECYCLE_FIGURES = {
+    "time_in_status_by_agent_and_source",
+    "queue_wait_per_day",
+    "slowest_interactions_and_reviews",
+    "stuck_runs_now",
 }
 
 
@@ -51,6 +62,16 @@ def demo_pipeline(workdir: Path) -> dlt.Pipeline:
         pipeline_name=settings.DEMO_PIPELINE_NAME,
         pipelines_dir=str(workdir / "dlt-data" / "pipelines"),
         destination=dlt.destinations.duckdb(str(workdir / "deck_task_runs_demo.duckdb")),
+        dataset_name=settings.DATASET_NAME,
+    )
+
+
+def demo_pipeline_at(path: Path, workdir: Path) -> dlt.Pipeline:
+    """A pipeline onto an existing copy of the demo warehouse (to refresh its models)."""
+    return dlt.pipeline(
+        pipeline_name="deck_notebook_copy",
+        pipelines_dir=str(workdir / "dlt-copy"),
+        destination=dlt.destinations.duckdb(str(path)),
         dataset_name=settings.DATASET_NAME,
     )
 
@@ -74,7 +95,13 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def execute(notebook: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> "nbformat.NotebookNode":
     """Run every cell of the notebook's jupytext source; a failing cell fails the test."""
-    for key, value in {"MPLBACKEND": "Agg", "DECK_DATASET": "deck", **env}.items():
+    # The kernel imports `deck` from this checkout, not from wherever the venv's editable
+    # install points (another worktree's code would be tested otherwise).
+    pythonpath = os.pathsep.join(
+        p for p in (str(ROOT / "pipelines"), os.environ.get("PYTHONPATH", "")) if p
+    )
+    defaults = {"MPLBACKEND": "Agg", "DECK_DATASET": "deck", "PYTHONPATH": pythonpath}
+    for key, value in {**defaults, **env}.items():
         monkeypatch.setenv(key, value)
     nb = jupytext.read(notebook)
     client = nbclient.NotebookClient(
@@ -91,10 +118,11 @@ def figure_names(notebook: Path) -> List[str]:
     return re.findall(r"""show\(fig, "(\w+)"\)""", notebook.read_text())
 
 
-def test_there_are_an_overview_and_an_errors_notebook():
-    assert [p.stem for p in NOTEBOOKS] == ["errors", "overview"]
+def test_there_are_an_overview_an_errors_and_a_lifecycle_notebook():
+    assert [p.stem for p in NOTEBOOKS] == ["errors", "lifecycle", "overview"]
     assert (NOTEBOOKS_DIR / "deck_notebook.py").exists()
     assert OVERVIEW_FIGURES <= set(figure_names(NOTEBOOKS_DIR / "overview.py"))
+    assert LIFECYCLE_FIGURES == set(figure_names(NOTEBOOKS_DIR / "lifecycle.py"))
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -140,6 +168,30 @@ def test_a_notebook_creates_the_models_when_the_warehouse_has_none(
             " WHERE table_schema = 'deck' AND table_type = 'VIEW' ORDER BY 1"
         ).fetchall()
     assert [v[0] for v in views] == MODELS
+
+
+@DEMO_GROUP
+def test_the_lifecycle_notebook_says_no_events_loaded_instead_of_drawing(
+    demo_warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A warehouse without task-run events (events off, or loaded before they existed)."""
+    copy = tmp_path / "no-events.duckdb"
+    shutil.copy(demo_warehouse, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("DROP TABLE IF EXISTS deck.task_run_events")
+    refresh_models(demo_pipeline_at(copy, tmp_path))  # the event models over empty stand-ins
+    figures = tmp_path / "figures"
+
+    nb = execute(NOTEBOOKS_DIR / "lifecycle.py", monkeypatch, DECK_DUCKDB_PATH=str(copy),
+                 DECK_FIGURES_DIR=str(figures))
+
+    said = [
+        output.get("data", {}).get("text/markdown", "")
+        for cell in nb.cells
+        for output in cell.get("outputs", [])
+    ]
+    assert any("No events loaded" in text for text in said)
+    assert not figures.exists() or not list(figures.glob("*.png"))
 
 
 def test_the_connector_package_imports_no_plotting_or_notebook_library():

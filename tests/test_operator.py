@@ -422,5 +422,5 @@ def test_a_table_dropped_on_postgres_with_its_views_is_rebuilt(
         " start_date" in caplog.messages
     )
     assert result.new_runs == len(simulator.runs()) == 300
-    assert len(result.models) == 4
+    assert len(result.models) == 7  # the four run models and the three event models
     assert_matches_ground_truth(wh, simulator.runs())

@@ -14,16 +14,27 @@ How a model file is picked and rendered
 - `<model>.<dialect>.sql` when it exists, else `<model>.sql` (generic, ANSI SQL). `<dialect>` is
   the destination's sqlglot dialect (`duckdb` also for MotherDuck, `postgres`, `bigquery`,
   `snowflake`, `databricks`, ...), so adding a dialect is adding a file.
-- A file holds one SELECT. `{{ task_runs }}` and `{{ task_runs__errors }}` become the tables'
-  qualified, quoted names; `{{ final_statuses }}` becomes the SQL list of final statuses
-  (`settings.FINAL_STATUSES`, the same set the connector uses). When no run has ever failed,
-  `task_runs__errors` does not exist yet: an empty relation of the same shape stands in for it, so
-  every model is created anyway (and reads the real table after the next refresh).
+- A file holds one SELECT. `{{ task_runs }}`, `{{ task_runs__errors }}`, `{{ task_run_events }}`
+  and `{{ task_run_event_gaps }}` become the tables' qualified, quoted names. `{{ final_statuses }}`
+  becomes the SQL list of final statuses (`settings.FINAL_STATUSES`, the same set the connector
+  uses), `{{ status_spellings }}` the `WHEN 'pending' THEN 'review_required' ...` arms of a
+  `CASE status ... ELSE status END` that reads old spellings as today's
+  (`settings.STATUS_SPELLINGS`) and `{{ stuck_after_s }}` the number `settings.STUCK_AFTER_S`.
+- Every table but `task_runs` may be missing: `task_runs__errors` until a run fails, the event
+  tables while events are off or before the first one is loaded. An empty relation of the same
+  shape (`OPTIONAL_TABLES`) stands in for a missing one, so every model is created anyway and
+  reads the real table after the next refresh.
+- A file whose name starts with `_` is a fragment, not a model: `_<name>.sql` is a SELECT that
+  models (and other fragments) use as the subquery `{{ <name> }}`. Fragments hold logic that
+  several models share (the status intervals of the event models), so it is written once while
+  each view still reads only the loaded tables.
 - Models read only the loaded tables, never each other, so they can be replaced in any order.
 """
 
 import logging
+import math
 import re
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +51,24 @@ logger = logging.getLogger("deck")
 MODELS_DIR = Path(__file__).with_name("models")
 MAIN_TABLE = "task_runs"
 ERRORS_TABLE = "task_runs__errors"
+EVENTS_TABLE = "task_run_events"
+EVENT_GAPS_TABLE = "task_run_event_gaps"
+FRAGMENT_PREFIX = "_"
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
-# Column types of the empty stand-in for a missing `task_runs__errors`, per dialect.
-_TEXT_TYPE = {"bigquery": "STRING", "databricks": "STRING"}
-_BIGINT_TYPE = {"bigquery": "INT64"}
-ERROR_TABLE_SHAPE = (
+# Column types of the empty stand-ins for missing tables, per dialect ("" = any other dialect).
+_COLUMN_TYPES: dict[str, dict[str, str]] = {
+    "text": {"": "VARCHAR", "bigquery": "STRING", "databricks": "STRING"},
+    "bigint": {"": "BIGINT", "bigquery": "INT64"},
+    "timestamp": {
+        "": "TIMESTAMP WITH TIME ZONE",
+        "bigquery": "TIMESTAMP",
+        "databricks": "TIMESTAMP",
+        "snowflake": "TIMESTAMP_TZ",
+    },
+}
+TableShape = tuple[tuple[str, str], ...]
+ERROR_TABLE_SHAPE: TableShape = (
     ("_dlt_parent_id", "text"),
     ("_dlt_list_idx", "bigint"),
     ("type", "text"),
@@ -53,6 +76,40 @@ ERROR_TABLE_SHAPE = (
     ("message", "text"),
     ("field", "text"),
 )
+# One row per task-run event (GET /events); `status` is data.status as sent, the run_* and *_id
+# columns are the run summary in `data`.
+EVENT_TABLE_SHAPE: TableShape = (
+    ("id", "text"),
+    ("type", "text"),
+    ("created_at", "timestamp"),
+    ("task_run_id", "text"),
+    ("status", "text"),
+    ("run_created_at", "timestamp"),
+    ("run_updated_at", "timestamp"),
+    ("agent_id", "text"),
+    ("source_id", "text"),
+    ("task_id", "text"),
+    ("credential_id", "text"),
+    ("workflow_id", "text"),
+    ("result", "text"),
+    ("runtime_ms", "bigint"),
+    ("_dlt_load_id", "text"),
+    ("_dlt_id", "text"),
+)
+EVENT_GAPS_TABLE_SHAPE: TableShape = (
+    ("gap_start", "timestamp"),
+    ("gap_end", "timestamp"),
+    ("detected_at", "timestamp"),
+)
+# Tables that may not exist yet, with the shape of their stand-in and why they may be missing.
+OPTIONAL_TABLES: dict[str, tuple[TableShape, str]] = {
+    ERRORS_TABLE: (ERROR_TABLE_SHAPE, "no run has failed yet: models see no errors"),
+    EVENTS_TABLE: (
+        EVENT_TABLE_SHAPE,
+        "events are off or none loaded yet: the event models are empty",
+    ),
+    EVENT_GAPS_TABLE: (EVENT_GAPS_TABLE_SHAPE, "no events were lost to retention"),
+}
 
 
 class DeckModelError(DeckError):
@@ -60,8 +117,25 @@ class DeckModelError(DeckError):
 
 
 def model_names(models_dir: Path = MODELS_DIR) -> list[str]:
-    """Every model in `models_dir`: the file names up to their first dot, sorted."""
-    return sorted({path.name.split(".", 1)[0] for path in models_dir.glob("*.sql")})
+    """Every model in `models_dir`: the file names up to their first dot, sorted (fragments,
+    `_*.sql`, are not models)."""
+    return sorted(
+        {
+            path.name.split(".", 1)[0]
+            for path in models_dir.glob("*.sql")
+            if not path.name.startswith(FRAGMENT_PREFIX)
+        }
+    )
+
+
+def fragment_names(models_dir: Path = MODELS_DIR) -> list[str]:
+    """Every fragment in `models_dir` by its placeholder name (`_<name>.sql` -> `<name>`)."""
+    return sorted(
+        {
+            path.name.split(".", 1)[0][len(FRAGMENT_PREFIX) :]
+            for path in models_dir.glob(f"{FRAGMENT_PREFIX}*.sql")
+        }
+    )
 
 
 def model_file(name: str, dialect: str | None, models_dir: Path = MODELS_DIR) -> Path:
@@ -76,17 +150,37 @@ def model_file(name: str, dialect: str | None, models_dir: Path = MODELS_DIR) ->
     return generic
 
 
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def sql_literal_list(values: list[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values))
+    return ", ".join(sql_literal(v) for v in sorted(values))
 
 
-def empty_errors_relation(dialect: str | None) -> str:
-    """A relation with `task_runs__errors`' columns and no rows, for datasets without it."""
-    text = _TEXT_TYPE.get(dialect or "", "VARCHAR")
-    bigint = _BIGINT_TYPE.get(dialect or "", "BIGINT")
+def sql_case_arms(mapping: Mapping[str, str]) -> str:
+    """`WHEN 'old' THEN 'new' ...` for `CASE x {{ ... }} ELSE x END`; with no pairs, an arm that
+    never matches, so the CASE stays valid SQL."""
+    if not mapping:
+        return "WHEN NULL THEN NULL"
+    return " ".join(
+        f"WHEN {sql_literal(old)} THEN {sql_literal(new)}" for old, new in sorted(mapping.items())
+    )
+
+
+def sql_number(value: float) -> str:
+    """A finite number as a SQL literal; anything else is a configuration error."""
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise DeckModelError(f"Expected a finite, non-negative number for a model, got {value!r}")
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def empty_relation(shape: TableShape, dialect: str | None) -> str:
+    """A relation with these columns and no rows, standing in for a table not loaded yet."""
     columns = ", ".join(
-        f"CAST(NULL AS {text if kind == 'text' else bigint}) AS {name}"
-        for name, kind in ERROR_TABLE_SHAPE
+        f"CAST(NULL AS {_COLUMN_TYPES[kind].get(dialect or '', _COLUMN_TYPES[kind][''])}) AS {name}"
+        for name, kind in shape
     )
     return f"(SELECT {columns} WHERE 1 = 0)"
 
@@ -105,26 +199,67 @@ def render(sql: str, replacements: dict[str, str], source: str = "model") -> str
     return _PLACEHOLDER.sub(fill, sql)
 
 
+def placeholders(
+    client: SqlClientBase[Any], dialect: str | None, missing_tables: Collection[str] = ()
+) -> dict[str, str]:
+    """What each `{{ name }}` of a model becomes on this destination (fragments aside)."""
+    replacements = {MAIN_TABLE: client.make_qualified_table_name(MAIN_TABLE)}
+    for table, (shape, _) in OPTIONAL_TABLES.items():
+        replacements[table] = (
+            empty_relation(shape, dialect)
+            if table in missing_tables
+            else client.make_qualified_table_name(table)
+        )
+    replacements["final_statuses"] = sql_literal_list(list(settings.FINAL_STATUSES))
+    replacements["status_spellings"] = sql_case_arms(settings.STATUS_SPELLINGS)
+    replacements["stuck_after_s"] = sql_number(settings.STUCK_AFTER_S)
+    return replacements
+
+
+def _render_file(
+    stem: str,
+    dialect: str | None,
+    replacements: dict[str, str],
+    models_dir: Path,
+    fragments: list[str],
+    using: tuple[str, ...],
+) -> str:
+    """Render one file, each fragment it names rendered in turn and put in as a subquery."""
+    path = model_file(stem, dialect, models_dir)
+    sql = path.read_text()
+    filled = dict(replacements)
+    for key in set(_PLACEHOLDER.findall(sql)) & set(fragments):
+        if key in using:
+            chain = " -> ".join((*using, key))
+            raise DeckModelError(f"{path}: fragments use each other in a loop: {chain}")
+        inner = _render_file(
+            FRAGMENT_PREFIX + key, dialect, replacements, models_dir, fragments, (*using, key)
+        )
+        filled[key] = f"(\n{inner}\n)"
+    return render(sql, filled, source=str(path)).strip().rstrip(";").strip()
+
+
 def render_model(
     name: str,
     client: SqlClientBase[Any],
     dialect: str | None,
     *,
-    has_errors_table: bool,
+    missing_tables: Collection[str] = (),
     models_dir: Path = MODELS_DIR,
 ) -> str:
-    """The SELECT of model `name` for this destination, with every placeholder filled."""
-    path = model_file(name, dialect, models_dir)
-    replacements = {
-        MAIN_TABLE: client.make_qualified_table_name(MAIN_TABLE),
-        ERRORS_TABLE: (
-            client.make_qualified_table_name(ERRORS_TABLE)
-            if has_errors_table
-            else empty_errors_relation(dialect)
-        ),
-        "final_statuses": sql_literal_list(list(settings.FINAL_STATUSES)),
-    }
-    return render(path.read_text(), replacements, source=str(path)).strip().rstrip(";")
+    """The SELECT of model `name` for this destination, with every placeholder filled; each
+    table in `missing_tables` is replaced by an empty relation of its shape."""
+    unknown = set(missing_tables) - set(OPTIONAL_TABLES)
+    if unknown:
+        raise DeckModelError(
+            f"Only {sorted(OPTIONAL_TABLES)} may be missing, not {sorted(unknown)}"
+        )
+    replacements = placeholders(client, dialect, missing_tables)
+    fragments = fragment_names(models_dir)
+    clash = set(fragments) & set(replacements)
+    if clash:
+        raise DeckModelError(f"Fragments {sorted(clash)} in {models_dir} shadow a placeholder")
+    return _render_file(name, dialect, replacements, models_dir, fragments, ())
 
 
 def table_exists(client: SqlClientBase[Any], table: str) -> bool:
@@ -133,6 +268,16 @@ def table_exists(client: SqlClientBase[Any], table: str) -> bool:
         return True
     except DatabaseUndefinedRelation:
         return False
+
+
+def absent_optional_tables(client: SqlClientBase[Any]) -> set[str]:
+    """The optional tables not (yet) in the dataset; each is logged with why that is normal."""
+    missing = set()
+    for table, (_, reason) in OPTIONAL_TABLES.items():
+        if not table_exists(client, table):
+            logger.info("No %s table yet (%s)", table, reason)
+            missing.add(table)
+    return missing
 
 
 def _replace_view(
@@ -198,13 +343,11 @@ def refresh_models(pipeline: dlt.Pipeline, models_dir: Path = MODELS_DIR) -> lis
                 pipeline.dataset_name,
             )
             return []
-        has_errors = table_exists(client, ERRORS_TABLE)
-        if not has_errors:
-            logger.info("No %s table yet (no run has failed): models see no errors", ERRORS_TABLE)
+        missing = absent_optional_tables(client)
         for name in names:
             path = model_file(name, dialect, models_dir)
             select = render_model(
-                name, client, dialect, has_errors_table=has_errors, models_dir=models_dir
+                name, client, dialect, missing_tables=missing, models_dir=models_dir
             )
             view = client.make_qualified_table_name(name)
             try:

@@ -1,6 +1,8 @@
 """Constants of the Deck v2 API and of this connector's defaults, in one place."""
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from types import MappingProxyType
 
 DEFAULT_BASE_URL = "https://api.deck.co/v2"
 TASK_RUNS_PATH = "task-runs"
@@ -82,3 +84,17 @@ DATASET_NAME = "deck"
 # The demo's simulated clock is fixed so that every `--demo` run serves the same data and a second
 # run shows what a no-change sync costs.
 DEMO_NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+# Older API pages spell some statuses differently (FACTS.md): `pending` for `review_required`,
+# `cancelling` for `canceling`. Loaded rows keep what Deck sent; the event-based SQL models
+# (task_run_status_history, task_run_lifecycle, daily_task_run_waits) read each spelling on the
+# left as the status on the right, so one status never splits into two.
+STATUS_SPELLINGS: Mapping[str, str] = MappingProxyType(
+    {"pending": "review_required", "cancelling": "canceling"}
+)
+
+# daily_task_run_waits.stuck_runs counts a run as stuck when its current status is open (not in
+# FINAL_STATUSES) and was entered more than this many seconds before the query runs. An hour is
+# twice Deck's default 30-minute run timeout: a run still queued, running or waiting on a person
+# after that is worth a look. Raise it where reviews routinely take days.
+STUCK_AFTER_S = 3600

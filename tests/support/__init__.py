@@ -5,7 +5,8 @@ never with values computed by the code under test. Fixtures live in tests/confte
 helpers they use, and that test files import, live here so that no test file imports another.
 Submodules: `support.cli` (the CLI as a subprocess), `support.scripted` (ScriptedAPI),
 `support.postgres` (a throwaway PostgreSQL server), `support.destinations` (readers for every
-destination).
+destination), `support.events` (the task-run event tables made by hand), `support.lifecycle`
+(the Python oracle of the event models).
 """
 
 from collections import defaultdict

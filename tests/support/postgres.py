@@ -150,9 +150,11 @@ class PostgresServer:
     def database_url(self, database: str) -> str:
         return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, timezone: str | None = None) -> str:
+    def create_database(self, timezone: str | None = None, icu_locale: str | None = None) -> str:
         """A fresh database, so that every test starts from an empty warehouse. `timezone`
-        sets the session time zone of every connection to it (the server's is Europe/Berlin)."""
+        sets the session time zone of every connection to it (the server's is Europe/Berlin);
+        `icu_locale` (e.g. "en-US") makes its default collation ICU's for that locale instead of
+        the cluster's byte-order "C"."""
         import psycopg2
 
         self._databases += 1
@@ -161,7 +163,14 @@ class PostgresServer:
         try:
             con.autocommit = True
             with con.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
+                if icu_locale:
+                    cur.execute(
+                        f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu'
+                        " ICU_LOCALE %s LOCALE 'C'",
+                        (icu_locale,),
+                    )
+                else:
+                    cur.execute(f'CREATE DATABASE "{name}"')
                 if timezone:
                     cur.execute(f'ALTER DATABASE "{name}" SET timezone = %s', (timezone,))
         finally:
