@@ -45,14 +45,13 @@ from dlt.destinations.sql_client import SqlClientBase
 
 from . import settings
 from .errors import DeckError
+from .events import EVENT_GAPS_TABLE, EVENTS_TABLE
 
 logger = logging.getLogger("deck")
 
 MODELS_DIR = Path(__file__).with_name("models")
 MAIN_TABLE = "task_runs"
 ERRORS_TABLE = "task_runs__errors"
-EVENTS_TABLE = "task_run_events"
-EVENT_GAPS_TABLE = "task_run_event_gaps"
 FRAGMENT_PREFIX = "_"
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
