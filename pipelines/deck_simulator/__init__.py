@@ -7,8 +7,9 @@ on top: a simulated clock that moves runs through their lifecycle, ground-truth 
 run, a request log and injectable faults.
 
 Layers: ``data``/``payloads`` (seeded runs and lifecycle plans), ``store`` (runs, keyset index,
-clock), ``query``/``api`` (HTTP-free semantics), ``faults`` (faults, holds, rate limit),
-``server`` (HTTP), ``cli`` (``python -m deck_simulator``); ``DeckSimulator`` ties them together.
+clock), ``events`` (the event log of ``GET /events``), ``keyset``/``query``/``api`` (HTTP-free
+semantics), ``faults`` (faults, holds, rate limit), ``server`` (HTTP), ``cli`` (``python -m
+deck_simulator``); ``DeckSimulator`` ties them together.
 It is not part of the connector: ``deck`` imports it only for ``--demo``.
 """
 
@@ -20,6 +21,7 @@ from .data import (
     OPEN_STATUSES,
     OUTCOMES,
 )
+from .events import EVENT_TYPES
 from .faults import FAULT_KINDS, RequestHold
 from .requestlog import RecordedRequest
 from .simulator import DeckSimulator
@@ -27,6 +29,7 @@ from .simulator import DeckSimulator
 __all__ = [
     "DEMO_API_KEY",
     "DOCUMENTED_STATUSES",
+    "EVENT_TYPES",
     "FAULT_KINDS",
     "FINAL_STATUSES",
     "LEGACY_STATUS_ALIASES",

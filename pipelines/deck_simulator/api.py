@@ -1,4 +1,6 @@
-"""Deck's v2 task-runs API semantics without sockets: auth, rate limit, routing, listing, errors.
+"""Deck's v2 API semantics without sockets: auth, rate limit, routing, listing, errors.
+
+Endpoints: ``/test``, ``/task-runs``, ``/task-runs/{id}`` and ``/events``.
 
 ``DeckAPI.handle`` maps (method, path, query params, Authorization header) to a ``Response``;
 the HTTP server only writes it. Error envelopes look like Deck's::
@@ -20,7 +22,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from .query import ValidationError, encode_cursor, parse_list_query
+from .events import event_id
+from .query import ValidationError, encode_cursor, parse_event_query, parse_list_query
 from .store import RunStore
 
 if TYPE_CHECKING:
@@ -95,9 +98,11 @@ def has_more_lie() -> Response:
 
 
 class DeckAPI:
-    """The endpoints ``GET /v2/test``, ``GET /v2/task-runs`` and ``GET /v2/task-runs/{id}``.
+    """The endpoints ``GET /v2/test``, ``GET /v2/task-runs``, ``GET /v2/task-runs/{id}`` and
+    ``GET /v2/events``.
 
-    Order of checks: auth (401), then rate limit (429), then routing (404, 405).
+    Order of checks: auth (401), then rate limit (429), then routing (404, 405). Every endpoint
+    draws on the one rate window: Deck's limit is per organisation, not per endpoint.
     """
 
     def __init__(
@@ -142,6 +147,8 @@ class DeckAPI:
             kind = "list"
         elif route.startswith("/v2/task-runs/") and route.count("/") == 3:
             kind = "get"
+        elif route == "/v2/events":
+            kind = "events"
         else:
             return error_response(
                 404, "request", "not_found", f"The requested path {path} was not found."
@@ -164,6 +171,8 @@ class DeckAPI:
                     404, "request", "resource_not_found", f"Task run {run_id} not found."
                 )
             return Response(200, body, "application/json", [], request_id())
+        if kind == "events":
+            return self.list_events(params)
         return self.list(params)
 
     def authorized(self, auth: str | None) -> bool:
@@ -203,6 +212,39 @@ class DeckAPI:
                 next_cursor = encode_cursor(last_key, q.order, q.fhash)
             payload = {
                 "data": page,
+                "has_more": more,
+                "next_cursor": next_cursor,
+                "request_id": rid,
+            }
+            body = json.dumps(payload, separators=(",", ":")).encode()
+        return Response(200, body, "application/json", [], rid)
+
+    def list_events(self, params: dict[str, list[str]]) -> Response:
+        """One page of ``GET /v2/events``: the same keyset walk, cursors and bounds as the
+        runs' list, over the events still within retention."""
+        try:
+            q = parse_event_query(params, self.order)
+        except ValidationError as exc:
+            return validation_error(exc.errors)
+        rid = request_id()
+        store = self.store
+        with store.lock:  # events are rendered from the live runs: serialize under the lock
+            log = store.events
+            page, more = log.select(
+                store.now_ms,
+                q.created_after_us,
+                q.created_before_us,
+                q.order,
+                q.after_key,
+                q.limit,
+                log.matcher(q.types),
+            )
+            next_cursor = None
+            if more and page:
+                last = page[-1]
+                next_cursor = encode_cursor((last[0], event_id(last[1])), q.order, q.fhash)
+            payload = {
+                "data": [log.render(entry, store.records) for entry in page],
                 "has_more": more,
                 "next_cursor": next_cursor,
                 "request_id": rid,

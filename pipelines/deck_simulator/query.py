@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .data import DOCUMENTED_STATUSES, LEGACY_STATUS_ALIASES, OUTCOMES
+from .events import FILTER_TYPES, id_number
 from .times import dt_to_us, parse_iso
 
 _INT_PATTERN_CHARS = frozenset("0123456789")
@@ -82,21 +83,8 @@ def parse_list_query(
 ) -> ListQuery:
     """Validate the list query (``parse_qs`` output); raises ValidationError."""
     errors: dict[str, list[str]] = {}
-
-    def fail(field: str, message: str) -> None:
-        errors.setdefault(field, []).append(message)
-
-    limit = 20
-    if "limit" in params:
-        raw = params["limit"][0]
-        body = raw.removeprefix("-")
-        if not body or not set(body) <= _INT_PATTERN_CHARS or (len(body) > 1 and body[0] == "0"):
-            fail("limit", f"The value '{raw}' is not valid for limit.")
-        else:
-            limit = int(raw)
-            if not 1 <= limit <= 100:
-                fail("limit", "The field limit must be between 1 and 100.")
-
+    fail = _failer(errors)
+    limit = parse_limit(params, fail)
     statuses = _values(params, "status")
     for s in statuses:
         if s not in DOCUMENTED_STATUSES:
@@ -105,16 +93,7 @@ def parse_list_query(
     for o in outcomes:
         if o not in OUTCOMES:
             fail("outcome", f"The value '{o}' is not valid for outcome.")
-    bounds: dict[str, int | None] = {}
-    for name in ("created_after", "created_before"):
-        vals = _values(params, name)
-        bounds[name] = None
-        if vals:
-            parsed = parse_iso(vals[0])
-            if parsed is None:
-                fail(name, f"The value '{vals[0]}' is not valid for {name}.")
-            else:
-                bounds[name] = dt_to_us(parsed)
+    bounds = parse_bounds(params, fail)
 
     def single(name: str) -> str | None:
         vals = _values(params, name)
@@ -133,10 +112,63 @@ def parse_list_query(
         "created_before": bounds["created_before"],
         "search": search.lower() if search is not None else None,
     }
-    fhash = hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:16]
+    fhash = filters_hash(filters)
+    order, after_key = parse_cursor(params, default_order, fhash, fail)
+    if errors:
+        raise ValidationError(errors)
+    return ListQuery(limit, order, after_key, filters, fhash, matcher(filters, task_names))
 
+
+Fail = Callable[[str, str], None]
+
+
+def _failer(errors: dict[str, list[str]]) -> Fail:
+    def fail(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    return fail
+
+
+def parse_limit(params: dict[str, list[str]], fail: Fail) -> int:
+    """``limit``: an integer 1..100, default 20 (shared by every list endpoint)."""
+    limit = 20
+    if "limit" in params:
+        raw = params["limit"][0]
+        body = raw.removeprefix("-")
+        if not body or not set(body) <= _INT_PATTERN_CHARS or (len(body) > 1 and body[0] == "0"):
+            fail("limit", f"The value '{raw}' is not valid for limit.")
+        else:
+            limit = int(raw)
+            if not 1 <= limit <= 100:
+                fail("limit", "The field limit must be between 1 and 100.")
+    return limit
+
+
+def parse_bounds(params: dict[str, list[str]], fail: Fail) -> dict[str, int | None]:
+    """``created_after``/``created_before`` as epoch microseconds (None when absent)."""
+    bounds: dict[str, int | None] = {}
+    for name in ("created_after", "created_before"):
+        vals = _values(params, name)
+        bounds[name] = None
+        if vals:
+            parsed = parse_iso(vals[0])
+            if parsed is None:
+                fail(name, f"The value '{vals[0]}' is not valid for {name}.")
+            else:
+                bounds[name] = dt_to_us(parsed)
+    return bounds
+
+
+def filters_hash(filters: dict[str, Any]) -> str:
+    """What a cursor is bound to: a walk cannot switch filters (or endpoints) midway."""
+    return hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_cursor(
+    params: dict[str, list[str]], default_order: str, fhash: str, fail: Fail
+) -> tuple[str, tuple[int, str] | None]:
+    """(order, keyset position after which the page starts); a cursor keeps its own order."""
     order = "desc" if default_order == "newest_first" else "asc"
-    after_key = None
     cursors = _values(params, "cursor")
     if cursors:
         decoded = decode_cursor(cursors[0])
@@ -145,10 +177,64 @@ def parse_list_query(
         elif decoded[2] != fhash:
             fail("cursor", "The cursor does not match the filters of this request.")
         else:
-            after_key, order, _ = decoded
+            return decoded[1], decoded[0]
+    return order, None
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """A validated ``GET /events`` query (same limit, bounds and cursors as the runs' list)."""
+
+    limit: int
+    order: str
+    after_key: tuple[int, int] | None
+    """(created ms, id number) of the cursor's position."""
+    created_after_us: int | None
+    created_before_us: int | None
+    types: frozenset[str]
+    """The ``type[]`` filter (empty: every type)."""
+    fhash: str
+
+
+def parse_event_query(params: dict[str, list[str]], default_order: str) -> EventQuery:
+    """Validate the events query (``parse_qs`` output); raises ValidationError.
+
+    ``type[]`` may repeat and is also accepted as ``type``; values outside the documented
+    types (plus the older spelling ``task_run.cancelling``) are a validation error."""
+    errors: dict[str, list[str]] = {}
+    fail = _failer(errors)
+    limit = parse_limit(params, fail)
+    types = _values(params, "type[]") + _values(params, "type")
+    for t in types:
+        if t not in FILTER_TYPES:
+            fail("type", f"The value '{t}' is not valid for type.")
+    bounds = parse_bounds(params, fail)
+    filters = {
+        "endpoint": "events",  # a runs cursor is not valid here, nor the reverse
+        "type": sorted(set(types)),
+        "created_after": bounds["created_after"],
+        "created_before": bounds["created_before"],
+    }
+    fhash = filters_hash(filters)
+    order, position = parse_cursor(params, default_order, fhash, fail)
+    after_key = None
+    if position is not None:
+        number = id_number(position[1])
+        if number is None:
+            fail("cursor", "The cursor is invalid.")
+        else:
+            after_key = (position[0], number)
     if errors:
         raise ValidationError(errors)
-    return ListQuery(limit, order, after_key, filters, fhash, matcher(filters, task_names))
+    return EventQuery(
+        limit,
+        order,
+        after_key,
+        bounds["created_after"],
+        bounds["created_before"],
+        frozenset(types),
+        fhash,
+    )
 
 
 def matcher(filters: dict[str, Any], task_names: dict[str, str]) -> Matcher | None:

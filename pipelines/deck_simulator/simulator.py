@@ -9,6 +9,7 @@ from typing import Any, Self
 
 from .api import DEMO_API_KEY, DeckAPI, Response, error_response
 from .data import RunGenerator
+from .events import EventLog
 from .faults import FaultQueue, RateWindow, RequestHold, fault_response
 from .requestlog import RecordedRequest, RequestLog
 from .server import Serving
@@ -35,6 +36,13 @@ class DeckSimulator:
       Only requests that pass auth and are not rejected count in the rate-limit window.
     - Fields given to ``add_runs(**fields)`` are kept by later lifecycle transitions;
       ``update_run(status=...)`` cancels the run's remaining scheduled transitions.
+    - ``GET /events``: every status change of a run is an event at the change's time (creation
+      is ``task_run.queued`` at created_at; ``add_runs(status=X)`` adds an X event at created_at
+      too; ``update_run(status=...)`` one at the clock; serve_fields none). Review is typed
+      ``task_run.pending``; ~30% of review events say ``data.status: "pending"`` and ~30% of
+      canceling events are ``task_run.cancelling``/``"cancelling"`` (older spellings). Events
+      older than ``event_retention_days`` are neither served nor counted; those already that
+      old when the history is seeded are not even kept (not in event_log()).
     """
 
     def __init__(
@@ -51,6 +59,7 @@ class DeckSimulator:
         rate_limit_retry_after: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
+        event_retention_days: float = 30.0,
     ) -> None:
         if order not in _ORDERS:
             raise ValueError("order must be 'newest_first' or 'oldest_first'")
@@ -70,7 +79,7 @@ class DeckSimulator:
         self.tasks = gen.tasks
         """task_id -> task name (what ``search`` matches besides ids)."""
         self.workflows = gen.workflows
-        self._store = RunStore(gen, dt_to_ms(now))
+        self._store = RunStore(gen, dt_to_ms(now), EventLog(seed, event_retention_days))
         self._rate = RateWindow(rate_limit)
         self._api = DeckAPI(self._store, gen.task_search, api_key, order, self._rate)
         self._api.rate_limit_retry_after = rate_limit_retry_after
@@ -124,6 +133,16 @@ class DeckSimulator:
     def rate_limited_count(self) -> int:
         """Number of 429 answers sent (rate limit and injected '429' faults)."""
         return self._api.rate_limited_count
+
+    @property
+    def event_retention_days(self) -> float:
+        """Days ``GET /events`` looks back from the simulated clock (Deck keeps 30)."""
+        return self._store.events.retention_days
+
+    @event_retention_days.setter
+    def event_retention_days(self, value: float) -> None:
+        with self._store.lock:
+            self._store.events.retention_days = value
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -228,6 +247,28 @@ class DeckSimulator:
     def replace_raw_record(self, handle: str, record: Any) -> None:
         """Serve ``record`` instead of the raw record ``handle`` (same sort position)."""
         self._store.replace_raw_record(handle, record)
+
+    # ---------------------------------------------------------------- events
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event ``GET /events`` serves now (within retention, raw events excluded),
+        as served, sorted by (created_at, id)."""
+        return self._store.rendered_events(served_only=True)
+
+    def event_log(self) -> list[dict[str, Any]]:
+        """Every event emitted and kept, expired ones included (raw events excluded), as
+        ``GET /events`` would serve them, sorted by (created_at, id)."""
+        return self._store.rendered_events(served_only=False)
+
+    def add_raw_event(self, record: Any, *, created_at: datetime | str) -> str:
+        """Serve ``record`` verbatim in ``GET /events``, sorted as if created at ``created_at``
+        (for hostile input: no id, a broken ``data``, not an object). Returns a handle for
+        replace_raw_event(); raw events expire like others and are not in events()."""
+        return self._store.add_raw_event(record, created_at)
+
+    def replace_raw_event(self, handle: str, record: Any) -> None:
+        """Serve ``record`` instead of the raw event ``handle`` (same sort position)."""
+        self._store.replace_raw_event(handle, record)
 
     # ---------------------------------------------------------------- requests and faults
 

@@ -13,10 +13,12 @@ import gc
 import heapq
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from .data import RunGenerator, Steps
+from .events import EventLog
+from .keyset import keyset_range
 from .times import MS_PER_DAY, coerce_time, dt_to_ms, fmt_ms, jsonable, parse_iso
 
 
@@ -33,8 +35,10 @@ class Plan:
 class RunStore:
     """Ground truth: every run as the API serves it now, and the clock that moves them."""
 
-    def __init__(self, generator: RunGenerator, now_ms: int) -> None:
+    def __init__(self, generator: RunGenerator, now_ms: int, events: EventLog) -> None:
         self.gen = generator
+        self.events = events
+        """One event per status change of a run (``GET /events``); guarded by ``lock`` too."""
         self.lock = threading.RLock()  # runs, index, heap, clock
         self.now_ms = now_ms
         self.records: dict[str, Any] = {}
@@ -82,25 +86,12 @@ class RunStore:
         with self.lock:
             keys = self.keys
             runs = self.records
-            lo = 0
-            hi = len(keys)
-            if created_after_us is not None:
-                lo = bisect.bisect_left(keys, (created_after_us // 1000 + 1, ""))
-            if created_before_us is not None:
-                hi = bisect.bisect_left(keys, (-(-created_before_us // 1000), ""))
-            if order == "asc":
-                start = lo if after_key is None else max(lo, bisect.bisect_right(keys, after_key))
-                indices: Iterable[int] = range(start, hi)
-            else:
-                end = hi if after_key is None else min(hi, bisect.bisect_left(keys, after_key))
-                indices = range(end - 1, lo - 1, -1)
+            indices = keyset_range(keys, created_after_us, created_before_us, order, after_key)
             page: list[Any] = []
             more = False
             last_key: tuple[int, str] | None = None
             if match is None:
-                rng_idx = indices  # O(page): slice the range
-                assert isinstance(rng_idx, range)
-                chosen = rng_idx[: limit + 1]
+                chosen = indices[: limit + 1]  # O(page): slice the range
                 more = len(chosen) > limit
                 page = [runs[keys[i][1]] for i in chosen[:limit]]
                 if page:
@@ -178,10 +169,15 @@ class RunStore:
                 obj["created_at"] = fmt_ms(new_c)
             if "status" in fields:
                 self._plans.pop(run_id, None)
+            before = obj.get("status")
             for key, value in fields.items():
                 obj[key] = jsonable(value)
             if "updated_at" not in fields:
                 obj["updated_at"] = fmt_ms(self.now_ms)
+            if obj.get("status") != before:
+                self.events.emit(
+                    self.now_ms, run_id, obj.get("status"), obj.get("result"), obj.get("runtime_ms")
+                )
 
     def add_raw_record(self, record: Any, created_at: Any) -> str:
         """See DeckSimulator.add_raw_record."""
@@ -192,6 +188,23 @@ class RunStore:
             self.records[handle] = record
             bisect.insort(self.keys, (c, handle))
         return handle
+
+    def rendered_events(self, served_only: bool) -> list[dict[str, Any]]:
+        """Deep copies of the events (within retention if ``served_only``), raw ones excluded."""
+        with self.lock:
+            log = self.events
+            entries = log.served(self.now_ms) if served_only else log.index()
+            return json.loads(
+                json.dumps([log.render(e, self.records) for e in entries if e[2] is not None])
+            )
+
+    def add_raw_event(self, record: Any, created_at: Any) -> str:
+        with self.lock:
+            return self.events.add_raw(record, coerce_time(created_at))
+
+    def replace_raw_event(self, handle: str, record: Any) -> None:
+        with self.lock:
+            self.events.replace_raw(handle, record)
 
     def serve_fields(self, run_id: str, fields: dict[str, Any]) -> None:
         with self.lock:
@@ -215,17 +228,23 @@ class RunStore:
         """Build every run, then sort the index once (fast for 500k runs)."""
         now = self.now_ms
         keys = self.keys
+        emit = self.events.emit
         gc_was_enabled = gc.isenabled()
         gc.disable()  # millions of small dicts, no cycles: the collector would only slow this down
+        # events already past retention are never served: skip storing them (500k runs)
+        self.events.keep_from = self.events.cutoff(now)
         try:
             for c in times:
                 rid = self.gen.new_run_id(self.records)
                 obj, steps = self.gen.generate(rid, c, None, self.now_ms)
                 self.records[rid] = obj
                 keys.append((c, rid))
+                emit(c, rid, "queued", None, None)
                 self._settle(rid, obj, steps, 0, now)
             keys.sort()
+            self.events.index()  # sort now, not during the first request
         finally:
+            self.events.keep_from = None
             if gc_was_enabled:
                 gc.enable()
 
@@ -245,6 +264,7 @@ class RunStore:
             self._sticky[rid] = set(extra)
         self.records[rid] = obj
         bisect.insort(self.keys, (c, rid))
+        self.events.emit(c, rid, "queued", obj.get("result"), obj.get("runtime_ms"))
         if status is not None or schedule_only:
             # steps[0] holds the (forced) first state; the rest are scheduled after the clock
             self._settle(rid, obj, steps, 0, c, apply_until_index=1)
@@ -262,10 +282,13 @@ class RunStore:
         apply_until_index: int | None = None,
     ) -> None:
         """Apply the steps due by ``until`` (or exactly the first ``apply_until_index``);
-        schedule the rest."""
+        schedule the rest. Called as the run is created (born ``queued``, whatever its object
+        says already): each applied step that changes the status emits its event."""
         sticky = self._sticky.get(rid)
         last_t = None
         n = len(steps)
+        emit = self.events.emit
+        status: Any = "queued"
         while index < n:
             t, updates = steps[index]
             if apply_until_index is not None:
@@ -279,6 +302,9 @@ class RunStore:
                         obj[k] = v
             else:
                 obj.update(updates)
+            if obj["status"] != status:
+                status = obj["status"]
+                emit(t, rid, status, obj["result"], obj["runtime_ms"])
             last_t = t
             index += 1
         if last_t is not None and not (sticky and "updated_at" in sticky):
@@ -302,11 +328,16 @@ class RunStore:
             obj = self.records[rid]
             sticky = self._sticky.get(rid)
             _, updates = plan.steps[plan.index]
+            before = obj.get("status")
             for k, v in updates.items():
                 if not sticky or k not in sticky:
                     obj[k] = v
             if not sticky or "updated_at" not in sticky:
                 obj["updated_at"] = fmt_ms(t)
+            if obj.get("status") != before:
+                self.events.emit(
+                    t, rid, obj.get("status"), obj.get("result"), obj.get("runtime_ms")
+                )
             plan.index += 1
             if plan.index < len(plan.steps):
                 self._seq += 1
