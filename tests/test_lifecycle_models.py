@@ -7,7 +7,8 @@ sync of a few simulator runs, since the models are refreshed only where it exist
 expected values check the pure-Python oracle (support.lifecycle) that end-to-end tests use.
 
 PostgreSQL runs in a database whose session time zone is UTC+14 (days must still be UTC dates)
-and whose collation is ICU en-US (events sharing a timestamp must still be ordered by id bytes).
+and whose collation is ICU en-US (events of one lifecycle rank sharing a timestamp must still be
+ordered by id bytes).
 """
 
 import uuid
@@ -49,7 +50,7 @@ T = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # 02:00 on March 3rd at UTC+14
 NOW = datetime.now(UTC).replace(microsecond=0)
 S = NOW - timedelta(seconds=7260)  # created_at of the two open runs
 
-A1, A2, S1, S2, TASK = "agt_1", "agt_2", "src_1", "src_2", "task_1"
+A1, A2, A3, S1, S2, S3, TASK = "agt_1", "agt_2", "agt_3", "src_1", "src_2", "src_3", "task_1"
 
 
 def at(seconds: float, base: datetime = T) -> datetime:
@@ -102,12 +103,43 @@ EVENTS: List[Row] = [
     ev("evt_m2", "trun_noqueue", at(90), "task_run.pending", None, at(0), A2, S2),
     ev("evt_m3", "trun_noqueue", at(150), "task_run.canceling", "cancelling", at(0), A2, S2),
     ev("evt_m4", "trun_noqueue", at(170), "task_run.canceled", "canceled", at(0), A2, S2),
-    # trun_tie (A2, S2): running and completed share a timestamp; by id bytes "evt_Q7" < "evt_q2"
-    # (an ICU en-US collation says the opposite), so it ran 0 s and completed. Loaded completed
-    # first, so table order does not give the answer away.
+    # trun_tie (A2, S2): interaction_required and review_required (one lifecycle rank) share a
+    # timestamp; by id bytes "evt_Q7" < "evt_q2" (an ICU en-US collation says the opposite), so
+    # the interaction lasted 0 s and the review 30 s. Loaded review first, so table order does not
+    # give the answer away.
     ev("evt_t1", "trun_tie", at(200), "task_run.queued", "queued", at(200), A2, S2),
-    ev("evt_q2", "trun_tie", at(260), "task_run.completed", "completed", at(200), A2, S2),
-    ev("evt_Q7", "trun_tie", at(260), "task_run.running", "running", at(200), A2, S2),
+    ev("evt_t2", "trun_tie", at(260), "task_run.running", "running", at(200), A2, S2),
+    ev("evt_q2", "trun_tie", at(300), "task_run.review_required", "review_required", at(200),
+       A2, S2),
+    ev("evt_Q7", "trun_tie", at(300), "task_run.interaction_required", "interaction_required",
+       at(200), A2, S2),
+    ev("evt_t3", "trun_tie", at(330), "task_run.completed", "completed", at(200), A2, S2),
+    # Events of one run in one millisecond, each loaded in id order, the reverse of their order in
+    # the lifecycle (Deck's ids are random): the lifecycle decides, ids only within a rank.
+    # trun_born (A3, S3): created already running (queued and running at once), completed later.
+    ev("evt_b1", "trun_born", at(1000), "task_run.running", "running", at(1000), A3, S3),
+    ev("evt_b2", "trun_born", at(1000), "task_run.queued", "queued", at(1000), A3, S3),
+    ev("evt_b3", "trun_born", at(1100), "task_run.completed", "completed", at(1000), A3, S3),
+    # trun_cancel (A3, S3): canceling and canceled at once.
+    ev("evt_c1", "trun_cancel", at(1200), "task_run.queued", "queued", at(1200), A3, S3),
+    ev("evt_c2", "trun_cancel", at(1210), "task_run.running", "running", at(1200), A3, S3),
+    ev("evt_c3", "trun_cancel", at(1300), "task_run.canceled", "canceled", at(1200), A3, S3),
+    ev("evt_c4", "trun_cancel", at(1300), "task_run.canceling", "canceling", at(1200), A3, S3),
+    # trun_spelled (A3, S3): the legacy `cancelling` (canceling, rank 3; as sent it would be an
+    # unlisted status, rank 2) at once with interaction_required (rank 2).
+    ev("evt_l1", "trun_spelled", at(1400), "task_run.queued", "queued", at(1400), A3, S3),
+    ev("evt_l2", "trun_spelled", at(1410), "task_run.running", "running", at(1400), A3, S3),
+    ev("evt_l3", "trun_spelled", at(1500), "task_run.cancelling", "cancelling", at(1400), A3, S3),
+    ev("evt_l9", "trun_spelled", at(1500), "task_run.interaction_required",
+       "interaction_required", at(1400), A3, S3),
+    ev("evt_l4", "trun_spelled", at(1530), "task_run.canceled", "canceled", at(1400), A3, S3),
+    # trun_unlisted (A3, S3): statuses no version of the API documents, `paused` at once with
+    # running and `archived` at once with completed: they rank between the two.
+    ev("evt_u1", "trun_unlisted", at(1600), "task_run.queued", "queued", at(1600), A3, S3),
+    ev("evt_u2", "trun_unlisted", at(1660), "task_run.paused", "paused", at(1600), A3, S3),
+    ev("evt_u3", "trun_unlisted", at(1660), "task_run.running", "running", at(1600), A3, S3),
+    ev("evt_u5", "trun_unlisted", at(1720), "task_run.completed", "completed", at(1600), A3, S3),
+    ev("evt_u6", "trun_unlisted", at(1720), "task_run.archived", "archived", at(1600), A3, S3),
     # trun_stuck (A1, S2): waiting on a person for 2 hours now.
     ev("evt_s1", "trun_stuck", S, "task_run.queued", "queued", S, A1, S2),
     ev("evt_s2", "trun_stuck", at(60, S), "task_run.interaction_required",
@@ -157,8 +189,35 @@ EXPECTED_HISTORY: Dict[str, Tuple[str, str, List[Tuple[str, datetime, Any, str]]
     ]),
     "trun_tie": (A2, S2, [
         ("queued", at(200), at(260), "evt_t1"),
-        ("running", at(260), at(260), "evt_Q7"),
-        ("completed", at(260), None, "evt_q2"),
+        ("running", at(260), at(300), "evt_t2"),
+        ("interaction_required", at(300), at(300), "evt_Q7"),
+        ("review_required", at(300), at(330), "evt_q2"),
+        ("completed", at(330), None, "evt_t3"),
+    ]),
+    "trun_born": (A3, S3, [
+        ("queued", at(1000), at(1000), "evt_b2"),
+        ("running", at(1000), at(1100), "evt_b1"),
+        ("completed", at(1100), None, "evt_b3"),
+    ]),
+    "trun_cancel": (A3, S3, [
+        ("queued", at(1200), at(1210), "evt_c1"),
+        ("running", at(1210), at(1300), "evt_c2"),
+        ("canceling", at(1300), at(1300), "evt_c4"),
+        ("canceled", at(1300), None, "evt_c3"),
+    ]),
+    "trun_spelled": (A3, S3, [
+        ("queued", at(1400), at(1410), "evt_l1"),
+        ("running", at(1410), at(1500), "evt_l2"),
+        ("interaction_required", at(1500), at(1500), "evt_l9"),
+        ("canceling", at(1500), at(1530), "evt_l3"),
+        ("canceled", at(1530), None, "evt_l4"),
+    ]),
+    "trun_unlisted": (A3, S3, [
+        ("queued", at(1600), at(1660), "evt_u1"),
+        ("running", at(1660), at(1660), "evt_u3"),
+        ("paused", at(1660), at(1720), "evt_u2"),
+        ("archived", at(1720), at(1720), "evt_u6"),
+        ("completed", at(1720), None, "evt_u5"),
     ]),
     "trun_stuck": (A1, S2, [
         ("queued", S, at(60, S), "evt_s1"),
@@ -187,8 +246,18 @@ EXPECTED_LIFECYCLE: Dict[str, Tuple[Any, ...]] = {
     "trun_resent": (at(120), "failed", True, 60.0, 220.0, 200.0, 0.0, 0.0, 480.0, 4, True),
     # created 0, first running at 45; running 45 s; review 60 s; canceling 20 s; canceled at 170
     "trun_noqueue": (at(0), "canceled", True, 45.0, 45.0, 0.0, 60.0, 20.0, 170.0, 3, False),
-    # created 200, running at 260 (60 s) for 0 s, completed at 260
-    "trun_tie": (at(200), "completed", True, 60.0, 0.0, 0.0, 0.0, 0.0, 60.0, 2, True),
+    # created 200, running at 260 (60 s) for 40 s; interaction 0 s; review 30 s; completed at 330
+    "trun_tie": (at(200), "completed", True, 60.0, 40.0, 0.0, 30.0, 0.0, 130.0, 4, True),
+    # created 1000 and running at once (0 s) for 100 s; completed at 1100
+    "trun_born": (at(1000), "completed", True, 0.0, 100.0, 0.0, 0.0, 0.0, 100.0, 2, True),
+    # created 1200, running at 1210 (10 s) for 90 s; canceling 0 s; canceled at 1300
+    "trun_cancel": (at(1200), "canceled", True, 10.0, 90.0, 0.0, 0.0, 0.0, 100.0, 3, True),
+    # created 1400, running at 1410 (10 s) for 90 s; interaction 0 s; canceling 30 s; canceled at
+    # 1530
+    "trun_spelled": (at(1400), "canceled", True, 10.0, 90.0, 0.0, 0.0, 30.0, 130.0, 4, True),
+    # created 1600, running at 1660 (60 s) for 0 s; paused 60 s, archived 0 s (neither summed);
+    # completed at 1720
+    "trun_unlisted": (at(1600), "completed", True, 60.0, 0.0, 0.0, 0.0, 0.0, 120.0, 4, True),
     # never ran; its open interaction is not counted
     "trun_stuck": (S, "interaction_required", False, None, 0.0, 0.0, 0.0, 0.0, None, 1, True),
     # running since 6060 s after creation; the open running interval is not counted
@@ -200,8 +269,11 @@ EXPECTED_DAILY: Dict[Tuple[date, str, str], Tuple[Any, ...]] = {
     # queued 30, 10, 60 -> p50 30, p95 at rank 1.9: 30 + 0.9 * 30 = 57;
     # interactions of trun_human (300) and trun_resent (200): p50 250, p95 200 + 0.95 * 100 = 295
     (T.date(), A1, S1): (3, 30.0, 57.0, 250.0, 295.0, 0),
-    # queued 45, 60 -> p50 52.5, p95 45 + 0.95 * 15 = 59.25; no interaction
-    (T.date(), A2, S2): (2, 52.5, 59.25, None, None, 0),
+    # queued 45, 60 -> p50 52.5, p95 45 + 0.95 * 15 = 59.25; trun_tie's interaction took 0 s
+    (T.date(), A2, S2): (2, 52.5, 59.25, 0.0, 0.0, 0),
+    # queued 0, 10, 10, 60 -> p50 at rank 1.5: 10, p95 at rank 2.85: 10 + 0.85 * 50 = 52.5;
+    # trun_spelled's interaction took 0 s
+    (T.date(), A3, S3): (4, 10.0, 52.5, 0.0, 0.0, 0),
     # only trun_fresh ran (6060 s); trun_stuck is open in its status for 2 h: stuck
     (S.date(), A1, S2): (2, 6060.0, 6060.0, None, None, 1),
 }
@@ -213,13 +285,13 @@ EXPECTED_DAILY: Dict[Tuple[date, str, str], Tuple[Any, ...]] = {
 
 
 class EventWarehouse:
-    """A dataset with task_runs from a real sync; event tables added by hand."""
+    """A dataset with task_runs from a real sync without events; event tables added by hand."""
 
     def __init__(self, pipeline: dlt.Pipeline, simulator: DeckSimulator):
         self.pipeline = pipeline
         self.simulator = simulator
         simulator.add_runs(3)
-        sync_from(simulator, pipeline)
+        sync_from(simulator, pipeline, events=False)
         self.created: List[str] = []
 
     def load_events(self, events: List[Row] = EVENTS, gaps: List[Row] = GAPS) -> None:
@@ -372,16 +444,58 @@ def test_a_re_sent_status_is_not_a_transition(loaded: EventWarehouse):
     assert loaded.lifecycle()["trun_resent"]["transitions"] == 4
 
 
-def test_events_sharing_a_timestamp_are_ordered_by_id_bytes(loaded: EventWarehouse):
+def test_events_of_one_rank_sharing_a_timestamp_are_ordered_by_id_bytes(loaded: EventWarehouse):
     if loaded.pipeline.destination.destination_name == "postgres":
         collated = query(loaded.pipeline,
                          "SELECT x FROM (VALUES ('evt_q2'), ('evt_Q7')) AS t(x) ORDER BY x")
         assert [r["x"] for r in collated] == ["evt_q2", "evt_Q7"], "the database's own collation"
-    tie = loaded.history()["trun_tie"]
+    tie = loaded.history()["trun_tie"][2:4]
     assert [(r["status"], r["event_id"], r["seconds_in_status"]) for r in tie] == [
-        ("queued", "evt_t1", 60.0), ("running", "evt_Q7", 0.0), ("completed", "evt_q2", None),
+        ("interaction_required", "evt_Q7", 0.0), ("review_required", "evt_q2", 30.0),
     ]
-    assert loaded.lifecycle()["trun_tie"]["current_status"] == "completed"
+    assert (loaded.lifecycle()["trun_tie"]["interaction_seconds"],
+            loaded.lifecycle()["trun_tie"]["review_seconds"]) == (0.0, 30.0)
+
+
+def test_a_run_created_running_is_queued_then_running_whatever_the_ids(loaded: EventWarehouse):
+    born = loaded.history()["trun_born"]
+    assert [(r["status"], r["event_id"], r["seconds_in_status"], r["is_current"])
+            for r in born] == [
+        ("queued", "evt_b2", 0.0, False), ("running", "evt_b1", 100.0, False),
+        ("completed", "evt_b3", None, True),
+    ]
+    lifecycle = loaded.lifecycle()["trun_born"]
+    assert (lifecycle["queued_seconds"], lifecycle["running_seconds"]) == (0.0, 100.0)
+
+
+def test_canceling_comes_before_a_final_status_sent_at_once(loaded: EventWarehouse):
+    canceled = loaded.history()["trun_cancel"][2:]
+    assert [(r["status"], r["event_id"], r["is_current"]) for r in canceled] == [
+        ("canceling", "evt_c4", False), ("canceled", "evt_c3", True),
+    ]
+    lifecycle = loaded.lifecycle()["trun_cancel"]
+    assert (lifecycle["current_status"], lifecycle["is_final"], lifecycle["total_seconds"]) == (
+        "canceled", True, 100.0,
+    )
+
+
+def test_a_legacy_spelling_is_ranked_as_the_status_it_reads_as(loaded: EventWarehouse):
+    spelled = loaded.history()["trun_spelled"][2:]
+    assert [(r["status"], r["event_id"], r["seconds_in_status"]) for r in spelled] == [
+        ("interaction_required", "evt_l9", 0.0), ("canceling", "evt_l3", 30.0),
+        ("canceled", "evt_l4", None),
+    ]
+    assert loaded.lifecycle()["trun_spelled"]["canceling_seconds"] == 30.0
+
+
+def test_an_unlisted_status_ranks_after_running_and_before_a_final_one(loaded: EventWarehouse):
+    unlisted = loaded.history()["trun_unlisted"][1:]
+    assert [(r["status"], r["event_id"], r["seconds_in_status"]) for r in unlisted] == [
+        ("running", "evt_u3", 0.0), ("paused", "evt_u2", 60.0), ("archived", "evt_u6", 0.0),
+        ("completed", "evt_u5", None),
+    ]
+    lifecycle = loaded.lifecycle()["trun_unlisted"]
+    assert (lifecycle["current_status"], lifecycle["queued_seconds"]) == ("completed", 60.0)
 
 
 def test_events_without_a_run_a_time_or_a_status_are_left_out(loaded: EventWarehouse):
@@ -438,7 +552,7 @@ def test_only_open_runs_in_their_status_for_over_an_hour_are_stuck(loaded: Event
     group = loaded.daily()[(S.date(), A1, S2)]
     assert group["stuck_runs"] == 1  # trun_stuck (2 h), not trun_fresh (20 min)
     finished = [r for k, r in loaded.daily().items() if k != (S.date(), A1, S2)]
-    assert [r["stuck_runs"] for r in finished] == [0, 0], "final runs are never stuck"
+    assert [r["stuck_runs"] for r in finished] == [0, 0, 0], "final runs are never stuck"
 
 
 def test_daily_day_is_the_utc_date_whatever_the_session_time_zone(pg_events: EventWarehouse):
@@ -520,6 +634,35 @@ def test_status_spellings_are_rendered_from_settings(tiny: dlt.Pipeline, tmp_pat
     )
     refresh_models(tiny, models_dir=models)
     assert sorted(r["status"] for r in read_view(tiny, "spelled")) == ["pending", "review_required"]
+
+
+def test_status_order_is_rendered_from_settings(tiny: dlt.Pipeline, tmp_path, monkeypatch):
+    from deck import settings
+
+    monkeypatch.setattr(settings, "STATUS_ORDER", {"late": 1, "it's": 0})
+    monkeypatch.setattr(settings, "UNLISTED_STATUS_ORDER", 7)
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "ranked.sql").write_text(
+        "SELECT s, CASE s {{ status_order }} END AS status_rank"
+        " FROM (VALUES ('late'), ('it''s'), ('queued')) AS t(s)"
+    )
+    refresh_models(tiny, models_dir=models)
+    ranks = {r["s"]: r["status_rank"] for r in read_view(tiny, "ranked")}
+    assert ranks == {"late": 1, "it's": 0, "queued": 7}
+
+
+def test_a_status_rank_that_is_not_an_integer_is_refused(tiny: dlt.Pipeline, tmp_path,
+                                                         monkeypatch):
+    from deck import settings
+
+    monkeypatch.setattr(settings, "STATUS_ORDER", {"queued": "0 END; DROP TABLE task_runs --"})
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "ranked.sql").write_text("SELECT CASE 'queued' {{ status_order }} END AS r")
+    with pytest.raises(DeckModelError, match="integer status rank"):
+        refresh_models(tiny, models_dir=models)
+    assert read_view(tiny, "task_runs") == [], "nothing was run"
 
 
 @pytest.mark.unit

@@ -19,7 +19,10 @@ How a model file is picked and rendered
   becomes the SQL list of final statuses (`settings.FINAL_STATUSES`, the same set the connector
   uses), `{{ status_spellings }}` the `WHEN 'pending' THEN 'review_required' ...` arms of a
   `CASE status ... ELSE status END` that reads old spellings as today's
-  (`settings.STATUS_SPELLINGS`) and `{{ stuck_after_s }}` the number `settings.STUCK_AFTER_S`.
+  (`settings.STATUS_SPELLINGS`), `{{ status_order }}` the `WHEN 'queued' THEN 0 ... ELSE 2` of a
+  `CASE status ... END` that gives a (normalised) status its place in the lifecycle
+  (`settings.STATUS_ORDER`, `settings.UNLISTED_STATUS_ORDER`) and `{{ stuck_after_s }}` the number
+  `settings.STUCK_AFTER_S`.
 - Every table but `task_runs` may be missing: `task_runs__errors` until a run fails, the event
   tables while events are off or before the first one is loaded. An empty relation of the same
   shape (`OPTIONAL_TABLES`) stands in for a missing one, so every model is created anyway and
@@ -167,6 +170,19 @@ def sql_case_arms(mapping: Mapping[str, str]) -> str:
     )
 
 
+def sql_rank_arms(ranks: Mapping[str, int], unlisted: int) -> str:
+    """`WHEN 'status' THEN rank ... ELSE unlisted` for `CASE x {{ ... }} END`. Ranks must be
+    integers (anything else is a configuration error); with none, an arm that never matches keeps
+    the CASE valid SQL."""
+    for rank in (*ranks.values(), unlisted):
+        if isinstance(rank, bool) or not isinstance(rank, int):
+            raise DeckModelError(f"Expected an integer status rank for a model, got {rank!r}")
+    arms = " ".join(
+        f"WHEN {sql_literal(status)} THEN {int(rank)}" for status, rank in sorted(ranks.items())
+    )
+    return f"{arms or 'WHEN NULL THEN NULL'} ELSE {int(unlisted)}"
+
+
 def sql_number(value: float) -> str:
     """A finite number as a SQL literal; anything else is a configuration error."""
     number = float(value)
@@ -211,6 +227,9 @@ def placeholders(
         )
     replacements["final_statuses"] = sql_literal_list(list(settings.FINAL_STATUSES))
     replacements["status_spellings"] = sql_case_arms(settings.STATUS_SPELLINGS)
+    replacements["status_order"] = sql_rank_arms(
+        settings.STATUS_ORDER, settings.UNLISTED_STATUS_ORDER
+    )
     replacements["stuck_after_s"] = sql_number(settings.STUCK_AFTER_S)
     return replacements
 

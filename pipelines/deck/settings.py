@@ -93,6 +93,25 @@ STATUS_SPELLINGS: Mapping[str, str] = MappingProxyType(
     {"pending": "review_required", "cancelling": "canceling"}
 )
 
+# Deck emits several events of one run in the same millisecond (a run created already running
+# gets `task_run.queued` and `task_run.running` at one created_at) and event ids are random, so the
+# event models order a run's events by created_at, then by the (normalised) status's place in the
+# lifecycle below, then by id. A status not listed (a newer API's) ranks UNLISTED_STATUS_ORDER:
+# after running, before canceling and the final statuses, like the statuses that wait on a person.
+STATUS_ORDER: Mapping[str, int] = MappingProxyType(
+    {
+        "queued": 0,
+        "running": 1,
+        "interaction_required": 2,
+        "review_required": 2,
+        "canceling": 3,
+        "completed": 4,
+        "failed": 4,
+        "canceled": 4,
+    }
+)
+UNLISTED_STATUS_ORDER = 2
+
 # daily_task_run_waits.stuck_runs counts a run as stuck when its current status is open (not in
 # FINAL_STATUSES) and was entered more than this many seconds before the query runs. An hour is
 # twice Deck's default 30-minute run timeout: a run still queued, running or waiting on a person

@@ -26,6 +26,14 @@ FINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 # FACTS.md: older pages spell `cancelling`, and `pending` where newer ones say `review_required`.
 LEGACY_SPELLINGS = {"pending": "review_required", "cancelling": "canceling"}
 TYPE_PREFIX = "task_run."
+# Within one created_at a run's events follow the lifecycle (Deck sends e.g. queued and running of
+# a run created running in one millisecond, with random ids); a status not listed sits between
+# running and canceling. Only then do ids decide.
+LIFECYCLE_RANK = {
+    "queued": 0, "running": 1, "interaction_required": 2, "review_required": 2,
+    "canceling": 3, "completed": 4, "failed": 4, "canceled": 4,
+}
+UNLISTED_RANK = 2
 STUCK_AFTER_S = 3600.0
 
 
@@ -146,9 +154,14 @@ def event_status(row: Mapping[str, Any]) -> str | None:
     return LEGACY_SPELLINGS.get(status, status) if status is not None else None
 
 
+def status_rank(status: str) -> int:
+    """A normalised status's place in the lifecycle, which orders events sharing a timestamp."""
+    return LIFECYCLE_RANK.get(status, UNLISTED_RANK)
+
+
 def _usable(events: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Events by run, each with its status and parsed times, in (created_at, id) order; events
-    without a run id, a time or a status are dropped."""
+    """Events by run, each with its status and parsed times, in (created_at, lifecycle rank of
+    the normalised status, id) order; events without a run id, a time or a status are dropped."""
     by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for raw in events:
         row = event_row(raw)
@@ -162,7 +175,7 @@ def _usable(events: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any
         )
     for run_events in by_run.values():
         # Python compares str by code point, which is the byte order of UTF-8 (COLLATE "C").
-        run_events.sort(key=lambda e: (e["created_at"], e["id"]))
+        run_events.sort(key=lambda e: (e["created_at"], status_rank(e["status"]), e["id"]))
     return by_run
 
 

@@ -6,12 +6,17 @@
 -- its type (`task_run.<status>`), then read through settings.STATUS_SPELLINGS (`pending` ->
 -- `review_required`, `cancelling` -> `canceling`). The loaded rows keep what was sent.
 -- Events without a run id, a time or a status say nothing about a run and are left out.
--- A run's events are ordered by (created_at, id); ids compare byte by byte (COLLATE "C") so that
--- events sharing a timestamp come in the same order whatever the database's collation.
+-- A run's events are ordered by (created_at, status_rank, id). Deck emits several events of one
+-- run in the same millisecond (a run created already running gets queued and running at one
+-- created_at) and ids are random, so within a timestamp the normalised status's place in the
+-- lifecycle comes first (settings.STATUS_ORDER: queued 0 < running 1 < interaction_required,
+-- review_required 2 < canceling 3 < completed, failed, canceled 4; any other status
+-- settings.UNLISTED_STATUS_ORDER, 2). Ids break the remaining ties byte by byte (COLLATE "C"), so
+-- events of one rank sharing a timestamp come in the same order whatever the database's collation.
 -- An interval starts at each event whose status differs from the previous event's: a status
 -- re-sent or duplicated is not a transition. It ends when the run's next interval starts.
--- A run's agent_id, source_id, task_id and run_created_at are the latest non-NULL value among
--- its events (they do not change during a run; an event lacking one does not blank it).
+-- A run's agent_id, source_id, task_id and run_created_at are the last non-NULL value among its
+-- events in that order (they do not change during a run; an event lacking one does not blank it).
 --
 --   interval_index    0 for the run's first interval, then 1, 2, ...
 --   event_id          the event that opened the interval
@@ -50,33 +55,40 @@ events AS (
     FROM sent
     WHERE sent_status IS NOT NULL
 ),
+ranked AS (
+    SELECT
+        n.*,
+        CASE n.status {{ status_order }} END AS status_rank
+    FROM events n
+),
 sequenced AS (
     SELECT
         ev.*,
         LAG(ev.status) OVER (
-            PARTITION BY ev.task_run_id ORDER BY ev.created_at, ev.event_id COLLATE "C"
+            PARTITION BY ev.task_run_id
+            ORDER BY ev.created_at, ev.status_rank, ev.event_id COLLATE "C"
         ) AS previous_status,
         ROW_NUMBER() OVER (
             PARTITION BY ev.task_run_id
             ORDER BY CASE WHEN ev.agent_id IS NULL THEN 1 ELSE 0 END,
-                ev.created_at DESC, ev.event_id COLLATE "C" DESC
+                ev.created_at DESC, ev.status_rank DESC, ev.event_id COLLATE "C" DESC
         ) AS agent_pick,
         ROW_NUMBER() OVER (
             PARTITION BY ev.task_run_id
             ORDER BY CASE WHEN ev.source_id IS NULL THEN 1 ELSE 0 END,
-                ev.created_at DESC, ev.event_id COLLATE "C" DESC
+                ev.created_at DESC, ev.status_rank DESC, ev.event_id COLLATE "C" DESC
         ) AS source_pick,
         ROW_NUMBER() OVER (
             PARTITION BY ev.task_run_id
             ORDER BY CASE WHEN ev.task_id IS NULL THEN 1 ELSE 0 END,
-                ev.created_at DESC, ev.event_id COLLATE "C" DESC
+                ev.created_at DESC, ev.status_rank DESC, ev.event_id COLLATE "C" DESC
         ) AS task_pick,
         ROW_NUMBER() OVER (
             PARTITION BY ev.task_run_id
             ORDER BY CASE WHEN ev.run_created_at IS NULL THEN 1 ELSE 0 END,
-                ev.created_at DESC, ev.event_id COLLATE "C" DESC
+                ev.created_at DESC, ev.status_rank DESC, ev.event_id COLLATE "C" DESC
         ) AS created_pick
-    FROM events ev
+    FROM ranked ev
 ),
 runs AS (
     SELECT
@@ -95,10 +107,10 @@ starts AS (
         status,
         created_at AS entered_at,
         LEAD(created_at) OVER (
-            PARTITION BY task_run_id ORDER BY created_at, event_id COLLATE "C"
+            PARTITION BY task_run_id ORDER BY created_at, status_rank, event_id COLLATE "C"
         ) AS left_at,
         ROW_NUMBER() OVER (
-            PARTITION BY task_run_id ORDER BY created_at, event_id COLLATE "C"
+            PARTITION BY task_run_id ORDER BY created_at, status_rank, event_id COLLATE "C"
         ) - 1 AS interval_index
     FROM sequenced
     WHERE previous_status IS NULL OR previous_status <> status

@@ -10,10 +10,14 @@
 --   interval_index    0, 1, 2, ... in the run's order: ORDER BY task_run_id, interval_index
 --   event_id          the event that opened the interval
 --
--- A run's events are ordered by (created_at, id, byte order); consecutive events with the same
--- status form one interval (a re-sent status is not a transition). Events without a run id, a
--- time or any status are left out. Empty while no events are loaded. The logic is in
--- _task_run_status_intervals.sql, shared with task_run_lifecycle and daily_task_run_waits.
+-- A run's events are ordered by created_at, then the normalised status's place in the lifecycle
+-- (settings.STATUS_ORDER: queued < running < interaction_required, review_required and any
+-- status not listed < canceling < completed, failed, canceled), then id in byte order: Deck sends
+-- several events of a run in one millisecond (queued and running for a run created running) with
+-- random ids. Consecutive events with the same status form one interval (a re-sent status is not
+-- a transition). Events without a run id, a time or any status are left out. Empty while no
+-- events are loaded. The logic is in _task_run_status_intervals.sql, shared with
+-- task_run_lifecycle and daily_task_run_waits.
 SELECT
     task_run_id,
     agent_id,
