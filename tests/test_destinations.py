@@ -12,7 +12,7 @@ Run one destination with e.g. `pytest tests/test_destinations.py -k postgres`.
 
 import datetime as dt
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -24,7 +24,7 @@ from deck.destination import DestinationTraits
 from deck.lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from deck_simulator import DEMO_API_KEY, DeckSimulator
 from dlt.pipeline.exceptions import PipelineStepFailed
-from support import FAST_RETRIES, assert_matches_ground_truth, ts
+from support import FAST_RETRIES, assert_events_match, assert_matches_ground_truth, ts
 from support.destinations import (
     DESTINATIONS,
     NATIVE_TYPES,
@@ -32,6 +32,7 @@ from support.destinations import (
     canonical_type,
     make_warehouse,
 )
+from support.lifecycle import assert_lifecycle_models_match
 from support.postgres import PostgresServer, PostgresUnavailable
 
 
@@ -44,6 +45,20 @@ def wh(
 
 
 # ---- the scenarios, on every destination -------------------------------------------------------
+
+
+def test_events_and_their_models_match_the_simulator_on_every_destination(wh, simulator):
+    simulator.advance(3600 * 24, new_runs=300)
+    wh.sync(events=True)
+    simulator.advance(3600 * 3, new_runs=80)
+
+    result = wh.sync(events=True)
+
+    assert result.new_events > 0
+    assert_events_match(wh, simulator.events())
+    assert_matches_ground_truth(wh, simulator.runs())
+    if wh.kind != "delta":  # no SQL client on filesystem: no models there
+        assert_lifecycle_models_match(wh.rows, simulator.events(), datetime.now(timezone.utc))
 
 
 def test_first_sync_and_incremental_syncs_match_ground_truth(wh, simulator):

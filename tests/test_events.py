@@ -4,14 +4,21 @@ Ground truth is the simulator's own log (`DeckSimulator.events()`: what `GET /ev
 `event_log()`: everything ever emitted, expired events included), never the connector's output.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from deck.events import EVENT_GAPS_TABLE
 from deck_simulator import DeckSimulator
 from support import Warehouse, assert_events_match, assert_matches_ground_truth, make_simulator, ts
+from support.lifecycle import assert_lifecycle_models_match
 
 DAY = 24 * 3600
+
+
+@pytest.fixture
+def warehouse(tmp_path, simulator):
+    """Runs and events, as a user syncs by default."""
+    return Warehouse(tmp_path / "warehouse.duckdb", tmp_path / "dlt", simulator, with_events=True)
 
 
 @pytest.fixture
@@ -27,7 +34,7 @@ def requests_to(sim: DeckSimulator, path: str) -> int:
 
 
 def test_a_first_sync_loads_every_event_deck_keeps(tmp_path, month_sim):
-    warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", month_sim)
+    warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", month_sim, with_events=True)
 
     result = warehouse.sync()
 
@@ -41,8 +48,29 @@ def test_a_first_sync_loads_every_event_deck_keeps(tmp_path, month_sim):
     assert_matches_ground_truth(warehouse, month_sim.runs())
 
 
+def test_the_lifecycle_models_match_the_simulators_event_log(tmp_path, month_sim):
+    warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", month_sim, with_events=True)
+    oldest_kept = month_sim.now - timedelta(days=30)
+    warehouse.sync()
+    month_sim.advance(3 * 3600, new_runs=150)
+
+    warehouse.sync()
+
+    # what the first sync found, and everything since: events that expired from Deck in between
+    # stay in the warehouse
+    loaded = [e for e in month_sim.event_log() if ts(e["created_at"]) >= oldest_kept]
+    assert len(loaded) > len(month_sim.events())
+    assert_events_match(warehouse, loaded)
+    assert_lifecycle_models_match(warehouse.rows, loaded, datetime.now(timezone.utc))
+    complete = warehouse.query(
+        "SELECT history_complete, count(*) AS n FROM deck.task_run_lifecycle GROUP BY 1"
+    )
+    # runs created before Deck's 30 days have events but not their queued one
+    assert {r["history_complete"] for r in complete} == {True, False}
+
+
 def test_legacy_spellings_are_stored_as_sent(tmp_path, month_sim):
-    warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", month_sim)
+    warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", month_sim, with_events=True)
     warehouse.sync()
 
     rows = warehouse.query(
@@ -66,7 +94,7 @@ def test_legacy_spellings_are_stored_as_sent(tmp_path, month_sim):
 def test_incremental_syncs_load_each_new_event_once_in_either_sort_order(tmp_path, order):
     sim = make_simulator(seed=8, runs=400, history_days=10, order=order)
     try:
-        warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", sim)
+        warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", sim, with_events=True)
         warehouse.sync(pages_per_window=2)
         for hours in (1, 7, 30):
             sim.advance(3600 * hours, new_runs=120)

@@ -41,10 +41,17 @@ def make_pipeline(name: str, pipelines_dir: Path, destination: Any) -> dlt.Pipel
 
 
 def sync_from(simulator: DeckSimulator, pipeline: dlt.Pipeline, **options: Any) -> SyncResult:
-    """`deck.sync` against the simulator, with its key and fast retries unless overridden."""
+    """`deck.sync` against the simulator, with its key and fast retries unless overridden.
+
+    Runs only unless the test passes `events=True`: the many tests of runs need not pay for an
+    events backfill, and their request counts stay those of runs. Events are tested where they
+    are named (test_events, the destinations matrix, the crash tests with events, the soak) and
+    by every CLI test, which syncs with the defaults a user gets.
+    """
     options = {
         "api_key": DEMO_API_KEY,
         "base_url": simulator.base_url,
+        "events": False,
         **FAST_RETRIES,
         **options,
     }
@@ -59,6 +66,7 @@ class Warehouse:
     pipelines_dir: Path
     simulator: DeckSimulator
     pipeline_name: str = "deck_task_runs_test"
+    with_events: bool = False  # whether sync() loads task_run_events too (see sync_from)
 
     def pipeline(self) -> dlt.Pipeline:
         return make_pipeline(
@@ -66,7 +74,7 @@ class Warehouse:
         )
 
     def sync(self, **options: Any) -> SyncResult:
-        return sync_from(self.simulator, self.pipeline(), **options)
+        return sync_from(self.simulator, self.pipeline(), **{"events": self.with_events, **options})
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         with duckdb.connect(str(self.path), read_only=True) as con:
@@ -91,6 +99,10 @@ class Warehouse:
 
     def runs(self) -> dict[str, dict[str, Any]]:
         return rows_by_id(self.query("SELECT * FROM deck.task_runs"))
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of a table or view of dataset `deck`."""
+        return self.query(f"SELECT * FROM deck.{table}")
 
     def events(self) -> dict[str, dict[str, Any]]:
         """`task_run_events` by event id ({} when the table does not exist)."""

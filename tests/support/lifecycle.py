@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -277,3 +277,54 @@ def daily_waits(
             ),
         )
     return out
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-3)
+    return a == b
+
+
+def assert_lifecycle_models_match(
+    rows: Callable[[str], list[dict[str, Any]]],
+    events: Iterable[Mapping[str, Any]],
+    now: datetime,
+) -> None:
+    """The three lifecycle views (read with `rows(view)`) equal the oracle over these events
+    (the simulator's event log): every interval, every run's lifecycle, every daily group."""
+    events = list(events)
+    history = {(r["task_run_id"], r["interval_index"]): r for r in rows("task_run_status_history")}
+    expected = {(i.task_run_id, i.interval_index): i.as_row() for i in lifecycle_of(events)}
+    assert history.keys() == expected.keys(), (
+        f"{len(history.keys() - expected.keys())} extra, "
+        f"{len(expected.keys() - history.keys())} missing intervals"
+    )
+    wrong = [
+        (key, name, history[key][name], want[name])
+        for key, want in expected.items()
+        for name in want
+        if not _close(history[key][name], want[name])
+    ]
+    assert not wrong, f"{len(wrong)} history values differ, e.g. {wrong[:3]}"
+
+    runs = {r["task_run_id"]: r for r in rows("task_run_lifecycle")}
+    want_runs = lifecycles(events)
+    assert runs.keys() == want_runs.keys()
+    wrong = [
+        (run_id, name, runs[run_id][name], value)
+        for run_id, run in want_runs.items()
+        for name, value in vars(run).items()
+        if name in runs[run_id] and not _close(runs[run_id][name], value)
+    ]
+    assert not wrong, f"{len(wrong)} lifecycle values differ, e.g. {wrong[:3]}"
+
+    daily = {(r["day"], r["agent_id"], r["source_id"]): r for r in rows("daily_task_run_waits")}
+    want_daily = daily_waits(events, now)
+    assert daily.keys() == want_daily.keys()
+    wrong = [
+        (key, name, daily[key][name], value)
+        for key, group in want_daily.items()
+        for name, value in vars(group).items()
+        if not _close(daily[key][name], value)
+    ]
+    assert not wrong, f"{len(wrong)} daily values differ, e.g. {wrong[:3]}"
