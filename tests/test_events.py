@@ -6,6 +6,7 @@ Ground truth is the simulator's own log (`DeckSimulator.events()`: what `GET /ev
 
 from datetime import datetime, timedelta, timezone
 
+import duckdb
 import pytest
 from deck.events import EVENT_GAPS_TABLE
 from deck_simulator import DeckSimulator
@@ -223,3 +224,43 @@ def test_an_event_without_an_id_is_quarantined_and_the_rest_load(simulator, ware
     assert row["reason"] == "The record has no id, so it cannot be merged."
     assert '"trun_x"' in row["raw_json"]
     assert_events_match(warehouse, simulator.events())
+
+
+def test_a_full_refresh_reloads_the_runs_and_keeps_the_event_history(simulator, warehouse):
+    oldest_kept = simulator.now - timedelta(days=30)
+    simulator.advance(DAY, new_runs=200)
+    warehouse.sync()
+    simulator.advance(31 * DAY, new_runs=100)
+
+    result = warehouse.sync(full_refresh=True)
+
+    assert result.new_runs == len(simulator.runs())  # every run loaded again
+    assert_matches_ground_truth(warehouse, simulator.runs())
+    # events Deck no longer has are still in the warehouse: nothing dropped them
+    loaded = [e for e in simulator.event_log() if ts(e["created_at"]) >= oldest_kept]
+    assert len(loaded) > len(simulator.events())
+    assert_events_match(warehouse, loaded)
+
+
+def test_a_dropped_events_table_is_reloaded_from_what_deck_keeps_and_runs_stay(
+    simulator, warehouse, caplog
+):
+    simulator.advance(DAY, new_runs=200)
+    warehouse.sync()
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute("DROP VIEW deck.task_run_status_history")
+        con.execute("DROP VIEW deck.task_run_lifecycle")
+        con.execute("DROP VIEW deck.daily_task_run_waits")
+        con.execute("DROP TABLE deck.task_run_events")
+    simulator.advance(3600, new_runs=20)
+
+    result = warehouse.sync()
+
+    assert result.new_runs == 20  # the runs were not reloaded
+    assert_events_match(warehouse, simulator.events())
+    assert_matches_ground_truth(warehouse, simulator.runs())
+    assert any(
+        "deck.task_run_events is missing from the warehouse (dropped?): reloading the events"
+        " Deck still keeps (the last 30 days)" in r.getMessage()
+        for r in caplog.records
+    )

@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--full-refresh",
         action="store_true",
-        help="drop this source's tables and saved state first, then load everything again"
-        f" (events only as far back as Deck keeps them: {settings.EVENT_RETENTION_DAYS} days)",
+        help="drop the runs' tables and saved state first, then load all runs again"
+        f" (task_run_events are kept: Deck keeps only {settings.EVENT_RETENTION_DAYS} days of"
+        " them)",
     )
     parser.add_argument(
         "--no-events",

@@ -21,6 +21,7 @@ from dlt.common.schema import Schema
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
 
+from . import settings
 from .destination import DestinationTraits
 from .errors import DeckError
 from .events import EVENTS_TABLE
@@ -33,6 +34,15 @@ logger = logging.getLogger("deck")
 
 RESOURCE = "task_runs"
 RESOURCES = (RESOURCE, EVENTS_TABLE)  # every resource of the source, by table name
+RELOADED = {
+    RESOURCE: "all runs from start_date",
+    EVENTS_TABLE: f"the events Deck still keeps (the last {settings.EVENT_RETENTION_DAYS} days)",
+}
+
+
+def _belongs(table: str, root: str) -> bool:
+    """Whether `table` is the resource's own table or one nested in it."""
+    return table == root or table.startswith(root + "__")
 
 
 @dataclass
@@ -205,7 +215,7 @@ def missing_tables(pipeline: dlt.Pipeline, traits: DestinationTraits) -> list[st
         expected = [
             name
             for name in schema.data_table_names(seen_data_only=True)
-            if any(name == root or name.startswith(root + "__") for root in RESOURCES)
+            if any(_belongs(name, root) for root in RESOURCES)
         ]
         if not expected:
             return []
@@ -256,15 +266,19 @@ def _sync_locked(
     traits = DestinationTraits.of(pipeline)
     result.destination = traits
     file_format = traits.loader_file_format
+    # Resources whose tables and state are dropped and loaded again: on request only the runs
+    # (Deck keeps events 30 days: a history older than that exists only in the warehouse).
+    rebuild = [RESOURCE] if full_refresh else []
     gone = [] if full_refresh else missing_tables(pipeline, traits)
     if gone:
+        rebuild = [root for root in RESOURCES if any(_belongs(name, root) for name in gone)]
         logger.warning(
-            "%s missing from the warehouse (dropped?): reloading all runs from start_date",
+            "%s missing from the warehouse (dropped?): reloading %s",
             " and ".join(f"{pipeline.dataset_name}.{name}" for name in gone)
             + (" is" if len(gone) == 1 else " are"),
+            " and ".join(RELOADED[root] for root in rebuild),
         )
-        full_refresh = True
-    if full_refresh:
+    if rebuild:
         if pipeline.has_pending_data:
             # Leftovers of an earlier sync would be loaded first, into tables about to be
             # dropped (or already gone: they would fail on every run). Everything is reloaded.
@@ -284,13 +298,21 @@ def _sync_locked(
                 logger.info("Finished loading a package left by an interrupted sync; syncing now")
         while True:
             source = deck(**source_options)
+            refresh = None
+            kept = [name for name in source.resources if name not in rebuild]
+            if rebuild and result.loads == 0:
+                # dlt drops the tables and state of the resources it runs, and only those
+                source = source.with_resources(*[n for n in source.resources if n in rebuild])
+                refresh = "drop_resources"
             prepare_for_destination(source, traits)  # Delta on `filesystem`: upsert; else no-op
-            refresh = "drop_sources" if full_refresh and result.loads == 0 else None
             info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)
             prune_orphaned_nested_rows(pipeline, traits)  # Delta: nested rows of older versions
             result.load_infos.append(info)
             result.loads += 1
-            more_to_load = has_unfinished_plan(pipeline)
+            # a rebuild's first load ran only the rebuilt resources: the others still sync
+            more_to_load = has_unfinished_plan(pipeline) or bool(
+                refresh and kept and result.loads == 1
+            )
             if more_to_load:
                 logger.info(
                     "Load %d committed (%d runs so far, %d requests); continuing",
