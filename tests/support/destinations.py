@@ -146,6 +146,12 @@ class DestinationWarehouse:
             qualified = client.make_qualified_table_name(table)
         return self._sql(f"SELECT * FROM {qualified}")
 
+    def view_rows(self, view: str) -> list[dict[str, Any]]:
+        """Every row of a SQL model (a view: `rows` reads tables only)."""
+        with self.pipeline().sql_client() as client:
+            qualified = client.make_qualified_table_name(view)
+        return self._sql(f"SELECT * FROM {qualified}")
+
     def runs(self) -> dict[str, dict[str, Any]]:
         return rows_by_id(self.rows("task_runs"))
 
