@@ -264,3 +264,23 @@ def test_a_dropped_events_table_is_reloaded_from_what_deck_keeps_and_runs_stay(
         " Deck still keeps (the last 30 days)" in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_events_turned_off_in_the_middle_of_their_backfill_leave_their_plan_for_later(
+    simulator, warehouse
+):
+    from deck import deck
+    from support import FAST_RETRIES
+
+    simulator.advance(5 * DAY, new_runs=800)
+    warehouse.pipeline().run(
+        deck(api_key=simulator.api_key, base_url=simulator.base_url, max_runs_per_load=300,
+             pages_per_window=1, **FAST_RETRIES)
+    )  # one load: both backfills stopped with windows left
+
+    warehouse.sync(events=False)  # finishes the runs, and does not wait for the events
+
+    assert_matches_ground_truth(warehouse, simulator.runs())
+    assert 0 < len(warehouse.events()) < len(simulator.events())
+    warehouse.sync()
+    assert_events_match(warehouse, simulator.events())

@@ -235,12 +235,16 @@ def count_runs(pipeline: dlt.Pipeline, traits: DestinationTraits) -> int | None:
         return 0
 
 
-def has_unfinished_plan(pipeline: dlt.Pipeline) -> bool:
+def has_unfinished_plan(pipeline: dlt.Pipeline, resources: list[str]) -> bool:
     """Whether the last load stopped at `max_runs_per_load` with windows still to list (of runs
-    or of events): their plan is in the committed resource state, for the next load to resume."""
+    or of events): their plan is in the committed resource state, for the next load to resume.
+
+    Only the resources this sync runs count: a plan of events left by an earlier sync, when
+    events are now turned off, waits for them to be turned on again.
+    """
     sources = pipeline.state.get("sources", {})
-    resources = sources.get("deck", {}).get("resources", {})
-    return any(resources.get(name, {}).get("plan") for name in RESOURCES)
+    saved = sources.get("deck", {}).get("resources", {})
+    return any(saved.get(name, {}).get("plan") for name in resources)
 
 
 def sync(
@@ -299,7 +303,8 @@ def _sync_locked(
         while True:
             source = deck(**source_options)
             refresh = None
-            kept = [name for name in source.resources if name not in rebuild]
+            running = list(source.resources)
+            kept = [name for name in running if name not in rebuild]
             if rebuild and result.loads == 0:
                 # dlt drops the tables and state of the resources it runs, and only those
                 source = source.with_resources(*[n for n in source.resources if n in rebuild])
@@ -310,7 +315,7 @@ def _sync_locked(
             result.load_infos.append(info)
             result.loads += 1
             # a rebuild's first load ran only the rebuilt resources: the others still sync
-            more_to_load = has_unfinished_plan(pipeline) or bool(
+            more_to_load = has_unfinished_plan(pipeline, running) or bool(
                 refresh and kept and result.loads == 1
             )
             if more_to_load:
