@@ -293,7 +293,7 @@ def absent_optional_tables(client: SqlClientBase[Any]) -> set[str]:
     missing = set()
     for table, (_, reason) in OPTIONAL_TABLES.items():
         if not table_exists(client, table):
-            logger.info("No %s table yet (%s)", table, reason)
+            logger.debug("No %s table yet (%s)", table, reason)
             missing.add(table)
     return missing
 
