@@ -4,7 +4,8 @@
 
 KIND is one of:
 
-- `ours`              this project: `deck.sync(pipeline, **options)` into DuckDB (its defaults)
+- `ours`              this project: `deck.sync(pipeline, **options)` into DuckDB (its defaults,
+                      runs only: `events=False`, like the baselines)
 - `rest_api`          dlt's generic `rest_api_source` configured for `GET /task-runs` as a typical
                       user would, dlt's defaults (insert_values into DuckDB)
 - `rest_api_parquet`  the same with `loader_file_format="parquet"`
@@ -59,6 +60,9 @@ def run_ours(args: argparse.Namespace, options: Dict[str, Any]) -> Dict[str, Any
     from deck import sync
 
     pipeline = _pipeline(args.workdir)
+    # Runs only: the baselines (rest_api, raw) list GET /task-runs alone, so the comparisons stay
+    # like for like. The events backfill is not measured yet (the backfill issue adds it).
+    options = {"events": False, **options}
     rss_before = _rss_kb_now()
     cpu_start = _cpu_s()
     started = time.perf_counter()
