@@ -1,35 +1,25 @@
-"""The runs, their keyset index, the simulated clock and lifecycle transitions.
+"""The runs, their keyset index and the simulated clock.
 
 Runs are kept by id plus a sorted index of (created_at ms, id), which is exactly Deck's keyset
-order, so a page is a bisect and a slice. Scheduled transitions sit in a heap; ``advance`` pops
-the ones the clock reached. Every method is thread-safe (one re-entrant lock) because the HTTP
-server reads while a test mutates.
+order, so a page is a bisect and a slice. Their scheduled lifecycle steps are
+``transitions.Transitions``; ``advance`` applies the ones the clock reached. Every method is
+thread-safe (one re-entrant lock) because the HTTP server reads while a test mutates.
 """
 
 from __future__ import annotations
 
 import bisect
 import gc
-import heapq
 import json
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from .data import RunGenerator, Steps
+from .data import RunGenerator
 from .events import EventLog
 from .keyset import keyset_range
 from .times import MS_PER_DAY, coerce_time, dt_to_ms, fmt_ms, jsonable, parse_iso
-
-
-class Plan:
-    """The remaining lifecycle steps of one run; its identity marks heap entries as current."""
-
-    __slots__ = ("index", "steps")
-
-    def __init__(self, steps: Steps, index: int) -> None:
-        self.steps = steps
-        self.index = index
+from .transitions import Transitions
 
 
 class RunStore:
@@ -39,16 +29,13 @@ class RunStore:
         self.gen = generator
         self.events = events
         """One event per status change of a run (``GET /events``); guarded by ``lock`` too."""
-        self.lock = threading.RLock()  # runs, index, heap, clock
+        self.lock = threading.RLock()  # runs, index, transitions, clock
         self.now_ms = now_ms
         self.records: dict[str, Any] = {}
         """id (or raw-record handle) -> the object served (a dict, or anything for raw ones)."""
         self.keys: list[tuple[int, str]] = []
         """Sorted (created_at ms, id): Deck's keyset order."""
-        self._plans: dict[str, Plan] = {}
-        self._heap: list[tuple[int, int, str, Plan]] = []
-        self._seq = 0
-        self._sticky: dict[str, set[str]] = {}
+        self.transitions = Transitions(events)
         self._raw: set[str] = set()  # handles of records served as given (add_raw_record)
 
     # ---------------------------------------------------------------- reading
@@ -153,7 +140,7 @@ class RunStore:
                 for c in self.gen.spread_times(new_runs, start + 1 if end > start else start, end):
                     self._create_run(c, schedule_only=True)
             self.now_ms = end
-            self._run_due()
+            self.transitions.run_due(end, self.records)
 
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
         """See DeckSimulator.update_run."""
@@ -168,7 +155,7 @@ class RunStore:
                 bisect.insort(self.keys, (new_c, run_id))
                 obj["created_at"] = fmt_ms(new_c)
             if "status" in fields:
-                self._plans.pop(run_id, None)
+                self.transitions.cancel(run_id)
             before = obj.get("status")
             for key, value in fields.items():
                 obj[key] = jsonable(value)
@@ -216,7 +203,7 @@ class RunStore:
                 raise KeyError(handle)
             self.records[handle] = record
 
-    # ---------------------------------------------------------------- lifecycle
+    # ---------------------------------------------------------------- creating
 
     @staticmethod
     def _created_ms(obj: dict[str, Any]) -> int:
@@ -229,6 +216,7 @@ class RunStore:
         now = self.now_ms
         keys = self.keys
         emit = self.events.emit
+        settle = self.transitions.settle
         gc_was_enabled = gc.isenabled()
         gc.disable()  # millions of small dicts, no cycles: the collector would only slow this down
         # events already past retention are never served: skip storing them (500k runs)
@@ -240,7 +228,7 @@ class RunStore:
                 self.records[rid] = obj
                 keys.append((c, rid))
                 emit(c, rid, "queued", None, None)
-                self._settle(rid, obj, steps, 0, now)
+                settle(rid, obj, steps, now)
             keys.sort()
             self.events.index()  # sort now, not during the first request
         finally:
@@ -261,86 +249,13 @@ class RunStore:
         obj, steps = self.gen.generate(rid, c, status, self.now_ms)
         if extra:
             obj.update(extra)
-            self._sticky[rid] = set(extra)
+            self.transitions.stick(rid, set(extra))
         self.records[rid] = obj
         bisect.insort(self.keys, (c, rid))
         self.events.emit(c, rid, "queued", obj.get("result"), obj.get("runtime_ms"))
         if status is not None or schedule_only:
             # steps[0] holds the (forced) first state; the rest are scheduled after the clock
-            self._settle(rid, obj, steps, 0, c, apply_until_index=1)
+            self.transitions.settle(rid, obj, steps, c, apply_until_index=1)
         else:
-            self._settle(rid, obj, steps, 0, self.now_ms)
+            self.transitions.settle(rid, obj, steps, self.now_ms)
         return rid
-
-    def _settle(
-        self,
-        rid: str,
-        obj: dict[str, Any],
-        steps: Steps,
-        index: int,
-        until: int,
-        apply_until_index: int | None = None,
-    ) -> None:
-        """Apply the steps due by ``until`` (or exactly the first ``apply_until_index``);
-        schedule the rest. Called as the run is created (born ``queued``, whatever its object
-        says already): each applied step that changes the status emits its event."""
-        sticky = self._sticky.get(rid)
-        last_t = None
-        n = len(steps)
-        emit = self.events.emit
-        status: Any = "queued"
-        while index < n:
-            t, updates = steps[index]
-            if apply_until_index is not None:
-                if index >= apply_until_index:
-                    break
-            elif t > until:
-                break
-            if sticky:
-                for k, v in updates.items():
-                    if k not in sticky:
-                        obj[k] = v
-            else:
-                obj.update(updates)
-            if obj["status"] != status:
-                status = obj["status"]
-                emit(t, rid, status, obj["result"], obj["runtime_ms"])
-            last_t = t
-            index += 1
-        if last_t is not None and not (sticky and "updated_at" in sticky):
-            obj["updated_at"] = fmt_ms(last_t)
-        if index < n:
-            plan = Plan(steps, index)
-            self._plans[rid] = plan
-            self._seq += 1
-            heapq.heappush(self._heap, (steps[index][0], self._seq, rid, plan))
-        else:
-            self._plans.pop(rid, None)
-
-    def _run_due(self) -> None:
-        """Apply every scheduled transition whose time is <= the clock, in time order."""
-        heap = self._heap
-        now = self.now_ms
-        while heap and heap[0][0] <= now:
-            t, _, rid, plan = heapq.heappop(heap)
-            if self._plans.get(rid) is not plan:
-                continue  # cancelled by update_run
-            obj = self.records[rid]
-            sticky = self._sticky.get(rid)
-            _, updates = plan.steps[plan.index]
-            before = obj.get("status")
-            for k, v in updates.items():
-                if not sticky or k not in sticky:
-                    obj[k] = v
-            if not sticky or "updated_at" not in sticky:
-                obj["updated_at"] = fmt_ms(t)
-            if obj.get("status") != before:
-                self.events.emit(
-                    t, rid, obj.get("status"), obj.get("result"), obj.get("runtime_ms")
-                )
-            plan.index += 1
-            if plan.index < len(plan.steps):
-                self._seq += 1
-                heapq.heappush(heap, (plan.steps[plan.index][0], self._seq, rid, plan))
-            else:
-                del self._plans[rid]
