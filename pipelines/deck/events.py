@@ -195,9 +195,7 @@ class EventLoad(WindowedLoad[ListingState]):
         })
 
     def _load_window(self, listed: ListedWindow, plan: Plan) -> Iterator[Any]:
-        if self._gap_rows:
-            yield dlt.mark.with_table_name(self._gap_rows, EVENT_GAPS_TABLE)
-            self._gap_rows = []
+        yield from self._recorded_gap()
         self.stats.windows += 1
         clock = self.clock()
         lookback = self.options.lookback
@@ -226,7 +224,11 @@ class EventLoad(WindowedLoad[ListingState]):
         yield from self._rejected_rows(listed)
 
     def _after_listing(self) -> Iterator[Any]:
-        if self._gap_rows:  # no window was listed (nothing new): the gap is still recorded
+        yield from self._recorded_gap()  # when no window was listed (nothing new)
+
+    def _recorded_gap(self) -> Iterator[Any]:
+        """The gap row found when the plan was made, written with the load's first rows."""
+        if self._gap_rows:
             yield dlt.mark.with_table_name(self._gap_rows, EVENT_GAPS_TABLE)
             self._gap_rows = []
 
