@@ -178,3 +178,36 @@ def test_root_rows_copied_by_a_resumed_package_are_removed(simulator, warehouse)
 
     assert removed == 37
     assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+def test_a_package_left_both_normalized_and_extracted_by_a_kill_mid_commit_is_loaded_once(
+    tmp_path, simulator
+):
+    """dlt commits a normalized package by a rename, then deletes its extracted copy; a SIGKILL
+    between the two leaves both, and dlt alone would fail every later sync ("Directory not
+    empty"). The disk is put in exactly that state: the extracted copy is saved before normalize
+    and put back after it."""
+    import shutil
+
+    from deck import deck
+    from support import FAST_RETRIES
+
+    simulator.advance(3600 * 24, new_runs=100)
+    wh = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", simulator)
+    wh.sync()
+    simulator.advance(3600 * 24, new_runs=300)
+    pipeline = wh.pipeline()
+    pipeline.extract(
+        deck(api_key=simulator.api_key, base_url=simulator.base_url, events=False, **FAST_RETRIES)
+    )
+    [load_id] = pipeline.list_extracted_load_packages()
+    extracted = Path(pipeline.working_dir) / "normalize" / "extracted" / load_id
+    shutil.copytree(extracted, tmp_path / "saved")
+    pipeline.normalize()
+    shutil.copytree(tmp_path / "saved", extracted)
+    assert load_id in pipeline.list_normalized_load_packages()
+
+    result = wh.sync()
+
+    assert result.resumed_runs >= 300 and result.new_runs == 0  # loaded from the package
+    assert_matches_ground_truth(wh, simulator.runs())

@@ -27,6 +27,7 @@ from .errors import DeckError
 from .events import EVENTS_TABLE
 from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from .models import drop_models, refresh_models, table_exists
+from .packages import drop_extracted_copies_of_committed_packages
 from .scope import SyncScope, sync_scope
 from .source import deck
 
@@ -267,6 +268,7 @@ def _sync_locked(
 ) -> SyncResult:
     result = SyncResult()
     started = time.monotonic()
+    drop_extracted_copies_of_committed_packages(pipeline)
     traits = DestinationTraits.of(pipeline)
     result.destination = traits
     file_format = traits.loader_file_format
