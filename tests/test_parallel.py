@@ -1,5 +1,8 @@
 """Parallel window fetching: same warehouse as a sequential sync, within the shared rate budget."""
 
+import logging
+import threading
+from collections import Counter
 from pathlib import Path
 
 from support import Warehouse, assert_matches_ground_truth, make_simulator
@@ -26,13 +29,16 @@ def test_parallel_and_sequential_syncs_give_identical_warehouses(tmp_path: Path)
         sim.stop()
 
 
-def test_workers_share_one_rate_limiter_and_earn_no_429(tmp_path: Path):
+def test_workers_share_one_rate_limiter_across_loads_and_earn_no_429(tmp_path: Path):
+    """One limiter for the whole sync: the loads of a backfill, and the windows listed ahead
+    while dlt loads each of them, all count against the same budget."""
     sim = make_simulator(seed=32, runs=3_000, history_days=10, latency=0.02,
                          rate_limit=(15, 1.0))
     try:
         wh = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", sim)
         result = wh.sync(max_workers=6, pages_per_window=3, rate_limit_requests=15,
-                         rate_limit_period_s=1.0)
+                         rate_limit_period_s=1.0, max_runs_per_load=900)
+        assert result.loads >= 3
         assert sim.rate_limited_count == 0
         assert result.retries == 0
         stamps = sorted(r.at for r in sim.requests)
@@ -55,3 +61,44 @@ def test_a_rate_limited_server_is_survived_when_the_budget_is_set_too_high(tmp_p
         assert_matches_ground_truth(wh, sim.runs())
     finally:
         sim.stop()
+
+
+def test_windows_listed_ahead_while_a_load_is_loaded_are_not_listed_again(tmp_path: Path):
+    """While dlt normalizes and loads one load, the next load's windows are listed; the next
+    load takes those listings instead of sending the same requests again."""
+    sim = make_simulator(seed=34, runs=3_000, history_days=10)
+    marks: dict[str, list[int]] = {"committing": [], "committed": []}
+
+    class Marks(logging.Handler):
+        """Notes how many requests Deck had when the sync said a load's walk ended and when
+        the load committed; at the first, waits until a request listed ahead has arrived."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith("Committing after"):
+                seen = len(sim.requests)
+                marks["committing"].append(seen)
+                deadline = 600  # a sync point, not a timing assertion: fails only if it hangs
+                while len(sim.requests) == seen and deadline:
+                    threading.Event().wait(0.1)
+                    deadline -= 1
+            elif message.startswith("Load ") and "committed" in message:
+                marks["committed"].append(len(sim.requests))
+
+    handler = Marks()
+    logging.getLogger("deck").addHandler(handler)
+    try:
+        wh = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", sim)
+        result = wh.sync(pages_per_window=2, max_runs_per_load=600)
+    finally:
+        logging.getLogger("deck").removeHandler(handler)
+        sim.stop()
+
+    assert result.loads >= 4
+    # requests arrived between the end of a load's walk and its commit: listed ahead
+    assert all(b > a for a, b in zip(marks["committing"], marks["committed"], strict=True))
+    sent = Counter(
+        (r.path, tuple(sorted((k, tuple(v)) for k, v in r.params.items()))) for r in sim.requests
+    )
+    assert [request for request, n in sent.items() if n > 1] == []
+    assert_matches_ground_truth(wh, sim.runs())

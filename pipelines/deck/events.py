@@ -38,7 +38,7 @@ from .planning import retention_gap
 from .quarantine import REJECTED_COLUMNS, quarantine_row
 from .state import ListingState, Plan
 from .stats import SyncStats
-from .walker import ListedWindow
+from .walker import ListedWindow, ListingAhead
 from .windowed import WindowedLoad
 from .windows import format_timestamp
 
@@ -138,6 +138,7 @@ class EventLoad(WindowedLoad[ListingState]):
         stats: SyncStats,
         *,
         redact: list[str],
+        ahead: ListingAhead | None = None,
     ) -> None:
         self.filters = options.filters.for_events
         super().__init__(
@@ -149,6 +150,7 @@ class EventLoad(WindowedLoad[ListingState]):
             list_pages=client.list_events,
             params={},
             filters_fingerprint=self.filters.fingerprint(),
+            ahead=ahead,
         )
         self.redact = [r for r in redact if r]
         self.seen: set[str] = set()  # event ids handled in this load

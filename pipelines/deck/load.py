@@ -19,7 +19,7 @@ from .options import SourceOptions
 from .quarantine import Quarantine
 from .state import Plan, TaskRunState
 from .stats import SyncStats
-from .walker import ListedWindow
+from .walker import ListedWindow, ListingAhead
 from .windowed import WindowedLoad
 
 logger = logging.getLogger("deck")
@@ -38,6 +38,7 @@ class TaskRunLoad(WindowedLoad[TaskRunState]):
         stats: SyncStats,
         *,
         redact: list[str],
+        ahead: ListingAhead | None = None,
     ) -> None:
         super().__init__(
             client,
@@ -48,6 +49,7 @@ class TaskRunLoad(WindowedLoad[TaskRunState]):
             list_pages=client.list_task_runs,
             params=options.filters.params(),
             filters_fingerprint=options.filters.fingerprint(),
+            ahead=ahead,
         )
         self.tracker = RunTracker(self.state, options.filters, stats, options.lookback)
         self.quarantine = Quarantine(

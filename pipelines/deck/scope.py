@@ -1,4 +1,5 @@
-"""What lives for a whole sync rather than one load: one HTTP client and one stats object.
+"""What lives for a whole sync rather than one load: one HTTP client, one stats object, and the
+windows listed ahead between loads.
 
 dlt builds a fresh source for every `pipeline.run`, and a sync runs many. Were each source to
 build its own client, every load would start a new rate limiter while Deck's 10-second window
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from .client import DeckClient
 from .stats import SyncStats
+from .walker import ListingAhead
 
 
 @dataclass
@@ -29,6 +31,8 @@ class SyncScope:
     # Resources that listed everything in this sync: later loads (which continue a backfill of
     # the other resource) skip them instead of spending requests on a second no-change pass.
     finished: set[str] = field(default_factory=set)
+    # Per resource: the windows listed while dlt loads the previous load (walker.ListingAhead).
+    ahead: dict[str, ListingAhead] = field(default_factory=dict)
 
     def client_for(self, build: Callable[[SyncStats], DeckClient]) -> DeckClient:
         """The sync's client, built by the first load that needs it."""
@@ -36,7 +40,15 @@ class SyncScope:
             self.client = build(self.stats)
         return self.client
 
+    def ahead_for(self, resource: str, workers: int) -> ListingAhead:
+        """Where `resource`'s loads leave and take the windows listed between loads."""
+        if resource not in self.ahead:
+            self.ahead[resource] = ListingAhead(workers, limit=workers)
+        return self.ahead[resource]
+
     def close(self) -> None:
+        for ahead in self.ahead.values():
+            ahead.close()
         if self.client is not None:
             self.client.close()
 

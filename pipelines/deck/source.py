@@ -158,8 +158,11 @@ def deck(
             if not scope.credentials_checked:
                 client.check_credentials()
                 scope.credentials_checked = True
+            # Listing ahead pays only when another load of the same sync follows (`sync()`).
+            ahead = scope.ahead_for(name, options.workers) if shared is not None else None
             load = loads[name](
-                client, options, dlt.current.resource_state(), scope.stats, redact=redact
+                client, options, dlt.current.resource_state(), scope.stats, redact=redact,
+                ahead=ahead,
             )
             yield from load.items()
             if not load.more_to_load:

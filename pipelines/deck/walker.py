@@ -7,10 +7,14 @@ A window is handed to the load only once it was listed to its last page, and no 
 started unless the load has room for it, so a committed load never throws work away and memory
 holds at most `workers` windows. A window too big to list whole is cut (`planning.split_window`)
 after its first page, and its parts are listed instead.
+
+While dlt normalizes and loads a load, the next load's first windows are listed ahead
+(`ListingAhead`), so the sync keeps spending Deck's request budget across load boundaries.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,6 +28,8 @@ from .intake import checked_page
 from .planning import split_window
 from .records import Rejection
 from .windows import ONE_US, Window
+
+logger = logging.getLogger("deck")
 
 
 @dataclass
@@ -62,6 +68,7 @@ class WindowWalker:
         workers: int,
         pages_per_window: int,
         clock: Callable[[], datetime],
+        ahead: ListingAhead | None = None,
     ) -> None:
         self.list_pages = list_pages  # DeckClient.list_task_runs or .list_events
         self.params = params  # the list's filters, sent with every window
@@ -70,6 +77,7 @@ class WindowWalker:
         self.pages_per_window = pages_per_window
         self.clock = clock
         self.pending: list[Window] = []
+        self.ahead = ahead  # windows the previous load of the sync listed ahead of this one
 
     @property
     def runs_per_window(self) -> int:
@@ -82,6 +90,8 @@ class WindowWalker:
         """Listed windows, oldest first among those done together. `has_room(n)` says whether
         the load can take another window while `n` are in flight."""
         self.pending = sorted(windows, key=Window.sort_key)
+        if self.ahead is not None:
+            self.ahead.halt()  # from here on this walk takes the windows it listed
         in_flight: dict[Future[_Fetched], Window] = {}
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="deck-window")
@@ -90,7 +100,9 @@ class WindowWalker:
             while self.pending or in_flight:
                 while self.pending and len(in_flight) < self.workers and has_room(len(in_flight)):
                     window = self.pending.pop(0)
-                    in_flight[pool.submit(self._fetch, window, stop)] = window
+                    listed_ahead = self.ahead.take(window) if self.ahead is not None else None
+                    future = listed_ahead or pool.submit(self._fetch, window, stop)
+                    in_flight[future] = window
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -109,6 +121,11 @@ class WindowWalker:
         finally:
             stop.set()
             pool.shutdown(wait=not interrupted, cancel_futures=True)
+
+    def list_ahead(self) -> None:
+        """The load stopped at its budget: list the windows it left while dlt loads it."""
+        if self.ahead is not None and self.pending:
+            self.ahead.start(self.pending, self._fetch)
 
     def _fetch(self, window: Window, stop: threading.Event) -> _Fetched:
         """In a worker: the window's pages, or the parts to list instead when it is too big."""
@@ -132,3 +149,91 @@ class WindowWalker:
                 raise RuntimeError("sync stopped")  # only after another window failed
             fetched.append(checked_page(page, checks))
         return _Fetched(listed=ListedWindow(window, fetched, locate(window, checks)))
+
+
+class ListingAhead:
+    """Windows listed ahead of the load that will take them, for one resource of one sync.
+
+    A load ends at `max_runs_per_load`; dlt then normalizes and loads it, for seconds, while
+    Deck's request budget goes unspent. Between loads this lists the windows the load left, in
+    the order the next load will take them, following their cuts, and holds at most `limit`
+    listed windows (plus those in flight) in memory. It never touches state: the windows stay in
+    the committed plan until the load that takes them commits, so a kill while listing ahead
+    loses nothing. The next walk `halt`s it and `take`s each window's listing (done or still in
+    flight); what no load takes is dropped when the sync ends (`close`).
+    """
+
+    def __init__(self, workers: int, limit: int) -> None:
+        self.workers = workers
+        self.limit = limit
+        self._futures: dict[Window, Future[_Fetched]] = {}
+        self._stop = threading.Event()  # set when the sync ends: fetches stop between pages
+        self._halt = threading.Event()  # set when the next walk begins: no new fetch starts
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def start(
+        self, windows: list[Window], fetch: Callable[[Window, threading.Event], _Fetched]
+    ) -> None:
+        self.halt()
+        self._halt.clear()
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="deck-ahead")
+        self._thread = threading.Thread(
+            target=self._list, args=(sorted(windows, key=Window.sort_key), fetch, self._pool),
+            name="deck-ahead", daemon=True,
+        )
+        self._thread.start()
+
+    def _list(
+        self,
+        pending: list[Window],
+        fetch: Callable[[Window, threading.Event], _Fetched],
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        in_flight: dict[Future[_Fetched], Window] = {}
+        held = 0  # listed windows kept for the next load
+        try:
+            while not self._halt.is_set():
+                while pending and len(in_flight) < self.workers and held + len(in_flight) < (
+                    self.limit
+                ):
+                    window = pending.pop(0)
+                    if window not in self._futures:  # else listed ahead of an earlier load
+                        self._futures[window] = pool.submit(fetch, window, self._stop)
+                    in_flight[self._futures[window]] = window
+                if not in_flight:
+                    return
+                done, _ = wait(in_flight, timeout=0.05, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: in_flight[f].sort_key()):
+                    window = in_flight.pop(future)
+                    if future.exception() is not None:
+                        self._futures.pop(window, None)  # the next load lists it itself
+                        return
+                    fetched = future.result()
+                    if fetched.parts:
+                        pending = sorted(pending + fetched.parts, key=Window.sort_key)
+                    else:
+                        held += 1
+        finally:
+            pool.shutdown(wait=False)
+
+    def halt(self) -> None:
+        """Start no new listing (those in flight finish, for the next walk to take)."""
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def take(self, window: Window) -> Future[_Fetched] | None:
+        """The listing of `window` made ahead (done or in flight), if there is one."""
+        return self._futures.pop(window, None)
+
+    def close(self) -> None:
+        """The sync ends: listings no load took are dropped, fetches stop between pages."""
+        self.halt()
+        self._stop.set()
+        if self._futures:
+            logger.debug("Dropping %d windows listed ahead that no load took", len(self._futures))
+        for future in self._futures.values():
+            future.cancel()
+        self._futures.clear()

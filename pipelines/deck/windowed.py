@@ -21,7 +21,7 @@ from .options import SourceOptions
 from .planning import finish_plan, initial_plan, top_window
 from .state import ListingState, Plan
 from .stats import SyncStats
-from .walker import ListedWindow, WindowWalker
+from .walker import ListedWindow, ListingAhead, WindowWalker
 
 logger = logging.getLogger("deck")
 
@@ -51,6 +51,7 @@ class WindowedLoad(Generic[StateT]):
         list_pages: Callable[[dict[str, Any]], Iterator[Page]],
         params: dict[str, Any],
         filters_fingerprint: str,
+        ahead: ListingAhead | None = None,
     ) -> None:
         self.client = client
         self.options = options
@@ -74,6 +75,7 @@ class WindowedLoad(Generic[StateT]):
             workers=options.workers,
             pages_per_window=options.pages_per_window,
             clock=self.clock,
+            ahead=ahead,
         )
         self.loaded = 0
         self.more_to_load = False
@@ -141,6 +143,7 @@ class WindowedLoad(Generic[StateT]):
                 len(plan.windows),
             )
             self.more_to_load = True
+            self.walker.list_ahead()  # while dlt normalizes and loads this load
 
     def _load_window(self, listed: ListedWindow, plan: Plan) -> Iterator[Any]:
         """What one listed window loads (its records that are new or changed)."""

@@ -1,0 +1,98 @@
+"""`walker.ListingAhead`: what is listed between loads, and how much of it is held in memory.
+
+Pure logic over a stand-in for one window's listing (no HTTP): the sync-level behaviour, over real
+HTTP, is in test_parallel.py and test_crash.py.
+"""
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from deck.walker import ListedWindow, ListingAhead, _Fetched
+from deck.windows import Window
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def windows(n: int) -> list[Window]:
+    return [Window(T0 + timedelta(hours=i), T0 + timedelta(hours=i + 1)) for i in range(n)]
+
+
+class Listings:
+    """Lists any window whole, except those in `cut`, which it cuts in two (as a window too
+    big to list whole is); records every window it was asked to list."""
+
+    def __init__(self, cut: set[Window] = frozenset()) -> None:
+        self.cut = cut
+        self.listed: list[Window] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, window: Window, stop: threading.Event) -> _Fetched:
+        with self.lock:
+            self.listed.append(window)
+        if window in self.cut:
+            middle = window.start + (window.end - window.start) / 2
+            return _Fetched(parts=[Window(window.start, middle), Window(middle, window.end)])
+        return _Fetched(listed=ListedWindow(window))
+
+
+def listed_ahead(ahead: ListingAhead, pending: list[Window], listing: Listings) -> None:
+    ahead.start(pending, listing)
+    ahead._thread.join()  # it stops by itself once it holds `limit` listed windows
+
+
+def test_it_lists_the_oldest_pending_windows_up_to_its_limit():
+    ahead, listing, pending = ListingAhead(workers=3, limit=4), Listings(), windows(10)
+
+    listed_ahead(ahead, pending, listing)
+
+    assert sorted(listing.listed, key=Window.sort_key) == pending[:4]
+
+
+def test_windows_it_cut_do_not_count_against_the_limit_but_their_parts_do():
+    pending = windows(10)
+    listing = Listings(cut={pending[0]})
+    ahead = ListingAhead(workers=1, limit=3)
+
+    listed_ahead(ahead, pending, listing)
+
+    half = pending[0].start + timedelta(minutes=30)
+    assert listing.listed == [
+        pending[0],
+        Window(pending[0].start, half),
+        Window(half, pending[0].end),
+        pending[1],
+    ]
+
+
+def test_the_next_load_takes_each_listing_once_and_what_it_left_is_not_listed_again():
+    ahead, listing, pending = ListingAhead(workers=2, limit=2), Listings(), windows(6)
+    listed_ahead(ahead, pending, listing)
+
+    assert ahead.take(pending[0]).result().listed.window == pending[0]
+    assert ahead.take(pending[0]) is None
+    listed_ahead(ahead, pending[1:], listing)  # the next load stopped after taking one window
+
+    assert sorted(listing.listed, key=Window.sort_key) == pending[:3]
+
+
+def test_a_window_whose_listing_failed_is_left_for_the_next_load_to_list():
+    def failing(window: Window, stop: threading.Event) -> _Fetched:
+        raise RuntimeError("Deck answered 503 eight times")
+
+    ahead, pending = ListingAhead(workers=1, limit=2), windows(3)
+    ahead.start(pending, failing)
+    ahead._thread.join()
+
+    assert ahead.take(pending[0]) is None
+
+
+def test_closing_drops_every_listing_no_load_took():
+    ahead, listing, pending = ListingAhead(workers=2, limit=2), Listings(), windows(4)
+    listed_ahead(ahead, pending, listing)
+
+    ahead.close()
+
+    assert [ahead.take(w) for w in pending] == [None] * 4
