@@ -139,6 +139,7 @@ class WindowWalker:
             page_size=self.page_size,
             pages_per_window=self.pages_per_window,
             clock=self.clock(),
+            slices=self.workers,
         )
         if parts:
             pages.close()
