@@ -103,7 +103,8 @@ per_day = q(
     """
 )
 buckets, bucket = by_bucket(per_day, ["success", "failure", "unknown", "no_result", "rated_runs"])
-buckets["success_rate"] = buckets["success"] / buckets["rated_runs"].where(buckets["rated_runs"] > 0)
+rated = buckets["rated_runs"].where(buckets["rated_runs"] > 0)  # no rated run: no rate, not 0
+buckets["success_rate"] = buckets["success"] / rated
 width = BUCKET_WIDTH_DAYS[bucket]
 
 fig, (ax, rate_ax) = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True,
