@@ -243,10 +243,12 @@ def label_bar_ends(ax: plt.Axes, bars: Any, labels: List[str], limit: float) -> 
                     color="white" if inside else "black")
 
 
-def labels_outside_axes(fig: plt.Figure, tolerance_px: float = 1.0) -> List[str]:
-    """Texts drawn in an axes (bar labels, notes) whose box crosses the axes' frame."""
+def labels_outside_axes(fig: plt.Figure, margin_px: float = 1.0) -> List[str]:
+    """Texts drawn in an axes (bar labels, notes) that touch or cross the axes' frame: a text
+    must stay `margin_px` inside it, clear of the frame's line (0.8 pt, about 1 px wide)."""
     fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+    get_renderer = getattr(fig.canvas, "get_renderer", None)  # Agg-based canvases (inline too)
+    renderer = get_renderer() if get_renderer else fig._get_renderer()
     outside = []
     for ax in fig.axes:
         frame = ax.get_window_extent(renderer)
@@ -254,8 +256,8 @@ def labels_outside_axes(fig: plt.Figure, tolerance_px: float = 1.0) -> List[str]
             if not text.get_visible() or not text.get_text().strip():
                 continue
             box = text.get_window_extent(renderer)
-            if (box.x0 < frame.x0 - tolerance_px or box.x1 > frame.x1 + tolerance_px
-                    or box.y0 < frame.y0 - tolerance_px or box.y1 > frame.y1 + tolerance_px):
+            if (box.x0 < frame.x0 + margin_px or box.x1 > frame.x1 - margin_px
+                    or box.y0 < frame.y0 + margin_px or box.y1 > frame.y1 - margin_px):
                 outside.append(f"{ax.get_title() or 'untitled'}: {text.get_text()!r}")
     return outside
 
