@@ -17,7 +17,7 @@ import os
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import duckdb
 import matplotlib
@@ -51,7 +51,7 @@ def dataset() -> str:
     return os.environ.get("DECK_DATASET", "deck")
 
 
-def figures_dir() -> Optional[Path]:
+def figures_dir() -> Path | None:
     value = os.environ.get("DECK_FIGURES_DIR")
     return Path(value) if value else None
 
@@ -60,7 +60,7 @@ def figures_dir() -> Optional[Path]:
 _models_checked: set[tuple[Path, str]] = set()
 
 
-def _missing_models(path: Path, schema: str) -> List[str]:
+def _missing_models(path: Path, schema: str) -> list[str]:
     with duckdb.connect(str(path), read_only=True) as con:
         rows = con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]
@@ -108,7 +108,7 @@ def query(sql: str) -> pd.DataFrame:
 
 # One colour per status in every chart (a reader who learnt "purple is review" in one chart must
 # not find review green in the next). Statuses Deck adds later share OTHER_STATUS_COLOR.
-STATUS_COLORS: Dict[str, str] = {
+STATUS_COLORS: dict[str, str] = {
     "queued": "#aab7b8",
     "running": "#2e86c1",
     "interaction_required": "#e67e22",
@@ -120,7 +120,7 @@ STATUS_COLORS: Dict[str, str] = {
 }
 OTHER_STATUS_COLOR = "#f1c40f"
 # Results in the same hues as the final statuses they go with (success ~ completed, ...).
-RESULT_COLORS: Dict[str, str] = {
+RESULT_COLORS: dict[str, str] = {
     "success": "#4c9a2a",
     "failure": "#c0392b",
     "unknown": "#f0ad4e",
@@ -141,7 +141,7 @@ def status_color(status: str) -> str:
     return STATUS_COLORS.get(normal_status(status), OTHER_STATUS_COLOR)
 
 
-def status_sort_key(status: str) -> tuple:
+def status_sort_key(status: str) -> tuple[int, str]:
     """Lifecycle order (queued, running, waiting on a person, canceling, final); others last."""
     status = normal_status(status)
     return (STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER), status)
@@ -195,7 +195,7 @@ NICE_RUNTIME_CAPS_S = (60, 300, 600, 1800, 3600, 7200, 21600, 86400, 7 * 86400, 
 RUNTIME_CAP_FACTOR = 4.0
 
 
-def runtime_cap(p95_seconds: float, max_seconds: float) -> Optional[float]:
+def runtime_cap(p95_seconds: float, max_seconds: float) -> float | None:
     """Where the main runtime axis ends, or None when every run fits without stretching it."""
     target = RUNTIME_CAP_FACTOR * p95_seconds
     cap = next((c for c in NICE_RUNTIME_CAPS_S if c >= target), None)
@@ -207,7 +207,9 @@ def runtime_cap(p95_seconds: float, max_seconds: float) -> Optional[float]:
 BUCKET_NOUN = {"day": "day", "week": "week (from Monday)", "month": "month"}
 
 
-def by_bucket(frame: pd.DataFrame, sums: List[str], day: str = "day") -> tuple:
+def by_bucket(
+    frame: pd.DataFrame, sums: list[str], day: str = "day"
+) -> tuple[pd.DataFrame, str]:
     """Sum `sums` of a per-day frame into the bucket its date range calls for.
 
     Returns (frame with `start`, the summed columns and `partial`, bucket name)."""
@@ -231,7 +233,7 @@ def human(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def label_bar_ends(ax: plt.Axes, bars: Any, labels: List[str], limit: float) -> None:
+def label_bar_ends(ax: plt.Axes, bars: Any, labels: list[str], limit: float) -> None:
     """Label horizontal bars at their end: inside a bar that reaches past half of `limit` (white
     on the bar), just outside a shorter one, so no label runs past the axis at `limit`."""
     for bar, label in zip(bars, labels, strict=True):
@@ -243,7 +245,7 @@ def label_bar_ends(ax: plt.Axes, bars: Any, labels: List[str], limit: float) -> 
                     color="white" if inside else "black")
 
 
-def labels_outside_axes(fig: plt.Figure, margin_px: float = 1.0) -> List[str]:
+def labels_outside_axes(fig: plt.Figure, margin_px: float = 1.0) -> list[str]:
     """Texts drawn in an axes (bar labels, notes) that touch or cross the axes' frame: a text
     must stay `margin_px` inside it, clear of the frame's line (0.8 pt, about 1 px wide)."""
     fig.canvas.draw()
@@ -263,7 +265,7 @@ def labels_outside_axes(fig: plt.Figure, margin_px: float = 1.0) -> List[str]:
 
 
 # Every figure shown in this kernel, by name (the tests read them back; so can you).
-shown: Dict[str, plt.Figure] = {}
+shown: dict[str, plt.Figure] = {}
 
 
 def show(fig: plt.Figure, name: str) -> None:
