@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NB_STAMP := $(VENV)/.installed-notebooks
 
-.PHONY: setup demo sync test unit lint bench notebooks notebook-figures clean
+.PHONY: setup demo sync test unit lint bench notebooks notebook-figures readme-image \
+	dashboard-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -46,10 +47,34 @@ notebooks: $(NB_STAMP)  ## open the analysts' notebooks in Jupyter Lab, on the d
 	$(BIN)/python pipelines/task_runs.py --demo
 	$(BIN)/jupyter lab notebooks/
 
-notebook-figures: $(NB_STAMP)  ## run the notebooks headless: figures in build/figures/
+# The figures of whichever warehouse the notebooks read (DECK_DUCKDB_PATH, else the demo, synced
+# first) go to build/figures/ only: a real warehouse's data never lands in a committed file.
+notebook-figures: $(NB_STAMP)  ## run the notebooks headless: figures in build/figures/ (DECK_DUCKDB_PATH=... for yours)
+ifeq ($(DECK_DUCKDB_PATH),)
 	$(BIN)/python pipelines/task_runs.py --demo
+endif
 	DECK_FIGURES_DIR=$(CURDIR)/build/figures MPLBACKEND=Agg $(BIN)/jupyter execute notebooks/overview.ipynb notebooks/errors.ipynb notebooks/lifecycle.ipynb
-	cp build/figures/runs_per_day.png docs/images/runs_per_day.png
+
+# The README's picture, from a demo warehouse written afresh in build/readme-demo/ (its own dlt
+# state), whatever DECK_DUCKDB_PATH says.
+README_DEMO := $(CURDIR)/build/readme-demo
+readme-image: $(NB_STAMP)  ## redraw docs/images/runs_per_day.png from a fresh demo warehouse (never yours)
+	rm -rf $(README_DEMO) && mkdir -p $(README_DEMO)
+	cd $(README_DEMO) && DLT_DATA_DIR=$(README_DEMO)/dlt-data $(abspath $(BIN))/python $(CURDIR)/pipelines/task_runs.py --demo
+	DECK_DUCKDB_PATH=$(README_DEMO)/deck_task_runs_demo.duckdb DECK_DATASET=deck DECK_FIGURES_DIR=$(README_DEMO)/figures MPLBACKEND=Agg $(BIN)/jupyter execute notebooks/overview.ipynb
+	cp $(README_DEMO)/figures/runs_per_day.png docs/images/runs_per_day.png
+
+# dlt's dashboard (`dlt pipeline deck_task_runs_demo show`) opened in headless Chromium, checked
+# against the warehouse, screenshots in build/dashboard/. Not in `make test`: it needs Chromium
+# (Debian: apt-get install chromium) and dltHub's packages, which CI does not install. Those are
+# added to the venv under constraints that pin every package already there, so the versions the
+# tests run with do not change.
+DASHBOARD_OUT := $(CURDIR)/build/dashboard
+dashboard-check: $(STAMP)  ## dlt's dashboard in headless Chromium: checked, screenshots in build/dashboard/
+	mkdir -p $(DASHBOARD_OUT)
+	$(BIN)/pip freeze --exclude-editable | grep -v ' @ ' > $(DASHBOARD_OUT)/constraints.txt
+	$(BIN)/pip install --quiet -c $(DASHBOARD_OUT)/constraints.txt "dlt[hub]>=1.31,<1.32" marimo ibis-framework
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/dashboard_check.py --out $(DASHBOARD_OUT)
 
 clean:
 	rm -rf $(VENV) *.duckdb .pytest_cache build

@@ -30,8 +30,9 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from deck_notebook import query, short, show
+from deck_notebook import BUCKET_NOUN, BUCKET_WIDTH_DAYS, by_bucket, query, short, show
 from IPython.display import display
+from matplotlib.colors import to_rgba
 
 
 def q(sql: str) -> pd.DataFrame:
@@ -60,10 +61,12 @@ glance = q(
 display(glance)
 
 # %% [markdown]
-# ## Errors per day, by type
+# ## Errors per day (or week, or month), by type
 #
-# Errors of runs created each day (UTC). A spike of one type usually points at one source or
-# one credential: the next charts narrow it down.
+# Errors of runs created in each bucket (UTC): a bar per day up to 92 days of data, per week up
+# to a year and a half, per month beyond (as in the overview); a partly covered first or last
+# bucket is drawn lighter. A spike of one type usually points at one source or one credential:
+# the next charts narrow it down.
 
 # %%
 per_day = q(
@@ -75,16 +78,19 @@ per_day = q(
     """
 )
 wide = per_day.pivot_table(index="day", columns="type", values="errors", fill_value=0)
-wide.index = pd.to_datetime(wide.index)
+types = list(wide.columns)
+buckets, bucket = by_bucket(wide.reset_index(), types)
 fig, ax = plt.subplots(figsize=(11, 4))
-bottom = np.zeros(len(wide))
-for column in wide.columns:
-    ax.bar(wide.index, wide[column], bottom=bottom, width=0.85, label=column)
-    bottom += wide[column].to_numpy(dtype=float)
-ax.set_ylabel("errors")
-ax.set_title("Errors per day, by type")
-ax.legend(ncols=len(wide.columns), fontsize="small", loc="upper left")
-ax.set_ylim(0, bottom.max() * 1.25)
+bottom = np.zeros(len(buckets))
+for column, color in zip(types, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False):
+    shades = [to_rgba(color, 0.4 if partial else 1.0) for partial in buckets["partial"]]
+    ax.bar(buckets["start"], buckets[column], bottom=bottom, width=BUCKET_WIDTH_DAYS[bucket],
+           align="edge", color=shades, label=column)
+    bottom += buckets[column].to_numpy(dtype=float)
+ax.set_ylabel(f"errors per {bucket}")
+ax.set_title(f"Errors per {BUCKET_NOUN[bucket]}, by type")
+ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+ax.set_ylim(0, bottom.max() * 1.05)
 fig.autofmt_xdate()
 show(fig, "errors_per_day_by_type")
 
@@ -110,7 +116,7 @@ ax.set_xticks(range(len(grid.columns)), [short(c) for c in grid.columns], rotati
               ha="right")
 ax.set_yticks(range(len(grid.index)), grid.index)
 for (row, col), value in np.ndenumerate(grid.to_numpy()):
-    ax.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize="small",
+    ax.text(col, row, f"{value:,.0f}", ha="center", va="center", fontsize="small",
             color="white" if value > grid.to_numpy().max() * 0.6 else "black")
 ax.set_title("Errors by code and source")
 fig.colorbar(image, ax=ax, label="errors")
@@ -168,7 +174,8 @@ codes = (
 )
 fig, ax = plt.subplots(figsize=(11, 4))
 ax.boxplot([durations.loc[durations["first_error_code"] == c, "duration_seconds"] for c in codes],
-           tick_labels=codes, orientation="horizontal", showfliers=True)
+           tick_labels=codes, orientation="horizontal", showfliers=True,
+           flierprops={"marker": ".", "markersize": 3, "alpha": 0.3})
 ax.set_xscale("log")
 ax.set_xlabel("run duration (seconds, log scale)")
 ax.set_title("Duration of failing runs, by first error code")
@@ -202,7 +209,8 @@ pairs = q(
 )
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 2]})
 bars = axes[0].bar(counts["error_count"].astype(str), counts["runs"], color="#c0392b")
-axes[0].bar_label(bars, padding=2, fontsize="small")
+axes[0].bar_label(bars, labels=[f"{n:,}" for n in counts["runs"]], padding=2, fontsize="small")
+axes[0].set_ylim(0, counts["runs"].max() * 1.12)  # room for the label above the tallest bar
 axes[0].set_xlabel("errors in the run")
 axes[0].set_ylabel("runs")
 axes[0].set_title("Errors per failing run")

@@ -36,18 +36,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from deck import settings
-from deck_notebook import query, short, show
+from deck_notebook import human, query, short, show, status_color, time_bucket
 from IPython.display import Markdown, display
 from matplotlib.colors import LogNorm
 
+# The open statuses, in lifecycle order (final statuses have no time "in" them).
 STATUS_ORDER = ["queued", "running", "interaction_required", "review_required", "canceling"]
-STATUS_COLORS = {
-    "queued": "#95a5a6",
-    "running": "#2e86c1",
-    "interaction_required": "#e67e22",
-    "review_required": "#8e44ad",
-    "canceling": "#c0392b",
-}
 UNITS = [("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0), ("seconds", 1.0)]
 
 
@@ -61,17 +55,6 @@ def unit_for(seconds: pd.Series) -> tuple:
     """The largest unit in which the biggest value is at least 2: (name, seconds per unit)."""
     top = float(seconds.max()) if len(seconds) else 0.0
     return next(((n, s) for n, s in UNITS if top >= 2 * s), UNITS[-1])
-
-
-def human(seconds: float) -> str:
-    """A duration as a person says it: 42 s, 7.5 min, 3.2 h, 12 d."""
-    if pd.isna(seconds):
-        return ""
-    for name, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            value = seconds / size
-            return f"{value:.0f} {name}" if value >= 10 else f"{value:.1f} {name}"
-    return f"{seconds:.0f} s"
 
 
 # %% [markdown]
@@ -162,19 +145,29 @@ if events_loaded:
 # ## Queue wait over time
 #
 # Seconds from a run's creation to its first `running`, per day of creation (UTC), over every
-# agent and source. `daily_task_run_waits` has the same percentiles per agent and source.
+# agent and source; per week (from Monday) once the events span more than 92 days, per month
+# beyond a year and a half, as in the overview. `daily_task_run_waits` has the same percentiles
+# per agent and source and day.
 
 # %%
 if events_loaded:
-    waits = q(
+    first, last = q(
         """
-        SELECT CAST(timezone('UTC', run_created_at) AS DATE) AS day,
+        SELECT min(CAST(timezone('UTC', run_created_at) AS DATE)),
+               max(CAST(timezone('UTC', run_created_at) AS DATE))
+        FROM task_run_lifecycle WHERE queued_seconds IS NOT NULL
+        """
+    ).iloc[0]
+    bucket = time_bucket(pd.Timestamp(first).date(), pd.Timestamp(last).date())
+    waits = q(
+        f"""
+        SELECT date_trunc('{bucket}', CAST(timezone('UTC', run_created_at) AS DATE)) AS day,
                quantile_cont(queued_seconds, 0.5) AS p50,
                quantile_cont(queued_seconds, 0.95) AS p95,
                count(queued_seconds) AS runs
         FROM task_run_lifecycle
         WHERE queued_seconds IS NOT NULL
-        GROUP BY day
+        GROUP BY ALL
         ORDER BY day
         """
     )
@@ -187,7 +180,8 @@ if events_loaded:
     ax.plot(waits["day"], waits["p50"], color="#1b4f72", marker="o", markersize=3, label="p50")
     ax.set_ylim(0, waits["p95"].max() * 1.15)
     ax.set_ylabel("queue wait (seconds)")
-    ax.set_title(f"Queue wait per day of creation ({int(waits['runs'].sum()):,} runs that ran)")
+    ran = int(waits["runs"].sum())
+    ax.set_title(f"Queue wait per {bucket} of creation ({ran:,} runs that ran)")
     ax.legend(loc="upper left", fontsize="small", ncols=3)
     fig.autofmt_xdate()
     show(fig, "queue_wait_per_day")
@@ -226,7 +220,8 @@ if events_loaded:
             top = slowest[slowest["status"] == status].iloc[::-1]
             unit, size = unit_for(top["seconds_in_status"])
             labels = [f"{short(r.task_run_id)} · {short(r.agent_id)}" for r in top.itertuples()]
-            bars = ax.barh(labels, top["seconds_in_status"] / size, color=STATUS_COLORS[status])
+            bars = ax.barh(labels, top["seconds_in_status"] / size, color=status_color(status),
+                           label=status)
             ax.bar_label(bars, [human(s) for s in top["seconds_in_status"]], padding=3,
                          fontsize="small")
             ax.set_xlim(0, (top["seconds_in_status"] / size).max() * 1.18)

@@ -6,19 +6,23 @@ jupytext source with nbclient. Each notebook asserts that every axis of every fi
 saves each figure to `DECK_FIGURES_DIR`; this test checks that the PNGs are there and not blank.
 """
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections import defaultdict
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Callable, Dict, List
 
 import dlt
 import duckdb
 import pytest
 from deck import settings
 from deck.models import refresh_models
+from support import make_pipeline, make_simulator, sync_from
 
 jupytext = pytest.importorskip("jupytext", reason="notebook tests need the 'notebooks' extra")
 nbclient = pytest.importorskip("nbclient", reason="notebook tests need the 'notebooks' extra")
@@ -93,8 +97,74 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir / "deck_task_runs_demo.duckdb"
 
 
-def execute(notebook: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> "nbformat.NotebookNode":
-    """Run every cell of the notebook's jupytext source; a failing cell fails the test."""
+# Appended to a notebook by `execute(..., facts=True)`: prints what every figure shown in the
+# kernel drew (read from the matplotlib objects after layout), as one JSON line after "FACTS".
+FACTS_CELL = r"""
+import json as _json
+import deck_notebook as _dn
+from matplotlib.backends.backend_agg import FigureCanvasAgg as _Agg
+from matplotlib.colors import to_hex as _hex
+from matplotlib.lines import Line2D as _Line2D
+from matplotlib.patches import Rectangle as _Rectangle
+from matplotlib.text import Annotation as _Annotation
+
+
+def _colour(handle):
+    patches = getattr(handle, "patches", None)
+    artist = patches[0] if patches else handle
+    if isinstance(artist, _Line2D):
+        return _hex(artist.get_color(), keep_alpha=False)
+    return _hex(artist.get_facecolor(), keep_alpha=False)
+
+
+def _axes_facts(ax, renderer):
+    handles, labels = ax.get_legend_handles_labels()
+    bars = [p for p in ax.patches if isinstance(p, _Rectangle)]
+    return {
+        "title": ax.get_title(),
+        "frame": [float(v) for v in ax.get_window_extent(renderer).extents],
+        "xlim": [float(v) for v in ax.get_xlim()],
+        "xscale": ax.get_xscale(),
+        "colours": {label: _colour(h) for h, label in zip(handles, labels)},
+        "texts": [
+            {"text": t.get_text(),
+             "box": [float(v) for v in t.get_window_extent(renderer).extents],
+             "xy": [float(v) for v in t.xy] if isinstance(t, _Annotation) else None}
+            for t in ax.texts if t.get_visible() and t.get_text().strip()
+        ],
+        "bar_total": float(sum(p.get_height() for p in bars)),
+        "bar_starts": sorted({round(float(p.get_x()), 6) for p in bars}),
+        "lines": [line.get_label() for line in ax.get_lines()],
+    }
+
+
+def _figure_facts(fig):
+    canvas = _Agg(fig)  # a closed figure has lost its backend's canvas: draw it like savefig
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    return [_axes_facts(ax, renderer) for ax in fig.axes]
+
+
+print("FACTS" + _json.dumps({name: _figure_facts(f) for name, f in _dn.shown.items()}))
+"""
+
+Facts = Dict[str, List[Dict[str, Any]]]  # figure name -> one dict per axes
+
+
+def facts_of(nb: "nbformat.NotebookNode") -> Facts:
+    """What the FACTS_CELL printed."""
+    for output in nb.cells[-1].get("outputs", []):
+        for line in output.get("text", "").splitlines():
+            if line.startswith("FACTS"):
+                return json.loads(line[len("FACTS"):])
+    raise AssertionError("the facts cell printed nothing")
+
+
+def execute(
+    notebook: Path, monkeypatch: pytest.MonkeyPatch, facts: bool = False, **env: str
+) -> "nbformat.NotebookNode":
+    """Run every cell of the notebook's jupytext source; a failing cell fails the test. With
+    `facts`, a last cell prints what every figure drew (read it with `facts_of`)."""
     # The kernel imports `deck` from this checkout, not from wherever the venv's editable
     # install points (another worktree's code would be tested otherwise).
     pythonpath = os.pathsep.join(
@@ -104,6 +174,8 @@ def execute(notebook: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> "nbf
     for key, value in {**defaults, **env}.items():
         monkeypatch.setenv(key, value)
     nb = jupytext.read(notebook)
+    if facts:
+        nb.cells.append(nbformat.v4.new_code_cell(FACTS_CELL))
     client = nbclient.NotebookClient(
         nb,
         timeout=600,
@@ -125,19 +197,38 @@ def test_there_are_an_overview_an_errors_and_a_lifecycle_notebook():
     assert LIFECYCLE_FIGURES == set(figure_names(NOTEBOOKS_DIR / "lifecycle.py"))
 
 
+@pytest.fixture(scope="session")
+def demo_runs(
+    demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], tuple]:
+    """Each notebook executed once on the demo warehouse, with its figures' facts: a function
+    from a notebook's stem to (figures folder, facts)."""
+    done: Dict[str, tuple] = {}
+
+    def run(stem: str) -> tuple:
+        if stem not in done:
+            figures = tmp_path_factory.mktemp(f"figures-{stem}")
+            with pytest.MonkeyPatch.context() as monkeypatch:
+                nb = execute(NOTEBOOKS_DIR / f"{stem}.py", monkeypatch, facts=True,
+                             DECK_DUCKDB_PATH=str(demo_warehouse),
+                             DECK_FIGURES_DIR=str(figures))
+            done[stem] = (figures, facts_of(nb))
+        return done[stem]
+
+    return run
+
+
+def demo_facts(demo_runs: Callable[[str], tuple]) -> Facts:
+    """The facts of every figure of every notebook, on the demo warehouse."""
+    return {name: axes for p in NOTEBOOKS for name, axes in demo_runs(p.stem)[1].items()}
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 @DEMO_GROUP
 def test_notebook_runs_and_draws_every_figure(
-    notebook: Path, demo_warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    notebook: Path, demo_runs: Callable[[str], tuple]
 ):
-    figures = tmp_path / "figures"
-
-    execute(
-        notebook,
-        monkeypatch,
-        DECK_DUCKDB_PATH=str(demo_warehouse),
-        DECK_FIGURES_DIR=str(figures),
-    )
+    figures, _ = demo_runs(notebook.stem)
 
     expected = figure_names(notebook)
     assert expected, f"{notebook.name} shows no figure"
@@ -147,6 +238,114 @@ def test_notebook_runs_and_draws_every_figure(
         assert path.stat().st_size > 10_000, f"{path.name} is suspiciously small"
         pixels = image.imread(path)[..., :3]
         assert pixels.std() > 0.05, f"{path.name} is (nearly) blank"
+
+
+# Every spelling of a status a chart may name (labels of bars, lines, histogram stacks).
+STATUSES = {
+    "queued", "running", "interaction_required", "review_required", "pending", "canceling",
+    "cancelling", "completed", "failed", "canceled",
+}
+
+
+@DEMO_GROUP
+def test_a_status_has_one_colour_in_every_chart(demo_runs: Callable[[str], tuple]):
+    colours: Dict[str, set] = defaultdict(set)
+    charts: Dict[str, set] = defaultdict(set)
+    for name, axes in demo_facts(demo_runs).items():
+        for ax in axes:
+            for label, colour in ax["colours"].items():
+                if label in STATUSES:
+                    colours[label].add(colour)
+                    charts[label].add(name)
+
+    # The premise: statuses are drawn in several charts (open runs, slowest reviews, runtimes).
+    assert {"open_run_aging", "slowest_interactions_and_reviews"} <= charts["review_required"]
+    assert {"open_run_aging", "runtime_distribution"} <= charts["running"] | charts["completed"]
+    assert {s: c for s, c in colours.items() if len(c) > 1} == {}
+    # An older spelling is the same status: never a colour (or a legend entry) of its own.
+    assert not charts["pending"] and not charts["cancelling"]
+
+
+def touches_the_frame(box: List[float], frame: List[float], margin: float = 1.0) -> bool:
+    """Whether a text's box (pixels) reaches within `margin` of its axes' frame or beyond: the
+    frame's line is 0.8 pt (about 1 px) wide, so a box that merely touches the frame's edge
+    already overlaps its line."""
+    x0, y0, x1, y1 = box
+    fx0, fy0, fx1, fy1 = frame
+    return x0 < fx0 + margin or x1 > fx1 - margin or y0 < fy0 + margin or y1 > fy1 - margin
+
+
+@DEMO_GROUP
+def test_every_label_drawn_in_a_chart_stays_clear_of_its_frame(
+    demo_runs: Callable[[str], tuple]
+):
+    """Bar labels and notes are measured in pixels after layout: none touches or crosses the
+    frame (the demo's "553" above the tallest bar of errors per failing run once did)."""
+    spilled = [
+        (name, ax["title"], text["text"])
+        for name, axes in demo_facts(demo_runs).items()
+        for ax in axes
+        for text in ax["texts"]
+        if touches_the_frame(text["box"], ax["frame"])
+    ]
+    assert spilled == []
+
+
+def decimals(number: str) -> int:
+    return len(number.split(".")[1]) if "." in number else 0
+
+
+@DEMO_GROUP
+def test_a_bare_number_at_a_bar_end_is_that_bars_own_value(demo_runs: Callable[[str], tuple]):
+    """A number alone at the end of a bar reads as the bar's length; a count of something else
+    (the runs behind a success rate) must say what it counts."""
+    labels = [
+        (name, text["text"], text["xy"])
+        for name, axes in demo_facts(demo_runs).items()
+        for ax in axes
+        for text in ax["texts"]
+        if text["xy"] is not None
+    ]
+    bare = [(n, t, xy) for n, t, xy in labels if re.fullmatch(r"[\d,]+(\.\d+)?( ?%)?", t)]
+    assert len(bare) >= 10  # top error codes, errors per failing run, success rates
+    wrong = []
+    for name, text, xy in bare:
+        number = text.rstrip(" %").replace(",", "")
+        tolerance = 0.5 * 10 ** -decimals(number) + 1e-9
+        if not any(abs(float(number) - v) <= tolerance for v in xy):
+            wrong.append((name, text, xy))
+    assert wrong == []
+
+
+@DEMO_GROUP
+def test_the_success_rate_line_does_not_run_through_the_bars(demo_runs: Callable[[str], tuple]):
+    axes = demo_facts(demo_runs)["runs_per_day"]
+    bars = next(ax for ax in axes if "success" in ax["colours"] and ax["bar_total"] > 0)
+    line = next(ax for ax in axes if "success rate" in ax["lines"])
+    bars_bottom, bars_top = bars["frame"][1], bars["frame"][3]
+    line_bottom, line_top = line["frame"][1], line["frame"][3]
+    assert line_top <= bars_bottom or line_bottom >= bars_top, "the panels overlap"
+
+
+@DEMO_GROUP
+def test_the_runtime_axis_ends_near_the_bulk_and_every_run_is_drawn_once(
+    demo_runs: Callable[[str], tuple], demo_warehouse: Path
+):
+    """The demo has runs that sat in review for weeks (runtime over 10^6 s): they get their own
+    panel instead of stretching the log axis to 10^7 s."""
+    main, tail = demo_facts(demo_runs)["runtime_distribution"]
+    end = main["xlim"][1]
+    with duckdb.connect(str(demo_warehouse), read_only=True) as con:
+        longest, up_to_end, beyond = con.execute(
+            "SELECT max(duration_seconds), count(*) FILTER (WHERE duration_seconds <= ?),"
+            " count(*) FILTER (WHERE duration_seconds > ?) FROM deck.task_run_facts"
+            " WHERE is_final AND duration_seconds IS NOT NULL", [end, end]
+        ).fetchone()
+    assert longest > 1e6 and beyond > 0  # the premise
+    assert main["xscale"] == "log" and end < 1e4
+    assert main["bar_total"] == up_to_end
+    assert tail["bar_total"] == beyond
+    assert f"{beyond:,} runs" in tail["title"]
 
 
 @DEMO_GROUP
@@ -233,3 +432,107 @@ def test_paired_ipynb_matches_its_py_source_and_has_no_outputs(notebook: Path):
 
     assert cells(stored) == cells(source), f"run jupytext --sync {notebook}"
     assert all(not c.get("outputs") for c in stored.cells), f"clear the outputs of {paired.name}"
+
+
+@pytest.fixture(scope="module")
+def year_warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A small warehouse whose runs span a year (1,500 runs over 365 days, no events), and the
+    simulator's ground truth."""
+    workdir = tmp_path_factory.mktemp("year")
+    simulator = make_simulator(seed=13, runs=1500, history_days=365, now=settings.DEMO_NOW)
+    try:
+        pipeline = make_pipeline("deck_year", workdir / "pipelines",
+                                 dlt.destinations.duckdb(str(workdir / "year.duckdb")))
+        sync_from(simulator, pipeline)
+        truth = simulator.runs()
+    finally:
+        simulator.stop()
+    return workdir / "year.duckdb", truth
+
+
+def utc_day(timestamp: str) -> date:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).date()
+
+
+def test_a_year_of_runs_is_drawn_in_weekly_bars(
+    year_warehouse: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    path, truth = year_warehouse
+    days = [utc_day(run["created_at"]) for run in truth]
+    assert (max(days) - min(days)).days > 300  # the premise: a year of data
+    mondays = {d - timedelta(days=d.weekday()) for d in days}
+
+    nb = execute(NOTEBOOKS_DIR / "overview.py", monkeypatch, facts=True,
+                 DECK_DUCKDB_PATH=str(path), DECK_FIGURES_DIR=str(tmp_path))
+    runs = facts_of(nb)["runs_per_day"][0]
+
+    assert "per week" in runs["title"]
+    assert len(runs["bar_starts"]) == len(mondays)  # one bar per week, not 365 stripes
+    assert runs["bar_total"] == len(truth)  # every run in exactly one bar
+
+
+def import_deck_notebook() -> Any:
+    sys.path.insert(0, str(NOTEBOOKS_DIR))
+    try:
+        import deck_notebook
+    finally:
+        sys.path.remove(str(NOTEBOOKS_DIR))
+    return deck_notebook
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "first, last, bucket",
+    [
+        (date(2026, 9, 2), date(2026, 9, 2), "day"),
+        (date(2026, 9, 2), date(2026, 10, 31), "day"),  # the demo: 60 days
+        (date(2026, 1, 1), date(2026, 4, 2), "day"),  # 92 days
+        (date(2026, 1, 1), date(2026, 4, 3), "week"),  # 93 days
+        (date(2025, 11, 1), date(2026, 10, 31), "week"),  # a year
+        (date(2025, 1, 1), date(2026, 7, 3), "week"),  # 549 days
+        (date(2025, 1, 1), date(2026, 7, 4), "month"),
+        (date(2022, 1, 1), date(2026, 10, 31), "month"),
+    ],
+)
+def test_the_time_bucket_follows_the_range_of_days(first: date, last: date, bucket: str):
+    assert import_deck_notebook().time_bucket(first, last) == bucket
+
+
+@pytest.mark.unit
+def test_a_week_starts_on_monday_and_a_month_on_the_first():
+    dn = import_deck_notebook()
+    sunday = date(2026, 11, 1)
+    assert dn.bucket_start(sunday, "week") == date(2026, 10, 26)
+    assert dn.bucket_start(date(2026, 10, 26), "week") == date(2026, 10, 26)
+    assert dn.bucket_start(sunday, "month") == date(2026, 11, 1)
+    assert dn.bucket_start(date(2026, 2, 28), "month") == date(2026, 2, 1)
+    assert dn.bucket_start(sunday, "day") == sunday
+
+
+@pytest.mark.unit
+def test_only_a_bucket_the_data_covers_in_part_is_partial():
+    dn = import_deck_notebook()
+    first, last = date(2025, 11, 1), date(2026, 10, 31)  # a Saturday to a Saturday
+    assert dn.bucket_is_partial(date(2025, 10, 27), "week", first, last)  # Sat and Sun only
+    assert not dn.bucket_is_partial(date(2025, 11, 3), "week", first, last)
+    assert dn.bucket_is_partial(date(2026, 10, 26), "week", first, last)  # Mon..Sat
+    assert not dn.bucket_is_partial(date(2025, 11, 1), "month", first, last)  # Nov 1..30
+    assert not dn.bucket_is_partial(date(2026, 10, 1), "month", first, last)  # Oct 1..31
+    assert dn.bucket_is_partial(date(2026, 10, 1), "month", first, date(2026, 10, 30))
+    assert not dn.bucket_is_partial(first, "day", first, last)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "p95, longest, cap",
+    [
+        (1077.0, 4.9e6, 7200.0),  # the demo: 4 x p95 = 4,308 s -> 2 h
+        (1800.0, 1.0e7, 7200.0),  # a year of runs
+        (10.0, 5000.0, 60.0),
+        (1077.0, 1800.0, None),  # nothing beyond 2 h: one panel, no cut
+        (100_000.0, 1.0e7, 7 * 86400.0),  # 4 x p95 = 4.6 d -> a week
+        (1.0e6, 1.0e7, None),  # the tail is the bulk: no round cap far enough
+    ],
+)
+def test_the_runtime_axis_ends_at_a_round_value_past_four_p95(p95: float, longest: float, cap):
+    assert import_deck_notebook().runtime_cap(p95, longest) == cap
