@@ -15,6 +15,8 @@ from typing import Any
 
 import dlt
 
+from .local_files import shown_path
+
 logger = logging.getLogger("deck")
 
 # Parquet is several times faster than inserts into DuckDB. Elsewhere the destination's own
@@ -94,4 +96,4 @@ def _location(pipeline: dlt.Pipeline) -> str:
     database = getattr(credentials, "database", None) or getattr(credentials, "bucket_url", None)
     if not database:
         return name
-    return os.path.relpath(str(database)) if name == "duckdb" else str(database)
+    return shown_path(str(database)) if name == "duckdb" else str(database)
