@@ -1,4 +1,4 @@
-"""A warehouse shared with readers, a checkout used from anywhere, a working folder that stays small.
+"""A warehouse shared with readers, a checkout used from anywhere, a working folder kept small.
 
 1. DuckDB lets a process write its file only while no other process has it open. A reader is a
    real second process (support.holder.FileHolder); the sync waits for it, says so, and goes on

@@ -9,7 +9,6 @@ and the rest reads the answers.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
