@@ -52,4 +52,4 @@ notebook-figures: $(NB_STAMP)  ## run the notebooks headless: figures in build/f
 	cp build/figures/runs_per_day.png docs/images/runs_per_day.png
 
 clean:
-	rm -rf $(VENV) *.duckdb .pytest_cache build
+	rm -rf $(VENV) *.duckdb .dlt-data .pytest_cache build
