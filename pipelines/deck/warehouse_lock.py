@@ -29,7 +29,7 @@ import dlt
 from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 
 from . import settings
-from .errors import DeckConfigError, DeckError
+from .errors import DeckError
 from .options import parse_lock_wait_s
 
 logger = logging.getLogger("deck")
@@ -119,11 +119,7 @@ def configured_lock_wait(explicit: float | None = None) -> float:
     try:
         value = dlt.config.get(LOCK_WAIT_KEY, float)
     except ConfigValueCannotBeCoercedException as exc:
-        raise DeckConfigError(
-            f"lock_wait_s {exc.field_value!r} is not a number of seconds: use 0 or more"
-            f" (default {settings.LOCK_WAIT_S:g}), in [sources.deck] of .dlt/config.toml or"
-            " SOURCES__DECK__LOCK_WAIT_S."
-        ) from None
+        value = exc.field_value  # not a number: parse_lock_wait_s says so, naming the option
     return parse_lock_wait_s(settings.LOCK_WAIT_S if value is None else value)
 
 
