@@ -77,4 +77,4 @@ dashboard-check: $(STAMP)  ## dlt's dashboard in headless Chromium: checked, scr
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/dashboard_check.py --out $(DASHBOARD_OUT)
 
 clean:
-	rm -rf $(VENV) *.duckdb .pytest_cache build
+	rm -rf $(VENV) *.duckdb .dlt-data .pytest_cache build

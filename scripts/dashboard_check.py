@@ -301,6 +301,7 @@ def check(out: Path, browser_executable: str) -> list[str]:
     workdir.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
     env["DLT_DATA_DIR"] = str(workdir / "dlt-data")
+    env["DLT_LOCAL_DIR"] = str(workdir)  # the demo file too, not the checkout's own demo
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     truth = warehouse_truth(write_demo(workdir, env))
 

@@ -88,6 +88,7 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
     env["DLT_DATA_DIR"] = str(workdir / "dlt-data")
+    env["DLT_LOCAL_DIR"] = str(workdir)  # the demo file lands here, not in the checkout
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--demo"],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=300,

@@ -31,6 +31,7 @@ from . import settings
 from .destination import DestinationTraits
 from .errors import DeckConfigError, DeckError
 from .events import EVENT_GAPS_TABLE
+from .local_files import shown_path
 from .options import FILTERS, filter_flag, flatten_cli_values
 from .quarantine import REJECTED_TABLE
 from .runner import SyncResult, sync
@@ -179,7 +180,7 @@ def describe_toml_error(exc: TomlProviderReadException) -> str:
         except Exception as parse_error:
             text = str(parse_error)
             match = _TOML_POSITION.search(text)
-            where = os.path.relpath(path) if not os.path.isabs(path) else path
+            where = shown_path(path)
             if match:
                 text = text[: match.start()]
                 where = f"{where}, line {match.group(1)}"  # tomlkit's column is not reliable
@@ -209,7 +210,7 @@ def locate_setting(field: str, value: Any) -> str:
             continue
         for number, line in enumerate(lines, 1):
             if assignment.match(line):
-                return f"{os.path.normpath(path)}, line {number}"
+                return f"{shown_path(path)}, line {number}"
     return "the configuration"
 
 
@@ -347,10 +348,14 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("Demo: Deck API simulator, %d runs, at %s", DEMO_RUNS, simulator.base_url)
             options.update(api_key=DEMO_API_KEY, base_url=simulator.base_url)
             pipeline_name = args.pipeline_name or settings.DEMO_PIPELINE_NAME
-            # An absolute path in the working directory: the demo file never follows a path
-            # remembered by an earlier demo elsewhere, nor DESTINATION__DUCKDB__CREDENTIALS.
+            # An absolute path in dlt's local dir (the checkout, see task_runs.py): the demo file
+            # never follows a path remembered by an earlier demo elsewhere, nor
+            # DESTINATION__DUCKDB__CREDENTIALS.
             destination: Any = args.destination or dlt.destinations.duckdb(
-                os.path.abspath(f"{settings.DEMO_PIPELINE_NAME}.duckdb")
+                os.path.join(
+                    os.path.abspath(dlt.current.run_context().local_dir),
+                    f"{settings.DEMO_PIPELINE_NAME}.duckdb",
+                )
             )
         else:
             pipeline_name = args.pipeline_name or settings.PIPELINE_NAME

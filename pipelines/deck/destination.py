@@ -9,11 +9,12 @@ and the rest reads the answers.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import dlt
+
+from .local_files import shown_path
 
 logger = logging.getLogger("deck")
 
@@ -94,4 +95,4 @@ def _location(pipeline: dlt.Pipeline) -> str:
     database = getattr(credentials, "database", None) or getattr(credentials, "bucket_url", None)
     if not database:
         return name
-    return os.path.relpath(str(database)) if name == "duckdb" else str(database)
+    return shown_path(str(database)) if name == "duckdb" else str(database)

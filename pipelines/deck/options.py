@@ -220,3 +220,19 @@ def flatten_cli_values(values: Sequence[str] | None) -> list[str] | None:
     if not values:
         return None
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def parse_lock_wait_s(value: Any) -> float:
+    """lock_wait_s: seconds a sync waits for a DuckDB file another process has open (0: fail at
+    once). Infinity or NaN would make a scheduled sync hang behind a forgotten session."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise DeckConfigError(
+            f"lock_wait_s {value!r} is not a number of seconds: use 0 or more (default"
+            f" {settings.LOCK_WAIT_S:g}), in [sources.deck] of .dlt/config.toml or"
+            " SOURCES__DECK__LOCK_WAIT_S."
+        )
+    return seconds

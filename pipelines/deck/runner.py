@@ -26,10 +26,12 @@ from .destination import DestinationTraits
 from .errors import DeckError
 from .events import EVENTS_TABLE
 from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
+from .local_files import prune_loaded_packages
 from .models import drop_models, refresh_models, table_exists
 from .packages import drop_extracted_copies_of_committed_packages
 from .scope import SyncScope, sync_scope
 from .source import deck
+from .warehouse_lock import WarehouseLock
 
 logger = logging.getLogger("deck")
 
@@ -253,11 +255,20 @@ def sync(
     *,
     full_refresh: bool = False,
     max_loads: int | None = None,
+    lock_wait_s: float | None = None,
     **source_options: Any,
 ) -> SyncResult:
-    """Sync Deck task runs into `pipeline`'s destination until the warehouse is current."""
+    """Sync Deck task runs into `pipeline`'s destination until the warehouse is current.
+
+    `lock_wait_s`: how long to wait for a DuckDB file that another process has open (default
+    `lock_wait_s` of `[sources.deck]`, else 300 s); see `warehouse_lock`.
+    """
+    warehouse = WarehouseLock.of(pipeline, lock_wait_s)
     with pipeline_lock(pipeline):
-        return _sync_locked(pipeline, full_refresh, max_loads, source_options)
+        warehouse.wait()  # before anything opens the file: a sync that cannot start does nothing
+        result = _sync_locked(pipeline, full_refresh, max_loads, source_options, warehouse)
+        prune_loaded_packages(pipeline)  # completed packages: a resume needs none of them
+    return result
 
 
 def _sync_locked(
@@ -265,6 +276,7 @@ def _sync_locked(
     full_refresh: bool,
     max_loads: int | None,
     source_options: Any,
+    warehouse: WarehouseLock,
 ) -> SyncResult:
     result = SyncResult()
     started = time.monotonic()
@@ -275,7 +287,7 @@ def _sync_locked(
     # Resources whose tables and state are dropped and loaded again: on request only the runs
     # (Deck keeps events 30 days: a history older than that exists only in the warehouse).
     rebuild = [RESOURCE] if full_refresh else []
-    gone = [] if full_refresh else missing_tables(pipeline, traits)
+    gone = [] if full_refresh else warehouse.call(missing_tables, pipeline, traits)
     if gone:
         rebuild = [root for root in RESOURCES if any(_belongs(name, root) for name in gone)]
         logger.warning(
@@ -290,17 +302,20 @@ def _sync_locked(
             # dropped (or already gone: they would fail on every run). Everything is reloaded.
             logger.warning("Discarding load packages left by an earlier sync: reloading anyway")
             pipeline.abort_packages()
-        drop_models(pipeline)  # PostgreSQL refuses to drop tables that the views read
+        # PostgreSQL refuses to drop tables that the views read
+        warehouse.call(drop_models, pipeline)
     scope = SyncScope()
     with sync_scope(scope):
         if pipeline.has_pending_data:
             # Packages of an interrupted sync (a kill during normalize or load): finish them
             # first, so that this sync resumes from the state they commit.
-            info = pipeline.run(loader_file_format=file_format)
+            info = warehouse.run(pipeline, loader_file_format=file_format)
             if info is not None:  # None: dlt discarded them when it first synced its state
                 result.load_infos.append(info)
-                remove_copied_run_rows(pipeline, traits, info.loads_ids)
-                result.resumed_runs += count_rows_of_loads(pipeline, traits, info.loads_ids)
+                warehouse.call(remove_copied_run_rows, pipeline, traits, info.loads_ids)
+                result.resumed_runs += warehouse.call(
+                    count_rows_of_loads, pipeline, traits, info.loads_ids
+                )
                 logger.info("Finished loading a package left by an interrupted sync; syncing now")
         while True:
             source = deck(**source_options)
@@ -312,7 +327,7 @@ def _sync_locked(
                 source = source.with_resources(*[n for n in source.resources if n in rebuild])
                 refresh = "drop_resources"
             prepare_for_destination(source, traits)  # Delta on `filesystem`: upsert; else no-op
-            info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)
+            info = warehouse.run(pipeline, source, loader_file_format=file_format, refresh=refresh)
             prune_orphaned_nested_rows(pipeline, traits)  # Delta: nested rows of older versions
             result.load_infos.append(info)
             result.loads += 1
@@ -335,7 +350,7 @@ def _sync_locked(
     result.pages, result.requests = stats.requests.pages, stats.requests.requests
     result.retries, result.open_rechecked = stats.requests.retries, stats.open_rechecked
     result.quarantined = stats.quarantined
-    result.models = refresh_models(pipeline)
-    result.runs_in_warehouse = count_runs(pipeline, traits)
+    result.models = warehouse.call(refresh_models, pipeline)
+    result.runs_in_warehouse = warehouse.call(count_runs, pipeline, traits)
     result.seconds = time.monotonic() - started
     return result

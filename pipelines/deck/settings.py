@@ -77,6 +77,20 @@ REQUEST_DEADLINE_FACTOR = 2.0
 # progress; the walk stops instead of spending the rate limit forever.
 MAX_EMPTY_PAGES = 3
 
+# DuckDB lets a process write its file only while no other process has it open, read-only
+# included (a `duckdb -readonly` shell, a notebook's connection). A sync that finds the file
+# taken waits up to LOCK_WAIT_S (option `lock_wait_s`) for it, trying every LOCK_POLL_S and
+# saying so every LOCK_REPORT_S, then fails with nothing half-loaded. Five minutes outlasts a
+# reader's query, and still tells a scheduler about a session left open long before the next run.
+LOCK_WAIT_S = 300.0
+LOCK_POLL_S = 0.5
+LOCK_REPORT_S = 30.0
+
+# Completed load packages kept in the working folder for `dlt pipeline ... info` / `load-package`
+# (their data files are deleted at once, `[load] delete_completed_jobs`); older ones are
+# deleted after each sync. A resume needs none of them: it needs only the pending packages.
+KEEP_LOADED_PACKAGES = 10
+
 PIPELINE_NAME = "deck_task_runs"
 DEMO_PIPELINE_NAME = "deck_task_runs_demo"
 DATASET_NAME = "deck"

@@ -1,24 +1,48 @@
 """`python pipelines/task_runs.py` as a user runs it: a real process with its own environment.
 
-The environment is built per subprocess (never set on this process), and every run gets its own
-DLT_DATA_DIR under the test's tmp_path, so CLI tests are safe beside other xdist workers.
+The environment is built per subprocess (never set on this process). Every run treats the test's
+tmp_path as its checkout: `.dlt/` there (DLT_PROJECT_DIR, holding a copy of the project's own
+`.dlt/config.toml` unless the test wrote one), the DuckDB files there (DLT_LOCAL_DIR) and dlt's
+working folders in `dlt-data/` (DLT_DATA_DIR), so CLI tests are safe beside other xdist workers
+and never read a developer's `.dlt/secrets.toml`.
 """
 
 import os
+import queue
+import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from deck_simulator import DeckSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "pipelines" / "task_runs.py"
+# Only so that a broken build cannot hang the suite: never an expectation about speed.
+SAFETY_TIMEOUT_S = 120
 
 
 def clean_env() -> dict[str, str]:
-    """This process's environment without any Deck source or destination configuration."""
+    """This process's environment without any Deck source, destination or dlt project
+    configuration (DLT_PROJECT_DIR and the like)."""
     return {
-        k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SOURCES__", "DESTINATION__", "LOAD__", "DLT_"))
+    }
+
+
+def project_env(tmp_path: Path) -> dict[str, str]:
+    """The dlt variables making tmp_path the CLI's checkout, with the project's config.toml."""
+    settings = tmp_path / ".dlt"
+    settings.mkdir(parents=True, exist_ok=True)
+    if not (settings / "config.toml").exists():
+        shutil.copyfile(ROOT / ".dlt" / "config.toml", settings / "config.toml")
+    return {
+        "DLT_PROJECT_DIR": str(tmp_path),
+        "DLT_LOCAL_DIR": str(tmp_path),
+        "DLT_DATA_DIR": str(tmp_path / "dlt-data"),
     }
 
 
@@ -26,7 +50,7 @@ def run_cli(
     tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess:
     full_env = clean_env()
-    full_env.update({"DLT_DATA_DIR": str(tmp_path / "dlt-data"), **(env or {})})
+    full_env.update({**project_env(tmp_path), **(env or {})})
     return subprocess.run(
         [sys.executable, str(SCRIPT), *args],
         cwd=tmp_path,
@@ -44,7 +68,7 @@ def cli_env(
     unless `events`: the crash tests of runs need not pay for an events backfill)."""
     env = clean_env()
     env.update({
-        "DLT_DATA_DIR": str(tmp_path / "dlt-data"),
+        **project_env(tmp_path),
         "SOURCES__DECK__API_KEY": sim.api_key,
         "SOURCES__DECK__BASE_URL": sim.base_url,
         # small windows and loads so that a 3,000-run backfill commits many times
@@ -62,3 +86,69 @@ def files_containing(root: Path, needle: bytes) -> list[str]:
         if path.is_file() and needle in path.read_bytes():
             hits.append(str(path.relative_to(root)))
     return hits
+
+
+def make_checkout(root: Path) -> Path:
+    """A second checkout of the project at `root`, as a clone would be: its own
+    pipelines/task_runs.py and .dlt/config.toml, the packages linked from this one (so that its
+    task_runs.py runs this worktree's code, not an installed copy)."""
+    (root / "pipelines").mkdir(parents=True)
+    shutil.copyfile(SCRIPT, root / "pipelines" / "task_runs.py")
+    for package in ("deck", "deck_simulator"):
+        (root / "pipelines" / package).symlink_to(ROOT / "pipelines" / package)
+    (root / ".dlt").mkdir()
+    shutil.copyfile(ROOT / ".dlt" / "config.toml", root / ".dlt" / "config.toml")
+    return root
+
+
+class BackgroundCLI:
+    """The CLI as a background process whose stderr is read line by line as it comes, so that a
+    test acts at the moment the sync logs a line, never after a guessed time."""
+
+    def __init__(self, *args: str, env: dict[str, str], cwd: Path, script: Path = SCRIPT) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:  # type: ignore[union-attr]
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for_line(self, text: str) -> str:
+        """The first stderr line containing `text`; fails if the process ends without one."""
+        while True:
+            try:
+                line = self._queue.get(timeout=SAFETY_TIMEOUT_S)
+            except queue.Empty:
+                raise AssertionError(f"no line with {text!r} yet: {self.lines[-5:]}") from None
+            if line is None:
+                raise AssertionError(f"the sync ended without logging {text!r}: {self.lines}")
+            self.lines.append(line)
+            if text in line:
+                return line
+
+    def finish(self) -> subprocess.CompletedProcess:
+        """Wait for the process; its stdout, and every stderr line (read ones included)."""
+        stdout = self.proc.stdout.read()  # type: ignore[union-attr]
+        code = self.proc.wait(timeout=SAFETY_TIMEOUT_S)
+        self._reader.join(timeout=SAFETY_TIMEOUT_S)
+        while not self._queue.empty():
+            line = self._queue.get_nowait()
+            if line is not None:
+                self.lines.append(line)
+        return subprocess.CompletedProcess(self.proc.args, code, stdout, "\n".join(self.lines))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
