@@ -204,33 +204,36 @@ class WarehouseLock:
         """Run a step that opens the file and can be repeated (reads, views, a repair):
         wait for the file first, and again (then repeat the step) if a reader took it
         between the wait and the step's connect."""
-        self.wait()
-        deadline = None
-        while True:
-            try:
-                return step(*args, **kwargs)
-            except Exception as exc:
-                holder = lock_conflict(exc) if self.path else None
-                if holder is None:
-                    raise
-                deadline = deadline or time.monotonic() + self.wait_s
-                self.wait(holder, deadline)
+        return self._repeat_while_taken(lambda: step(*args, **kwargs))
 
     def run(self, pipeline: dlt.Pipeline, data: Any = None, **kwargs: Any) -> Any:
         """`pipeline.run(data, **kwargs)`, waiting for the file. When the load step found the
         file taken, the package it extracted is pending: the repeat loads that package (dlt's
         `run()` without data) instead of extracting again, so each load happens once."""
+        call = {"data": data, "kwargs": kwargs}
+
+        def before_repeat() -> None:
+            if pipeline.has_pending_data:
+                call["data"] = None
+                call["kwargs"] = {"loader_file_format": kwargs.get("loader_file_format")}
+
+        return self._repeat_while_taken(
+            lambda: pipeline.run(call["data"], **call["kwargs"]), before_repeat
+        )
+
+    def _repeat_while_taken(
+        self, step: Callable[[], T], before_repeat: Callable[[], None] | None = None
+    ) -> T:
         self.wait()
         deadline = None
         while True:
             try:
-                return pipeline.run(data, **kwargs)
+                return step()
             except Exception as exc:
                 holder = lock_conflict(exc) if self.path else None
                 if holder is None:
                     raise
                 deadline = deadline or time.monotonic() + self.wait_s
                 self.wait(holder, deadline)
-                if pipeline.has_pending_data:
-                    data = None
-                    kwargs = {"loader_file_format": kwargs.get("loader_file_format")}
+                if before_repeat is not None:
+                    before_repeat()
