@@ -27,8 +27,10 @@ from .errors import DeckError
 from .events import EVENTS_TABLE
 from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from .models import drop_models, refresh_models, table_exists
+from .progress import LogProgress, Reporter
 from .scope import SyncScope, sync_scope
 from .source import deck
+from .tracing import one_trace
 
 logger = logging.getLogger("deck")
 
@@ -252,11 +254,16 @@ def sync(
     *,
     full_refresh: bool = False,
     max_loads: int | None = None,
+    progress: Reporter | None = None,
     **source_options: Any,
 ) -> SyncResult:
-    """Sync Deck task runs into `pipeline`'s destination until the warehouse is current."""
-    with pipeline_lock(pipeline):
-        return _sync_locked(pipeline, full_refresh, max_loads, source_options)
+    """Sync Deck task runs into `pipeline`'s destination until the warehouse is current.
+
+    `progress` shows how far it is (default: log lines, `progress.LogProgress`); all its loads
+    are one dlt trace (`tracing.one_trace`)."""
+    reporter = progress if progress is not None else LogProgress()
+    with pipeline_lock(pipeline), one_trace(pipeline), reporter:
+        return _sync_locked(pipeline, full_refresh, max_loads, source_options, reporter)
 
 
 def _sync_locked(
@@ -264,6 +271,7 @@ def _sync_locked(
     full_refresh: bool,
     max_loads: int | None,
     source_options: Any,
+    reporter: Reporter,
 ) -> SyncResult:
     result = SyncResult()
     started = time.monotonic()
@@ -290,6 +298,7 @@ def _sync_locked(
             pipeline.abort_packages()
         drop_models(pipeline)  # PostgreSQL refuses to drop tables that the views read
     scope = SyncScope()
+    reporter.start(scope.stats)
     with sync_scope(scope):
         if pipeline.has_pending_data:
             # Packages of an interrupted sync (a kill during normalize or load): finish them
@@ -318,13 +327,7 @@ def _sync_locked(
             more_to_load = has_unfinished_plan(pipeline, running) or bool(
                 refresh and kept and result.loads == 1
             )
-            if more_to_load:
-                logger.info(
-                    "Load %d committed (%d runs so far, %d requests); continuing",
-                    result.loads,
-                    scope.stats.new_runs + scope.stats.updated_runs,
-                    scope.stats.requests.requests,
-                )
+            reporter.load_committed(result.loads, more_to_load)  # "Load N committed: ..."
             if not more_to_load or (max_loads is not None and result.loads >= max_loads):
                 break
     stats = scope.stats
