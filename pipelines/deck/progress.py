@@ -82,14 +82,15 @@ def format_instant(value: datetime | None, missing: str) -> str:
 
 
 def describe_ranges(ranges: list[Window]) -> str:
-    """`2025-12-12 04:00 to 2026-01-01 00:00`, oldest first; more than three ranges are named by
-    their first and last."""
+    """`2025-12-12 04:00..2026-01-01 00:00`, oldest first (`start..` without a start, `..now`
+    without an end); more than three ranges are named by their first and last."""
+
     def one(w: Window) -> str:
-        return f"{format_instant(w.start, 'the start')} to {format_instant(w.end, 'now')}"
+        return f"{format_instant(w.start, 'start')}..{format_instant(w.end, 'now')}"
 
     if len(ranges) <= 3:
         return ", ".join(one(w) for w in ranges)
-    return f"{len(ranges)} ranges from {one(ranges[0])} ... {one(ranges[-1])}"
+    return f"{one(ranges[0])} ... {one(ranges[-1])} ({len(ranges)} ranges)"
 
 
 def format_duration(seconds: float) -> str:
@@ -273,21 +274,24 @@ def _of(done: int, left: float | None) -> str:
     return f"{done:,} of ~{done + math.ceil(left):,}"
 
 
-def describe(snapshot: Snapshot) -> str:
-    """The body of a progress log line: cumulative over the sync, listings named oldest first."""
+def describe(snapshot: Snapshot, *, loads: bool = True) -> str:
+    """The body of a progress log line: cumulative over the sync, what was listed named oldest
+    first. `loads`: include the count of loads committed (a `Load N committed` line has it)."""
     s = snapshot
-    parts = [f"{_of(s.runs, s.runs_left)} runs"]
+    counts = f"runs {_of(s.runs, s.runs_left)}"
     if s.with_events:
-        parts[0] += f", {_of(s.events, s.events_left)} events"
+        counts += f", events {_of(s.events, s.events_left)}"
     total = s.requests_total
     requests = f"{s.requests:,} of ~{total:,}" if total and not s.done else f"{s.requests:,}"
-    rate = f", {s.rate:.1f}/s" if s.rate is not None else ""
-    parts.append(
-        f"{requests} requests{rate}, {s.retries:,} retries ({s.throttled:,} answered 429)"
-    )
-    parts.append(f"{s.loads} load{'s' if s.loads != 1 else ''} committed")
-    for name, ranges in s.coverage:
-        parts.append(f"{name} listed {ranges}")
+    rate = f" at {s.rate:.1f}/s" if s.rate is not None else ""
+    parts = [
+        counts,
+        f"requests {requests}{rate}, {s.retries:,} retries, {s.throttled:,} answered 429",
+    ]
+    if loads:
+        parts.append(f"{s.loads} load{'s' if s.loads != 1 else ''} committed")
+    if s.coverage:
+        parts.append("listed " + ", ".join(f"{name} {ranges}" for name, ranges in s.coverage))
     if s.done:
         parts.append(f"done in {format_duration(s.elapsed_s)}")
     elif s.stopped:
@@ -295,7 +299,7 @@ def describe(snapshot: Snapshot) -> str:
     elif s.eta_s is not None:
         parts.append(f"ETA {format_duration(s.eta_s)}")
     else:
-        parts.append("ETA not known yet (the oldest runs are still being looked for)")
+        parts.append("ETA not known yet (the oldest records are still being looked for)")
     return "; ".join(parts)
 
 
@@ -431,7 +435,9 @@ class LogProgress(Reporter):
         super().load_committed(loads, more)
         snapshot = self.snapshot()
         if more and snapshot is not None:
-            logger.info("Load %d committed: %s; continuing", loads, describe(snapshot))
+            logger.info(
+                "Load %d committed: %s; continuing", loads, describe(snapshot, loads=False)
+            )
 
     def stop(self, completed: bool) -> None:
         self._stopped.set()
@@ -565,12 +571,12 @@ def render(snapshot: Snapshot) -> Any:
     requests = f"{s.requests:,} of ~{total:,}" if total and not s.done else f"{s.requests:,}"
     rate = f" ({s.rate:.1f}/s)" if s.rate is not None else ""
     traffic = (
-        f"  requests {requests}{rate} | retries {s.retries:,} ({s.throttled:,} answered 429)"
+        f"  requests {requests}{rate} | retries {s.retries:,} | answered 429 {s.throttled:,}"
         f" | loads committed {s.loads}"
     )
     lines: list[Any] = [head, Text(counts), Text(traffic)]
     for name, ranges in s.coverage:
-        lines.append(Text(f"  {name} listed {ranges}"))
+        lines.append(Text(f"  listed {name} {ranges}"))
     return Group(*lines)
 
 

@@ -228,11 +228,12 @@ class DeckSession(requests.Session):
                     _raise_for_permanent(response, body, rid, what)
                     response.json = _constant(body)  # type: ignore[method-assign]
                     return response
-            if unresolved is not None and attempt >= min(
-                settings.UNRESOLVED_MAX_ATTEMPTS, self.policy.max_attempts
-            ):
-                raise _unresolvable(request.url or "", what, attempt, unresolved)
-            if attempt >= self.policy.max_attempts:
+            attempts = self.policy.max_attempts
+            if unresolved is not None:  # a name that does not resolve is not worth minutes
+                attempts = min(settings.UNRESOLVED_MAX_ATTEMPTS, attempts)
+                if attempt >= attempts:
+                    raise _unresolvable(request.url or "", what, attempt, unresolved)
+            if attempt >= attempts:
                 raise DeckTransientError(
                     f"Deck API kept failing for {what}: {attempt} attempts, the last one got"
                     f" {reason}. This is usually temporary (rate limit or an outage): run the"
@@ -251,7 +252,7 @@ class DeckSession(requests.Session):
                 reason,
                 f" (request_id {rid})" if response is not None and rid else "",
                 attempt,
-                self.policy.max_attempts - 1,
+                attempts - 1,
                 wait,
             )
             time.sleep(wait)
