@@ -229,3 +229,11 @@ def test_records_outside_the_window_do_not_move_the_cut():
 )
 def test_no_cut_when_the_pages_cannot_say_what_was_read(stamps):
     assert cut_listed_part(Window(at(0), at(10)), stamps) is None
+
+
+def test_the_eta_waits_for_a_rate_when_the_work_left_is_known():
+    snapshot = Snapshot(runs=10, events=0, requests=2, retries=0, throttled=0, loads=0,
+                        elapsed_s=0.5, runs_left=500.0, requests_left=5.0, with_events=False)
+
+    assert snapshot.eta_s is None
+    assert describe(snapshot).endswith("; ETA not known yet (measuring the rate)")

@@ -261,7 +261,7 @@ class Snapshot:
     @property
     def eta_s(self) -> float | None:
         """Seconds left at the recent rate; None when the work left or the rate is unknown."""
-        if self.done:
+        if self.done or (self.requests_left is not None and self.requests_left <= 0):
             return 0.0
         if self.requests_left is None or not self.rate or self.rate <= 0:
             return None
@@ -298,8 +298,12 @@ def describe(snapshot: Snapshot, *, loads: bool = True) -> str:
         parts.append(f"stopped after {format_duration(s.elapsed_s)}")
     elif s.eta_s is not None:
         parts.append(f"ETA {format_duration(s.eta_s)}")
-    else:
+    elif s.requests_left is None:
         parts.append("ETA not known yet (the oldest records are still being looked for)")
+    elif s.rate is None:
+        parts.append("ETA not known yet (measuring the rate)")
+    else:
+        parts.append("ETA not known yet (no request in the last minute)")
     return "; ".join(parts)
 
 
@@ -378,6 +382,7 @@ class Reporter:
     def start(self, stats: SyncStats) -> None:
         self.stats = stats
         self.started = self.clock()
+        self.snapshot()  # the rate's first sample: no request yet at the start
 
     def snapshot(self, done: bool = False) -> Snapshot | None:
         if self.stats is None:
