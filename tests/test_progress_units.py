@@ -237,3 +237,11 @@ def test_the_eta_waits_for_a_rate_when_the_work_left_is_known():
 
     assert snapshot.eta_s is None
     assert describe(snapshot).endswith("; ETA not known yet (measuring the rate)")
+
+
+def test_once_everything_is_listed_the_line_says_it_is_loading():
+    snapshot = Snapshot(runs=10, events=0, requests=2, retries=0, throttled=0, loads=0,
+                        elapsed_s=5.0, runs_left=0.0, requests_left=0.0, rate=1.0,
+                        with_events=False)
+
+    assert describe(snapshot).endswith("; everything listed; loading")

@@ -296,6 +296,8 @@ def describe(snapshot: Snapshot, *, loads: bool = True) -> str:
         parts.append(f"done in {format_duration(s.elapsed_s)}")
     elif s.stopped:
         parts.append(f"stopped after {format_duration(s.elapsed_s)}")
+    elif s.requests_left == 0:
+        parts.append("everything listed; loading")
     elif s.eta_s is not None:
         parts.append(f"ETA {format_duration(s.eta_s)}")
     elif s.requests_left is None:
@@ -558,6 +560,8 @@ def render(snapshot: Snapshot) -> Any:
         status = f"done in {format_duration(s.elapsed_s)}"
     elif s.stopped:
         status = f"stopped after {format_duration(s.elapsed_s)}"
+    elif s.requests_left == 0:
+        status = "everything listed; loading"
     elif s.eta_s is not None:
         status = f"ETA {format_duration(s.eta_s)}"
     else:
