@@ -87,8 +87,6 @@ class WindowWalker:
         self._lock = threading.Lock()
         self._reserved = 0  # records on pages fetched (or being fetched) of windows kept
         self._in_flight: dict[Window, int] = {}  # records fetched so far, per window in flight
-        if progress is not None:
-            progress.follow(self.outlook, clock, page_size)
 
     @property
     def runs_per_window(self) -> int:
@@ -113,6 +111,8 @@ class WindowWalker:
         with self._lock:
             self.pending = sorted(windows, key=Window.sort_key)
             self.limit, self._reserved, self._in_flight = limit, 0, {}
+        if self.progress is not None:  # from now on this walk is the work left
+            self.progress.follow(self.outlook, self.clock, self.page_size)
         in_flight: dict[Future[_Fetched], Window] = {}
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="deck-window")
