@@ -8,13 +8,17 @@ The CLI runs as a user runs it (a real process). The host that does not resolve 
 
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
+from deck.errors import describe_request_exception, resolver_error
 from support import make_simulator
 from support.cli import SCRIPT, clean_env, cli_env, files_containing, run_cli
+from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
 
 INVALID_BASE_URL = "https://deck.invalid/v2"
 
@@ -149,3 +153,31 @@ def test_a_destination_without_settings_is_not_remembered_by_the_next_run(tmp_pa
     assert normal.returncode == 0, normal.stderr
     assert "WARNING" not in normal.stderr and "postgres" not in normal.stderr
     assert f"{len(sim.runs()):,} new" in normal.stdout
+
+
+# ---- what a failed request is called (pure: exceptions built as requests/urllib3 raise them) --
+
+
+@pytest.mark.unit
+def test_a_name_that_does_not_resolve_is_told_by_the_resolvers_own_words():
+    gai = socket.gaierror(-2, "Name or service not known")
+    error = requests.ConnectionError(
+        MaxRetryError(None, "/v2/test", NameResolutionError("deck.invalid", None, gai))
+    )
+
+    assert resolver_error(error) == "[Errno -2] Name or service not known"
+    assert describe_request_exception(error) == (
+        "the host name does not resolve ([Errno -2] Name or service not known)"
+    )
+
+
+@pytest.mark.unit
+def test_a_refused_connection_is_told_without_urllib3s_wrapping():
+    refused = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] ...")
+    refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    error = requests.ConnectionError(MaxRetryError(None, "/v2/test", refused))
+
+    assert resolver_error(error) is None
+    assert describe_request_exception(error) == (
+        "could not connect (ConnectionRefusedError: [Errno 111] Connection refused)"
+    )

@@ -1,9 +1,13 @@
 """Unit tests of the progress bookkeeping (estimate, rate, ETA, text) and of where a window listed
 only in part is cut: pure functions, no HTTP, no clock (every time is an argument)."""
 
+import os
+import shlex
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from deck.cli import try_command
 from deck.planning import cut_listed_part
 from deck.progress import (
     ListingProgress,
@@ -245,3 +249,15 @@ def test_once_everything_is_listed_the_line_says_it_is_loading():
                         with_events=False)
 
     assert describe(snapshot).endswith("; everything listed; loading")
+
+
+# ---- the summary's try line ----------------------------------------------------------------
+
+
+def test_the_try_line_quotes_a_path_with_a_quote_and_a_space_for_the_shell():
+    command = try_command("it's here/deck.duckdb", "deck")
+
+    python, flag, code = shlex.split(command)  # one program, -c, one argument
+    assert os.path.samefile(python, sys.executable) and flag == "-c"
+    assert "duckdb.connect(\"it's here/deck.duckdb\", read_only=True)" in code
+    assert "FROM deck.task_runs" in code
