@@ -178,7 +178,7 @@ def run_on_a_terminal(tmp_path: Path, env: dict) -> tuple[int, str, str]:
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPT)],
         cwd=tmp_path,
-        env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "120", "PYTHONIOENCODING": "utf-8"},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=terminal,

@@ -424,6 +424,9 @@ class LogProgress(Reporter):
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_requests = -1
+        # a line is measured and written in one go: lines from the timer and from a committed
+        # load never appear out of the order their counts were taken in
+        self._emit = threading.Lock()
 
     def start(self, stats: SyncStats) -> None:
         super().start(stats)
@@ -432,19 +435,21 @@ class LogProgress(Reporter):
 
     def _run(self) -> None:
         while not self._stopped.wait(self.every_s):
-            snapshot = self.snapshot()
-            if snapshot is None or snapshot.requests == self._last_requests:
-                continue  # nothing moved (a load into the destination): no repeated line
-            self._last_requests = snapshot.requests
-            logger.info("Progress: %s", describe(snapshot))
+            with self._emit:
+                snapshot = self.snapshot()
+                if snapshot is None or snapshot.requests == self._last_requests:
+                    continue  # nothing moved (a load into the destination): no repeated line
+                self._last_requests = snapshot.requests
+                logger.info("Progress: %s", describe(snapshot))
 
     def load_committed(self, loads: int, more: bool) -> None:
         super().load_committed(loads, more)
-        snapshot = self.snapshot()
-        if more and snapshot is not None:
-            logger.info(
-                "Load %d committed: %s; continuing", loads, describe(snapshot, loads=False)
-            )
+        with self._emit:
+            snapshot = self.snapshot()
+            if more and snapshot is not None:
+                logger.info(
+                    "Load %d committed: %s; continuing", loads, describe(snapshot, loads=False)
+                )
 
     def stop(self, completed: bool) -> None:
         self._stopped.set()
