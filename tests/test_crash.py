@@ -120,7 +120,8 @@ def test_repeated_kills_at_random_points_then_a_rerun_is_exact(tmp_path, backlog
 def test_a_killed_backfill_resumes_from_its_last_committed_window(tmp_path, backlog_sim):
     assert kill_at(tmp_path, backlog_sim, KillPoint(after_log="Load 2 committed"))
     committed = reader(tmp_path, backlog_sim).runs()
-    assert len(committed) >= 800  # two loads were committed before the kill
+    # two loads were committed before the kill: more than the 400 runs one load may hold
+    assert len(committed) > 400
     backlog_sim.clear_requests()
 
     rerun = run_cli(tmp_path, env=cli_env(tmp_path, backlog_sim))

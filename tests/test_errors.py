@@ -153,7 +153,10 @@ def test_missing_key_says_where_to_put_it(tmp_path):
 def test_unknown_destination_is_refused(tmp_path, sim):
     result = run_cli(tmp_path, "--destination", "nosuchdb", env=env_for(sim.base_url))
     assert result.returncode == 2
-    assert result.stderr.startswith("Deck sync failed: destination 'nosuchdb' cannot be used:")
+    assert result.stderr.startswith(
+        "Deck sync failed: destination 'nosuchdb' is not a dlt destination. Name one by its type:"
+    )
+    assert len(result.stderr.splitlines()) == 1
     assert sim.requests == []
 
 

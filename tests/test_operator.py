@@ -118,7 +118,8 @@ def test_sigterm_mid_backfill_exits_143_keeps_committed_loads_and_the_rerun_is_e
     assert code == 143, cli.lines
     assert cli.lines[-1] == SIGTERM_MESSAGE
     committed = reader(tmp_path, backfill_sim).runs()
-    assert len(committed) >= 800  # max_runs_per_load = 400 (cli_env), two loads committed
+    # max_runs_per_load = 400 (cli_env) bounds each load: more than 400 means two loads committed
+    assert len(committed) > 400
     backfill_sim.advance(3600, new_runs=50)
     rerun = run_cli(tmp_path, env=cli_env(tmp_path, backfill_sim))
     assert rerun.returncode == 0, rerun.stderr

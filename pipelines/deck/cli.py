@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -25,16 +26,20 @@ from dlt.common.configuration.exceptions import (
     ConfigValueCannotBeCoercedException,
 )
 from dlt.common.configuration.providers.toml import TomlProviderReadException
+from dlt.common.destination.exceptions import UnknownDestinationModule
+from dlt.common.exceptions import MissingDependencyException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
 from .destination import DestinationTraits
 from .errors import DeckConfigError, DeckError
 from .events import EVENT_GAPS_TABLE
+from .footprint import Footprint
 from .local_files import shown_path
 from .options import FILTERS, filter_flag, flatten_cli_values
+from .progress import Reporter, reporter_for, restore_terminal
 from .quarantine import REJECTED_TABLE
-from .runner import SyncResult, sync
+from .runner import DeckSyncLockedError, SyncResult, sync
 
 logger = logging.getLogger("deck")
 
@@ -137,11 +142,28 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
         )
     if result.models:
         print(f"  models:   {', '.join(result.models)} (views in '{pipeline.dataset_name}')")
-    if traits.name == "duckdb":
-        print(
-            f"  try:      duckdb {location} -c \"SELECT status, count(*) FROM"
-            f" {pipeline.dataset_name}.task_runs GROUP BY 1 ORDER BY 2 DESC\""
-        )
+    if traits.name == "duckdb" and traits.location:
+        print(f"  try:      {try_command(traits.location, pipeline.dataset_name)}")
+
+
+def try_command(database: str, dataset: str) -> str:
+    """A shell command that reads the warehouse just written, and works as printed.
+
+    The DuckDB CLI does not come with the `duckdb` Python package (README, "SQL from the shell");
+    the Python that ran this sync has that package, so the command uses it, read-only (a
+    scheduled sync may be writing). The interpreter is named relative to the working directory
+    when it lies below it (`.venv/bin/python` after `make demo`).
+    """
+    sql = f"SELECT status, count(*) AS runs FROM {dataset}.task_runs GROUP BY 1 ORDER BY 2 DESC"
+    code = (
+        f"import duckdb; print(duckdb.connect({database!r}, read_only=True).sql({sql!r}))"
+    )
+    python = sys.executable
+    relative = os.path.relpath(python)
+    if not relative.startswith(os.pardir):
+        python = relative
+    quoted = f'"{code}"' if not re.search(r'["$`\\!]', code) else shlex.quote(code)
+    return f"{shlex.quote(python)} -c {quoted}"
 
 
 def explain(exc: BaseException) -> BaseException:
@@ -263,6 +285,31 @@ def describe_missing_config(exc: ConfigFieldMissingException) -> str:
     )
 
 
+def describe_destination_error(name: str, exc: BaseException) -> str:
+    """Why `--destination NAME` cannot be used, in one paragraph (dlt's own message lists every
+    module path it tried, over twenty lines)."""
+    if isinstance(exc, MissingDependencyException):
+        install = " and ".join(f'pip install "{d}"' for d in exc.dependencies)
+        return (
+            f"destination {name!r} needs packages that are not installed: {install}"
+            " (see README, \"Other destinations and scheduling\"). Nothing was synced."
+        )
+    if isinstance(exc, UnknownDestinationModule):
+        env = f"DESTINATION__{name.upper()}__DESTINATION_TYPE"
+        return (
+            f"destination {name!r} is not a dlt destination. Name one by its type: duckdb (the"
+            " default), postgres, motherduck, bigquery, snowflake, databricks, filesystem (see"
+            " README, \"Other destinations and scheduling\"), or define a named destination with"
+            f" destination_type = \"postgres\" under [destination.{name}] in .dlt/config.toml (or"
+            f" {env}=postgres). Nothing was synced."
+        )
+    first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return (
+        f"destination {name!r} cannot be used: {first.strip()} Use a dlt destination name such as"
+        " duckdb, postgres, motherduck, bigquery, snowflake or filesystem. Nothing was synced."
+    )
+
+
 def describe_failure(cause: BaseException) -> tuple[str, int]:
     """The paragraph after "Deck sync failed: " and the exit code."""
     if isinstance(cause, ConfigFieldMissingException):
@@ -303,6 +350,7 @@ def _hard_exit(signum: int) -> None:
     """
     try:
         sys.stdout.flush()
+        restore_terminal(sys.stderr)  # a live progress display hid the cursor
         print(interrupt_message(signum), file=sys.stderr)
         sys.stderr.flush()
         logging.shutdown()
@@ -337,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.debug)
     install_signal_handlers()
     simulator = None
+    pipeline: dlt.Pipeline | None = None
+    footprint: Footprint | None = None
+    reporter = reporter_for(sys.stderr)  # the one choice: a live display on a terminal, or logs
+    pending_before = False
     try:
         options = source_options(args)
         if args.demo:
@@ -360,23 +412,23 @@ def main(argv: list[str] | None = None) -> int:
         else:
             pipeline_name = args.pipeline_name or settings.PIPELINE_NAME
             destination = args.destination or "duckdb"
+        footprint = Footprint.before(pipeline_name)
         try:
             pipeline = dlt.pipeline(
                 pipeline_name=pipeline_name,
                 destination=destination,
                 dataset_name=args.dataset or settings.DATASET_NAME,
             )
+            pending_before = pipeline.has_pending_data
+            footprint.note_destination(pipeline)
+            # Resolve the destination's settings now: missing credentials otherwise fail only at
+            # the load step, after the whole extract.
+            pipeline.destination_client()
         except ConfigurationException:
-            raise  # a broken settings file or value: explained below
+            raise  # a broken settings file or value, missing credentials: explained below
         except Exception as exc:  # unknown destination names fail here, before any request
-            raise DeckConfigError(
-                f"destination {args.destination!r} cannot be used: {exc}. Use a dlt destination"
-                " name such as duckdb, postgres, motherduck, bigquery, snowflake or filesystem."
-            ) from None
-        # Resolve the destination's settings now: missing credentials otherwise fail only at the
-        # load step, after the whole extract.
-        pipeline.destination_client()
-        result = sync(pipeline, full_refresh=args.full_refresh, **options)
+            raise DeckConfigError(describe_destination_error(str(args.destination), exc)) from None
+        result = sync(pipeline, full_refresh=args.full_refresh, progress=reporter, **options)
         print_summary(pipeline, result)
         return EXIT_QUARANTINED if result.quarantined else 0
     except (DeckError, ConfigurationException, PipelineStepFailed) as exc:
@@ -384,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(cause, KeyboardInterrupt):
             _stop(simulator)
             _hard_exit(_received[0] if _received else signal.SIGINT)
+        if footprint is not None and _loaded_nothing(pipeline, reporter, pending_before, cause):
+            footprint.erase()
         if args.debug:
             logger.exception("Sync failed")
         message, code = describe_failure(cause)
@@ -397,6 +451,22 @@ def main(argv: list[str] | None = None) -> int:
         raise  # not reached
     finally:
         _stop(simulator)
+
+
+def _loaded_nothing(
+    pipeline: dlt.Pipeline | None, reporter: Reporter, pending_before: bool, cause: BaseException
+) -> bool:
+    """Whether this failed run read no page and committed nothing, so that undoing what it wrote
+    locally (`Footprint.erase`) loses nothing. Never while another sync holds the pipeline."""
+    if isinstance(cause, DeckSyncLockedError) or pending_before:
+        return False
+    stats = reporter.stats
+    if stats is not None and (stats.requests.pages or stats.progress.loads):
+        return False
+    try:
+        return pipeline is None or not pipeline.has_pending_data
+    except Exception:  # a pipeline folder in a state dlt cannot read: leave it alone
+        return False
 
 
 def _stop(simulator: Any) -> None:

@@ -4,6 +4,8 @@ The CLI prints `str(error)` as-is (no traceback unless --debug), so every messag
 and must never contain the API key.
 """
 
+import socket
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -42,6 +44,58 @@ class DeckTransientError(DeckAPIError):
 
 class DeckResponseError(DeckAPIError):
     """A 200 whose body breaks the documented contract (shape, pagination, required fields)."""
+
+
+class DeckUnreachableError(DeckError):
+    """Deck's host name does not resolve: base_url names no host, or this machine has no DNS.
+
+    Not a transient fault like a 503: waiting minutes for a name that does not exist only delays
+    the message, so it is retried briefly (a resolver's hiccup) and then explained.
+    """
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it wraps: requests -> urllib3's MaxRetryError -> its reason -> the socket
+    error (through args, `reason`, `__cause__` and `__context__`)."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        linked += [arg for arg in current.args if isinstance(arg, BaseException)]
+        stack.extend(item for item in linked if isinstance(item, BaseException))
+
+
+def resolver_error(exc: BaseException) -> str | None:
+    """The resolver's message when `exc` is a host name that did not resolve, else None."""
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror):
+            return str(cause)
+        if type(cause).__name__ == "NameResolutionError":  # urllib3 2.x, without the gaierror
+            text = str(cause)
+            return text[text.find("(", text.find("Failed to resolve")) + 1 :].rstrip(")") or text
+    return None
+
+
+def describe_request_exception(exc: BaseException) -> str:
+    """What went wrong with a request that got no answer, without urllib3's wrapping (`Max
+    retries exceeded with url ... (Caused by ...)` hid the cause and was cut off)."""
+    resolver = resolver_error(exc)
+    if resolver is not None:
+        return f"the host name does not resolve ({resolver})"
+    causes = list(_causes(exc))
+    if any(type(c).__name__ in _CONNECT_ERRORS for c in causes):
+        for cause in causes:
+            if isinstance(cause, OSError) and type(cause).__module__ in ("builtins", "socket"):
+                return f"could not connect ({type(cause).__name__}: {cause})"
+    return str(exc)
+
+
+_CONNECT_ERRORS = ("NewConnectionError", "ConnectTimeoutError")
 
 
 def describe_error_body(body: Any) -> str:

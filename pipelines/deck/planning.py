@@ -19,6 +19,7 @@ from typing import Any
 from .state import ListingState, Plan
 from .windows import (
     EARLIEST_PLAUSIBLE,
+    ONE_US,
     Window,
     estimate_pages,
     format_timestamp,
@@ -155,3 +156,27 @@ def split_window(
         return []
     bounds = [window.start, *inside, window.end]
     return [Window(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+
+
+def cut_listed_part(window: Window, stamps: list[datetime]) -> tuple[Window, Window] | None:
+    """Where a window listed only in part splits: (the part listed to its end, the rest).
+
+    A load that is full (`max_runs_per_load`) stops listing a window after a page. `stamps` are
+    the `created_at` of that window's records in the order Deck returned them. In newest-first
+    order every run newer than the oldest one listed has been read, but the oldest timestamp may
+    continue on the next page; so the listed part is `(oldest, end)`, i.e. from one microsecond
+    after it, and the rest `[start, oldest]`. Oldest-first mirrors that. None when the order is
+    neither (nothing can be said about what was read) or when the pages hold a single timestamp
+    (the listed part would be empty, and the load must go on to make progress).
+    """
+    inside = [s for s in stamps if window.contains(s)]
+    if len(set(inside)) < 2:
+        return None
+    direction = page_direction(inside)
+    if direction == "newest_first":
+        edge = min(inside) + ONE_US
+        return Window(edge, window.end), Window(window.start, edge)
+    if direction == "oldest_first":
+        edge = max(inside)
+        return Window(window.start, edge), Window(edge, window.end)
+    return None

@@ -29,8 +29,10 @@ from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from .local_files import prune_loaded_packages
 from .models import drop_models, refresh_models, table_exists
 from .packages import drop_extracted_copies_of_committed_packages
+from .progress import LogProgress, Reporter
 from .scope import SyncScope, sync_scope
 from .source import deck
+from .tracing import one_trace
 from .warehouse_lock import WarehouseLock
 
 logger = logging.getLogger("deck")
@@ -256,17 +258,23 @@ def sync(
     full_refresh: bool = False,
     max_loads: int | None = None,
     lock_wait_s: float | None = None,
+    progress: Reporter | None = None,
     **source_options: Any,
 ) -> SyncResult:
     """Sync Deck task runs into `pipeline`'s destination until the warehouse is current.
 
     `lock_wait_s`: how long to wait for a DuckDB file that another process has open (default
-    `lock_wait_s` of `[sources.deck]`, else 300 s); see `warehouse_lock`.
+    `lock_wait_s` of `[sources.deck]`, else 300 s); see `warehouse_lock`. `progress` shows how
+    far it is (default: log lines, `progress.LogProgress`); all its loads are one dlt trace
+    (`tracing.one_trace`).
     """
     warehouse = WarehouseLock.of(pipeline, lock_wait_s)
-    with pipeline_lock(pipeline):
+    reporter = progress if progress is not None else LogProgress()
+    with pipeline_lock(pipeline), one_trace(pipeline), reporter:
         warehouse.wait()  # before anything opens the file: a sync that cannot start does nothing
-        result = _sync_locked(pipeline, full_refresh, max_loads, source_options, warehouse)
+        result = _sync_locked(
+            pipeline, full_refresh, max_loads, source_options, warehouse, reporter
+        )
         prune_loaded_packages(pipeline)  # completed packages: a resume needs none of them
     return result
 
@@ -277,6 +285,7 @@ def _sync_locked(
     max_loads: int | None,
     source_options: Any,
     warehouse: WarehouseLock,
+    reporter: Reporter,
 ) -> SyncResult:
     result = SyncResult()
     started = time.monotonic()
@@ -305,6 +314,7 @@ def _sync_locked(
         # PostgreSQL refuses to drop tables that the views read
         warehouse.call(drop_models, pipeline)
     scope = SyncScope()
+    reporter.start(scope.stats)
     with sync_scope(scope):
         if pipeline.has_pending_data:
             # Packages of an interrupted sync (a kill during normalize or load): finish them
@@ -335,13 +345,7 @@ def _sync_locked(
             more_to_load = has_unfinished_plan(pipeline, running) or bool(
                 refresh and kept and result.loads == 1
             )
-            if more_to_load:
-                logger.info(
-                    "Load %d committed (%d runs so far, %d requests); continuing",
-                    result.loads,
-                    scope.stats.new_runs + scope.stats.updated_runs,
-                    scope.stats.requests.requests,
-                )
+            reporter.load_committed(result.loads, more_to_load)  # "Load N committed: ..."
             if not more_to_load or (max_loads is not None and result.loads >= max_loads):
                 break
     stats = scope.stats

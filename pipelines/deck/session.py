@@ -29,8 +29,11 @@ from .errors import (
     DeckConfigError,
     DeckPermanentError,
     DeckTransientError,
+    DeckUnreachableError,
     describe_error_body,
+    describe_request_exception,
     request_id_of,
+    resolver_error,
 )
 from .ratelimit import RateLimiter
 from .redact import scrub
@@ -102,6 +105,7 @@ class RequestStats:
 
     requests: int = 0
     retries: int = 0
+    throttled: int = 0  # answers with HTTP 429 (Deck's rate limit)
     pages: int = 0
     last_request_id: str | None = None
     server_date: datetime | None = None  # the newest `Date` header Deck sent
@@ -133,11 +137,19 @@ class RequestStats:
         bound = local + timedelta(seconds=settings.MAX_CLOCK_SKEW_S)
         return min(self.server_date + timedelta(seconds=1), bound)
 
-    def count(self, *, request: bool = False, retry: bool = False, page: bool = False) -> None:
+    def count(
+        self,
+        *,
+        request: bool = False,
+        retry: bool = False,
+        page: bool = False,
+        throttled: bool = False,
+    ) -> None:
         with self._lock:
             self.requests += request
             self.retries += retry
             self.pages += page
+            self.throttled += throttled
 
 
 class DeckSession(requests.Session):
@@ -172,7 +184,7 @@ class DeckSession(requests.Session):
         attempt = 0
         while True:
             attempt += 1
-            reason, wait, response, rid = "", None, None, None
+            reason, wait, response, rid, unresolved = "", None, None, None, None
             token = self.limiter.acquire() if self.limiter is not None else None
             self.stats.count(request=True)
             watchdog = Watchdog(self.policy.deadline_s)
@@ -182,7 +194,9 @@ class DeckSession(requests.Session):
             except Exception as exc:
                 if not watchdog.fired and not isinstance(exc, RETRY_EXCEPTIONS):
                     raise
-                reason = f"{type(exc).__name__}: {_short(scrub(str(exc), self.secret))}"
+                unresolved = resolver_error(exc)
+                detail = describe_request_exception(exc)
+                reason = f"{type(exc).__name__}: {_short(scrub(detail, self.secret))}"
             finally:
                 if token is not None:
                     self.limiter.release(token)  # type: ignore[union-attr]
@@ -201,6 +215,7 @@ class DeckSession(requests.Session):
                 if rid:
                     self.stats.last_request_id = rid
                 if response.status_code in RETRY_STATUSES:
+                    self.stats.count(throttled=response.status_code == 429)
                     reason = f"HTTP {response.status_code}"
                     detail = describe_error_body(body)
                     if detail:
@@ -213,7 +228,12 @@ class DeckSession(requests.Session):
                     _raise_for_permanent(response, body, rid, what)
                     response.json = _constant(body)  # type: ignore[method-assign]
                     return response
-            if attempt >= self.policy.max_attempts:
+            attempts = self.policy.max_attempts
+            if unresolved is not None:  # a name that does not resolve is not worth minutes
+                attempts = min(settings.UNRESOLVED_MAX_ATTEMPTS, attempts)
+                if attempt >= attempts:
+                    raise _unresolvable(request.url or "", what, attempt, unresolved)
+            if attempt >= attempts:
                 raise DeckTransientError(
                     f"Deck API kept failing for {what}: {attempt} attempts, the last one got"
                     f" {reason}. This is usually temporary (rate limit or an outage): run the"
@@ -223,6 +243,8 @@ class DeckSession(requests.Session):
                 )
             if wait is None:
                 wait = self.policy.backoff(attempt)
+            if unresolved is not None:  # a resolver's hiccup passes in seconds, if at all
+                wait = min(wait, settings.UNRESOLVED_RETRY_WAIT_S)
             self.stats.count(retry=True)
             logger.warning(
                 "Deck API: %s got %s%s; retry %d of %d in %.2f s",
@@ -230,13 +252,24 @@ class DeckSession(requests.Session):
                 reason,
                 f" (request_id {rid})" if response is not None and rid else "",
                 attempt,
-                self.policy.max_attempts - 1,
+                attempts - 1,
                 wait,
             )
             time.sleep(wait)
 
 
 _NOT_JSON = object()
+
+
+def _unresolvable(url: str, what: str, attempts: int, resolver: str) -> DeckUnreachableError:
+    """The paragraph for a host name that does not resolve: which host, what the resolver said,
+    and the two usual causes."""
+    return DeckUnreachableError(
+        f"Cannot reach Deck: the host name {urlparse(url).hostname!r} in base_url does not"
+        f" resolve (the resolver said: {resolver}; {what}, {attempts} attempts). Check base_url"
+        f" (default {settings.DEFAULT_BASE_URL}) for a typo, and this machine's DNS and network."
+        " Nothing was lost: the next sync resumes where the last successful load stopped."
+    )
 
 
 def _constant(body: Any) -> Any:

@@ -66,6 +66,11 @@ REQUEST_MAX_ATTEMPTS = 8
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 30.0
 
+# A host name that does not resolve is retried this many times in all, at most this many seconds
+# apart, then explained: a resolver's hiccup passes in seconds, and a wrong base_url never does.
+UNRESOLVED_MAX_ATTEMPTS = 3
+UNRESOLVED_RETRY_WAIT_S = 2.0
+
 # HTTP behaviour.
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .progress import SyncProgress
 from .session import RequestStats
 
 
@@ -22,3 +23,5 @@ class SyncStats:
     open_rechecked: int = 0
     quarantined: int = 0  # distinct records put in (or kept in) quarantine
     requests: RequestStats = field(default_factory=RequestStats)
+    # what is left and how fast (progress.py): the estimate the progress display shows
+    progress: SyncProgress = field(default_factory=SyncProgress)

@@ -8,8 +8,15 @@ started unless the load has room for it, so a committed load never throws work a
 holds at most `workers` windows. A window too big to list whole is cut (`planning.split_window`)
 after its first page, and its parts are listed instead.
 
+`limit` bounds the records one walk lists (the load's `max_runs_per_load`): a page is fetched only
+when it fits, together with the pages fetched or being fetched, in `limit` records (the first page
+of a walk always does, so every load makes progress). A window that reaches the limit mid-way is
+handed over as the part listed so far (`planning.cut_listed_part`), and the rest waits for the
+next load.
+
 While dlt normalizes and loads a load, the next load's first windows are listed ahead
-(`ListingAhead`), so the sync keeps spending Deck's request budget across load boundaries.
+(`ListingAhead`), so the sync keeps spending Deck's request budget across load boundaries; the
+next load takes such a listing only when it fits in its own `limit`.
 """
 
 from __future__ import annotations
@@ -20,14 +27,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from . import records
 from .client import Page
 from .intake import checked_page
-from .planning import split_window
+from .planning import cut_listed_part, split_window
+from .progress import ListingProgress
 from .records import Rejection
-from .windows import ONE_US, Window
+from .windows import ONE_US, Window, page_stamps
 
 logger = logging.getLogger("deck")
 
@@ -39,6 +48,10 @@ class ListedWindow:
     window: Window
     pages: list[Page] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        return sum(len(page.items) for page in self.pages)
 
 
 @dataclass
@@ -68,6 +81,7 @@ class WindowWalker:
         workers: int,
         pages_per_window: int,
         clock: Callable[[], datetime],
+        progress: ListingProgress | None = None,
         ahead: ListingAhead | None = None,
     ) -> None:
         self.list_pages = list_pages  # DeckClient.list_task_runs or .list_events
@@ -76,42 +90,73 @@ class WindowWalker:
         self.workers = workers
         self.pages_per_window = pages_per_window
         self.clock = clock
+        self.progress = progress
         self.pending: list[Window] = []
         self.ahead = ahead  # windows the previous load of the sync listed ahead of this one
+        self.limit: int | None = None  # records one walk may list (None: no limit)
+        self._lock = threading.Lock()
+        self._reserved = 0  # records on pages fetched (or being fetched) of windows kept
+        self._in_flight: dict[Window, int] = {}  # records fetched so far, per window in flight
 
     @property
     def runs_per_window(self) -> int:
         """The most runs one window can bring (it is cut when it would hold more)."""
         return self.pages_per_window * self.page_size
 
+    def outlook(self) -> tuple[list[Window], dict[Window, int]]:
+        """The windows not started and those in flight (with the records fetched of each so
+        far): what is left of this walk, for the progress estimate (read from another thread)."""
+        with self._lock:
+            return list(self.pending), dict(self._in_flight)
+
     def walk(
-        self, windows: list[Window], has_room: Callable[[int], bool]
+        self,
+        windows: list[Window],
+        has_room: Callable[[int], bool],
+        limit: int | None = None,
     ) -> Iterator[ListedWindow]:
         """Listed windows, oldest first among those done together. `has_room(n)` says whether
-        the load can take another window while `n` are in flight."""
-        self.pending = sorted(windows, key=Window.sort_key)
+        the load can take another window while `n` are in flight; `limit` bounds the records
+        listed (see the module docstring)."""
+        with self._lock:
+            self.pending = sorted(windows, key=Window.sort_key)
+            self.limit, self._reserved, self._in_flight = limit, 0, {}
+        if self.progress is not None:  # from now on this walk is the work left
+            self.progress.follow(self.outlook, self.clock, self.page_size)
         if self.ahead is not None:
-            self.ahead.halt()  # from here on this walk takes the windows it listed
+            self.ahead.halt()  # from here on this walk takes what was listed ahead
         in_flight: dict[Future[_Fetched], Window] = {}
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="deck-window")
         interrupted = False
         try:
             while self.pending or in_flight:
-                while self.pending and len(in_flight) < self.workers and has_room(len(in_flight)):
-                    window = self.pending.pop(0)
-                    listed_ahead = self.ahead.take(window) if self.ahead is not None else None
-                    future = listed_ahead or pool.submit(self._fetch, window, stop)
-                    in_flight[future] = window
+                while (
+                    self.pending
+                    and len(in_flight) < self.workers
+                    and has_room(len(in_flight))
+                    and self._has_budget()
+                ):
+                    listed_ahead = self._take_ahead(self.pending[0])
+                    if listed_ahead is False:
+                        break  # listed ahead, but more than this load has room for
+                    with self._lock:
+                        window = self.pending.pop(0)
+                        self._in_flight[window] = 0
+                    in_flight[listed_ahead or pool.submit(self._fetch, window, stop)] = window
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=lambda f: in_flight[f].sort_key()):
-                    in_flight.pop(future)
+                    window = in_flight.pop(future)
                     fetched = future.result()
-                    if fetched.parts:
-                        self.pending = sorted(self.pending + fetched.parts, key=Window.sort_key)
-                    elif fetched.listed is not None:
+                    with self._lock:
+                        self._in_flight.pop(window, None)
+                        if fetched.parts:
+                            self.pending = sorted(self.pending + fetched.parts, key=Window.sort_key)
+                    if fetched.listed is not None:
+                        if self.progress is not None:
+                            self.progress.listed(fetched.listed.window, fetched.listed.records)
                         yield fetched.listed
         except BaseException:
             # Ctrl-C/SIGTERM, a failed window, or dlt closing the generator: do not wait for
@@ -121,14 +166,73 @@ class WindowWalker:
         finally:
             stop.set()
             pool.shutdown(wait=not interrupted, cancel_futures=True)
+            with self._lock:
+                self._in_flight = {}
+
+    def _take_ahead(self, window: Window) -> Future[_Fetched] | None | bool:
+        """The listing of `window` made ahead, if any and if it fits in `limit` (its records are
+        then counted); False when it does not fit (it stays for the next load)."""
+        if self.ahead is None:
+            return None
+        future = self.ahead.peek(window)
+        if future is None:
+            return None
+        if future.exception() is not None:
+            self.ahead.take(window)
+            return None  # listed again, by this walk: the error is met (or not) here
+        fetched = future.result()
+        records = fetched.listed.records if fetched.listed else 0
+        with self._lock:
+            fits = self.limit is None or self._reserved == 0 or (
+                self._reserved + records <= self.limit
+            )
+            if not fits:
+                return False
+            self._reserved += records
+        return self.ahead.take(window)
 
     def list_ahead(self) -> None:
         """The load stopped at its budget: list the windows it left while dlt loads it."""
         if self.ahead is not None and self.pending:
-            self.ahead.start(self.pending, self._fetch)
+            self.ahead.start(self.pending, partial(self._fetch, budgeted=False))
 
-    def _fetch(self, window: Window, stop: threading.Event) -> _Fetched:
-        """In a worker: the window's pages, or the parts to list instead when it is too big."""
+    def _has_budget(self) -> bool:
+        with self._lock:
+            return self._room()
+
+    def _room(self) -> bool:
+        """Whether one more full page fits in `limit` (the walk's first page always does, so
+        that every load makes progress)."""
+        return (
+            self.limit is None
+            or (self._reserved == 0 and self.limit > 0)
+            or self._reserved + self.page_size <= self.limit
+        )
+
+    def _reserve(self, force: bool = False) -> bool:
+        """Room for one more page: its records are counted before it is fetched, so that the
+        workers together never list more than `limit` (`force`: the page is fetched anyway)."""
+        with self._lock:
+            if not force and not self._room():
+                return False
+            self._reserved += self.page_size
+            return True
+
+    def _settle(self, window: Window, reserved: int, records: int) -> None:
+        """A page came back with `records` of the `reserved` counted for it."""
+        with self._lock:
+            self._reserved += records - reserved
+            if window in self._in_flight:
+                self._in_flight[window] += records
+
+    def _fetch(self, window: Window, stop: threading.Event, budgeted: bool = True) -> _Fetched:
+        """In a worker: the window's pages, or the parts to list instead when it is too big (or
+        the load became full before its first page). Listed ahead (not `budgeted`), a window is
+        listed whole: the load that takes it counts it then (`_take_ahead`)."""
+        reserve = self._reserve if budgeted else lambda force=False: True
+        settle = self._settle if budgeted else lambda window, reserved, records: None
+        if not reserve():
+            return _Fetched(parts=[window])
         pages = self.list_pages({**self.params, **window.params()})
         checks: list[records.Checked] = []
         first = checked_page(next(pages), checks)
@@ -141,15 +245,45 @@ class WindowWalker:
             clock=self.clock(),
             slices=self.workers,
         )
+        if budgeted and self.progress is not None and first.has_more:
+            self.progress.probed(first.items)
         if parts:
             pages.close()
+            settle(window, self.page_size, 0)
             return _Fetched(parts=parts)
+        settle(window, self.page_size, len(first.items))
         fetched = [first]
-        for page in pages:
+        while fetched[-1].has_more:
             if stop.is_set():
                 raise RuntimeError("sync stopped")  # only after another window failed
+            if not reserve():
+                cut = self._cut(window, fetched, checks)
+                if cut is not None:
+                    pages.close()
+                    listed, rest = cut
+                    return _Fetched(
+                        parts=[rest], listed=ListedWindow(listed, fetched, locate(listed, checks))
+                    )
+                reserve(force=True)  # no place to stop: the window goes on
+            page = next(pages, None)
+            if page is None:
+                settle(window, self.page_size, 0)
+                break
             fetched.append(checked_page(page, checks))
+            settle(window, self.page_size, len(fetched[-1].items))
         return _Fetched(listed=ListedWindow(window, fetched, locate(window, checks)))
+
+    @staticmethod
+    def _cut(
+        window: Window, fetched: list[Page], checks: list[records.Checked]
+    ) -> tuple[Window, Window] | None:
+        """The part of `window` its pages so far cover, and the rest; None when it cannot be
+        told (pages in no order, a single timestamp, or a rejected record whose place in time
+        would straddle the cut)."""
+        if any(check.rejected for check in checks):
+            return None
+        stamps = [stamp for page in fetched for stamp in page_stamps(page.items)]
+        return cut_listed_part(window, stamps)
 
 
 class ListingAhead:
@@ -213,17 +347,23 @@ class ListingAhead:
                     fetched = future.result()
                     if fetched.parts:
                         pending = sorted(pending + fetched.parts, key=Window.sort_key)
-                    else:
+                    if fetched.listed is not None:
                         held += 1
         finally:
             pool.shutdown(wait=False)
 
     def halt(self) -> None:
-        """Start no new listing (those in flight finish, for the next walk to take)."""
+        """Start no new listing; wait for those in flight (the next walk counts each listing's
+        records against its own budget before it takes it)."""
         self._halt.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        wait(list(self._futures.values()))
+
+    def peek(self, window: Window) -> Future[_Fetched] | None:
+        """The listing of `window` made ahead, left in place."""
+        return self._futures.get(window)
 
     def take(self, window: Window) -> Future[_Fetched] | None:
         """The listing of `window` made ahead (done or in flight), if there is one."""

@@ -11,7 +11,6 @@ windows (open runs, quarantine retries) -- is left to subclasses.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -24,8 +23,6 @@ from .stats import SyncStats
 from .walker import ListedWindow, ListingAhead, WindowWalker
 
 logger = logging.getLogger("deck")
-
-PROGRESS_EVERY_S = 5.0
 
 StateT = TypeVar("StateT", bound=ListingState)
 
@@ -68,6 +65,7 @@ class WindowedLoad(Generic[StateT]):
             )
             self.state = self._state_for_new_filters()
         self.state.filters = filters_fingerprint
+        self.listing = stats.progress.listing(self.noun)
         self.walker = WindowWalker(
             list_pages,
             params,
@@ -75,12 +73,12 @@ class WindowedLoad(Generic[StateT]):
             workers=options.workers,
             pages_per_window=options.pages_per_window,
             clock=self.clock,
+            progress=self.listing,
             ahead=ahead,
         )
         self.loaded = 0
         self.more_to_load = False
         self._listed_top = False  # whether this load listed the plan's newest window
-        self._last_progress = time.monotonic()
 
     def _state_for_new_filters(self) -> StateT:
         """The state to start over from when the filters changed."""
@@ -105,6 +103,7 @@ class WindowedLoad(Generic[StateT]):
                 if self.more_to_load:
                     return
             finish_plan(self.state, plan)
+            self.listing.finish()
             yield from self._after_listing()
         finally:
             self.state.save(self.raw_state)
@@ -124,16 +123,17 @@ class WindowedLoad(Generic[StateT]):
         """A last look at the state before a new plan is made from it."""
 
     def _walk(self, plan: Plan) -> Iterator[Any]:
-        """List the plan's windows, loading each as soon as it is listed; stop at the budget."""
+        """List the plan's windows, loading each as soon as it is listed; stop at the budget:
+        the walker lists at most `max_runs_per_load` records in this load (see walker.py)."""
         per_window = self.walker.runs_per_window
+        budget = self.options.max_runs_per_load
 
         def has_room(in_flight: int) -> bool:
-            return self.loaded + in_flight * per_window < self.options.max_runs_per_load
+            return self.loaded + in_flight * per_window < budget
 
-        for listed in self.walker.walk(plan.windows, has_room):
+        for listed in self.walker.walk(plan.windows, has_room, limit=budget - self.loaded):
             self._listed_top |= listed.window.end == self.options.end
             yield from self._load_window(listed, plan)
-            self._progress(listed)
         plan.windows = self.walker.pending
         if plan.windows:
             logger.info(
@@ -152,18 +152,3 @@ class WindowedLoad(Generic[StateT]):
     def _after_listing(self) -> Iterator[Any]:
         """What the load does once every window of the plan is listed."""
         return iter(())
-
-    def _progress(self, listed: ListedWindow) -> None:
-        """A line every few seconds, so a long backfill shows it is moving."""
-        now = time.monotonic()
-        if now - self._last_progress < PROGRESS_EVERY_S:
-            return
-        self._last_progress = now
-        logger.info(
-            "... %d pages, %d %s so far (%d requests); listing %s",
-            self.stats.requests.pages,
-            self.loaded,
-            self.noun,
-            self.stats.requests.requests,
-            listed.window,
-        )

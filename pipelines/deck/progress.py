@@ -1,0 +1,636 @@
+"""How far a sync is: what is done, an estimate of what is left, how fast, and when it ends.
+
+A backfill of 250k runs takes tens of minutes and many loads. Deck's list carries no total, so the
+work left is estimated from the plan: the windows not listed yet (and the part of those in flight
+not fetched yet) times the density of runs seen so far (records per second of `created_at`, from
+the windows listed and the first page of every window cut). A window with no start (a first sync
+of all history) has no size until the walk reaches its oldest run: until then the total is not
+known and no ETA is given.
+
+The bookkeeping (`ListingProgress`, `SyncProgress`, `RateMeter`, `Snapshot` and its text) is
+pure: it takes the time as an argument, so it is unit-tested without I/O. Two reporters show it,
+one chosen once by the CLI (`reporter_for`):
+
+- on a terminal, `LiveProgress`: a display redrawn in place (rich, which dlt already installs),
+  with the connector's log lines printed above it;
+- otherwise (cron, CI, a scheduler's log), `LogProgress`: one line every `PROGRESS_EVERY_S`
+  seconds and one per committed load, always cumulative over the whole sync.
+
+`sync()` uses `LogProgress` unless told otherwise, so an orchestrator's log shows the same lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .windows import Window, page_stamps
+
+if TYPE_CHECKING:
+    from .stats import SyncStats
+
+logger = logging.getLogger("deck")
+
+PROGRESS_EVERY_S = 10.0  # a log line this often when stderr is not a terminal
+RATE_WINDOW_S = 60.0  # the rate (and so the ETA) is measured over this much recent time
+LIVE_REFRESH_PER_S = 4
+
+Outlook = Callable[[], tuple[list[Window], dict[Window, int]]]
+
+_MIN = datetime.min.replace(tzinfo=timezone.utc)
+
+
+# ---- pure bookkeeping ----------------------------------------------------------------------------
+
+
+def window_seconds(window: Window, now: datetime) -> float | None:
+    """Seconds of `created_at` time a window spans, up to `now` (Deck's clock); None without a
+    start (its size is not known until its oldest record is found)."""
+    if window.start is None:
+        return None
+    end = now if window.end is None or window.end > now else window.end
+    return max(0.0, (end - window.start).total_seconds())
+
+
+def merge_windows(windows: Iterable[Window]) -> list[Window]:
+    """Windows as the fewest ranges that cover them, oldest first."""
+    merged: list[Window] = []
+    for window in sorted(windows, key=Window.sort_key):
+        if merged:
+            last = merged[-1]
+            touches = last.end is None or (window.start or _MIN) <= last.end
+            if touches:
+                if last.end is not None and (window.end is None or window.end > last.end):
+                    merged[-1] = Window(last.start, window.end)
+                continue
+        merged.append(window)
+    return merged
+
+
+def format_instant(value: datetime | None, missing: str) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else missing
+
+
+def describe_ranges(ranges: list[Window]) -> str:
+    """`2025-12-12 04:00..2026-01-01 00:00`, oldest first (`start..` without a start, `..now`
+    without an end); more than three ranges are named by their first and last."""
+
+    def one(w: Window) -> str:
+        return f"{format_instant(w.start, 'start')}..{format_instant(w.end, 'now')}"
+
+    if len(ranges) <= 3:
+        return ", ".join(one(w) for w in ranges)
+    return f"{one(ranges[0])} ... {one(ranges[-1])} ({len(ranges)} ranges)"
+
+
+def format_duration(seconds: float) -> str:
+    """`0:01:05`, `12:00:00`, `2 days 3:04:05`."""
+    total = max(0, int(round(seconds)))
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{days} day{'s' if days != 1 else ''} {clock}" if days else clock
+
+
+class RateMeter:
+    """Requests per second over the last `window_s` seconds of samples (time, cumulative count).
+
+    Recent rather than overall: a sync slows down when the rate limit starts to bite and speeds
+    up after retries, and the ETA should follow.
+    """
+
+    def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
+        self.window_s = window_s
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, at: float, count: int) -> None:
+        if self._samples and at <= self._samples[-1][0]:
+            if count != self._samples[-1][1]:
+                self._samples[-1] = (self._samples[-1][0], count)
+            return
+        self._samples.append((at, count))
+        # keep one sample older than the window, so the rate always spans the whole window
+        while len(self._samples) > 2 and self._samples[1][0] <= at - self.window_s:
+            self._samples.popleft()
+
+    def rate(self) -> float | None:
+        """None until two samples at least a second apart exist."""
+        if len(self._samples) < 2:
+            return None
+        (t0, c0), (t1, c1) = self._samples[0], self._samples[-1]
+        if t1 - t0 < 1.0:
+            return None
+        return (c1 - c0) / (t1 - t0)
+
+
+class ListingProgress:
+    """What one listing (task runs or events) has done and has left, across a sync's loads.
+
+    The walker of each load reports to it (`follow`, `probed`, `listed`, from worker threads
+    too); the estimate is read by the reporter's thread, hence the lock.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._records = 0  # records seen where their time span is known (density)
+        self._seconds = 0.0
+        self._covered: list[Window] = []
+        self._outlook: Outlook | None = None
+        self._clock: Callable[[], datetime] | None = None
+        self.page_size = 100
+        self.finished = False
+
+    def follow(self, outlook: Outlook, clock: Callable[[], datetime], page_size: int) -> None:
+        """The walker of the current load: its pending and in-flight windows are the work left."""
+        with self._lock:
+            self._outlook, self._clock, self.finished = outlook, clock, False
+            self.page_size = page_size
+
+    def probed(self, items: list[dict[str, Any]]) -> None:
+        """A full first page of a window: its records and the time they span, for the density."""
+        stamps = page_stamps(items)
+        if len(stamps) < 2:
+            return
+        seconds = (max(stamps) - min(stamps)).total_seconds()
+        if seconds > 0:
+            with self._lock:
+                self._records += len(items)
+                self._seconds += seconds
+
+    def listed(self, window: Window, records: int) -> None:
+        """A window listed to its end (`records` on its pages)."""
+        now = self._clock() if self._clock is not None else datetime.now(timezone.utc)
+        seconds = window_seconds(window, now)
+        with self._lock:
+            if seconds is not None:
+                self._records += records
+                self._seconds += seconds
+            self._covered = merge_windows([*self._covered, window])
+
+    def finish(self) -> None:
+        """Every window of the plan is listed: nothing is left of this listing in this sync."""
+        with self._lock:
+            self.finished, self._outlook = True, None
+
+    @property
+    def covered(self) -> list[Window]:
+        with self._lock:
+            return list(self._covered)
+
+    def density(self) -> float | None:
+        """Records per second of `created_at` time seen so far; None before any."""
+        with self._lock:
+            if self._seconds <= 0:
+                return None
+            return self._records / self._seconds
+
+    def remaining_records(self, now: datetime | None = None) -> float | None:
+        """Records estimated left to list; None when it cannot be told yet (no density, or a
+        window without a start). `now`: Deck's clock (defaults to the walker's)."""
+        with self._lock:
+            if self.finished:
+                return 0.0
+            outlook, clock = self._outlook, self._clock
+        if outlook is None:
+            return None
+        pending, in_flight = outlook()
+        windows = [*pending, *in_flight]
+        if not windows:
+            return 0.0
+        density = self.density()
+        if density is None:
+            return None
+        if now is None:
+            now = clock() if clock is not None else datetime.now(timezone.utc)
+        left = 0.0
+        for window in windows:
+            seconds = window_seconds(window, now)
+            if seconds is None:
+                return None
+            left += max(0.0, seconds * density - in_flight.get(window, 0))
+        return left
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a reporter shows at one moment. Estimates are None while not known."""
+
+    runs: int
+    events: int
+    requests: int
+    retries: int
+    throttled: int  # answers with HTTP 429
+    loads: int
+    elapsed_s: float
+    runs_left: float | None = None
+    events_left: float | None = None
+    requests_left: float | None = None
+    rate: float | None = None  # requests per second, recently
+    coverage: tuple[tuple[str, str], ...] = ()  # (listing, its ranges listed, oldest first)
+    done: bool = False
+    stopped: bool = False  # the sync failed or was interrupted: this is where it stopped
+    with_events: bool = True
+
+    @property
+    def requests_total(self) -> int | None:
+        if self.requests_left is None:
+            return None
+        return self.requests + math.ceil(self.requests_left)
+
+    @property
+    def fraction(self) -> float | None:
+        total = self.requests_total
+        if self.done:
+            return 1.0
+        if not total:
+            return None
+        return min(1.0, self.requests / total)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the recent rate; None when the work left or the rate is unknown."""
+        if self.done or (self.requests_left is not None and self.requests_left <= 0):
+            return 0.0
+        if self.requests_left is None or not self.rate or self.rate <= 0:
+            return None
+        return self.requests_left / self.rate
+
+
+def _of(done: int, left: float | None) -> str:
+    if left is None or left <= 0:
+        return f"{done:,}"
+    return f"{done:,} of ~{done + math.ceil(left):,}"
+
+
+def describe(snapshot: Snapshot, *, loads: bool = True) -> str:
+    """The body of a progress log line: cumulative over the sync, what was listed named oldest
+    first. `loads`: include the count of loads committed (a `Load N committed` line has it)."""
+    s = snapshot
+    counts = f"runs {_of(s.runs, s.runs_left)}"
+    if s.with_events:
+        counts += f", events {_of(s.events, s.events_left)}"
+    total = s.requests_total
+    requests = f"{s.requests:,} of ~{total:,}" if total and not s.done else f"{s.requests:,}"
+    rate = f" at {s.rate:.1f}/s" if s.rate is not None else ""
+    parts = [
+        counts,
+        f"requests {requests}{rate}, {s.retries:,} retries, {s.throttled:,} answered 429",
+    ]
+    if loads:
+        parts.append(f"{s.loads} load{'s' if s.loads != 1 else ''} committed")
+    if s.coverage:
+        parts.append("listed " + ", ".join(f"{name} {ranges}" for name, ranges in s.coverage))
+    if s.done:
+        parts.append(f"done in {format_duration(s.elapsed_s)}")
+    elif s.stopped:
+        parts.append(f"stopped after {format_duration(s.elapsed_s)}")
+    elif s.requests_left == 0:
+        parts.append("everything listed; loading")
+    elif s.eta_s is not None:
+        parts.append(f"ETA {format_duration(s.eta_s)}")
+    elif s.requests_left is None:
+        parts.append("ETA not known yet (the oldest records are still being looked for)")
+    elif s.rate is None:
+        parts.append("ETA not known yet (measuring the rate)")
+    else:
+        parts.append("ETA not known yet (no request in the last minute)")
+    return "; ".join(parts)
+
+
+class SyncProgress:
+    """Progress of one sync, across its loads: one `ListingProgress` per listing, the loads
+    committed, and the request rate. Lives in the sync's `SyncStats`."""
+
+    def __init__(self) -> None:
+        self.listings: dict[str, ListingProgress] = {}
+        self.loads = 0
+        self.meter = RateMeter()
+        self._lock = threading.Lock()
+
+    def listing(self, name: str) -> ListingProgress:
+        with self._lock:
+            if name not in self.listings:
+                self.listings[name] = ListingProgress(name)
+            return self.listings[name]
+
+    def snapshot(
+        self,
+        stats: SyncStats,
+        *,
+        elapsed_s: float,
+        now: datetime | None = None,
+        done: bool = False,
+    ) -> Snapshot:
+        """The state of the sync at `elapsed_s` seconds (also a sample for the rate)."""
+        requests = stats.requests.requests
+        with self._lock:
+            self.meter.add(elapsed_s, requests)
+            rate = self.meter.rate()
+            listings = list(self.listings.values())
+        left: dict[str, float | None] = {}
+        pages: list[float | None] = []
+        for item in listings:
+            records = 0.0 if done else item.remaining_records(now)
+            left[item.name] = records
+            pages.append(None if records is None else math.ceil(records / item.page_size))
+        requests_left = None
+        if pages and all(p is not None for p in pages):
+            requests_left = float(sum(p for p in pages if p is not None))
+        coverage = tuple(
+            (item.name, describe_ranges(item.covered)) for item in listings if item.covered
+        )
+        return Snapshot(
+            runs=stats.new_runs + stats.updated_runs,
+            events=stats.new_events,
+            requests=requests,
+            retries=stats.requests.retries,
+            throttled=stats.requests.throttled,
+            loads=self.loads,
+            elapsed_s=elapsed_s,
+            runs_left=left.get("runs"),
+            events_left=left.get("events"),
+            requests_left=requests_left,
+            rate=rate,
+            coverage=coverage,
+            done=done,
+            with_events="events" in left or stats.new_events > 0,
+        )
+
+
+# ---- reporters -----------------------------------------------------------------------------------
+
+
+class Reporter:
+    """Shows a sync's progress. `sync()` enters it, calls `start` once the sync's stats exist and
+    `load_committed` after every load; leaving it stops the display."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.stats: SyncStats | None = None
+        self.started = clock()
+
+    def start(self, stats: SyncStats) -> None:
+        self.stats = stats
+        self.started = self.clock()
+        self.snapshot()  # the rate's first sample: no request yet at the start
+
+    def snapshot(self, done: bool = False) -> Snapshot | None:
+        if self.stats is None:
+            return None
+        return self.stats.progress.snapshot(
+            self.stats, elapsed_s=self.clock() - self.started, done=done
+        )
+
+    def load_committed(self, loads: int, more: bool) -> None:
+        if self.stats is not None:
+            self.stats.progress.loads = loads
+
+    def stop(self, completed: bool) -> None:
+        """The sync ended (`completed`: without an exception)."""
+
+    def __enter__(self) -> Reporter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop(completed=exc is None)
+
+
+class LogProgress(Reporter):
+    """Log lines on the "deck" logger: `Progress: ...` every `every_s` seconds while requests are
+    being made, and `Load N committed: ...; continuing` after each load that is not the last."""
+
+    def __init__(
+        self, every_s: float = PROGRESS_EVERY_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(clock)
+        self.every_s = every_s
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_requests = -1
+        # a line is measured and written in one go: lines from the timer and from a committed
+        # load never appear out of the order their counts were taken in
+        self._emit = threading.Lock()
+
+    def start(self, stats: SyncStats) -> None:
+        super().start(stats)
+        self._thread = threading.Thread(target=self._run, name="deck-progress", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.every_s):
+            with self._emit:
+                snapshot = self.snapshot()
+                if snapshot is None or snapshot.requests == self._last_requests:
+                    continue  # nothing moved (a load into the destination): no repeated line
+                self._last_requests = snapshot.requests
+                logger.info("Progress: %s", describe(snapshot))
+
+    def load_committed(self, loads: int, more: bool) -> None:
+        super().load_committed(loads, more)
+        with self._emit:
+            snapshot = self.snapshot()
+            if more and snapshot is not None:
+                logger.info(
+                    "Load %d committed: %s; continuing", loads, describe(snapshot, loads=False)
+                )
+
+    def stop(self, completed: bool) -> None:
+        self._stopped.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
+
+
+class _ConsoleHandler(logging.Handler):
+    """Log records printed through the live display's console, above the display."""
+
+    def __init__(self, console: Any, template: logging.Handler) -> None:
+        super().__init__(template.level)
+        self.console = console
+        self.setFormatter(template.formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.console.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+        except Exception:
+            self.handleError(record)
+
+
+class LiveProgress(Reporter):
+    """A display on the terminal, redrawn a few times a second; log lines print above it, and
+    the last frame (done, or where it stopped) stays on screen."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock)
+        from rich.console import Console
+
+        self.console = Console(file=stream, force_terminal=True, highlight=False)
+        self._live: Any = None
+        self._final: Snapshot | None = None
+        self._swapped: list[tuple[logging.Handler, logging.Handler]] = []
+
+    def start(self, stats: SyncStats) -> None:
+        from rich.live import Live
+
+        super().start(stats)
+        self._route_logs()
+        self._live = Live(
+            console=self.console,
+            get_renderable=self._render,
+            refresh_per_second=LIVE_REFRESH_PER_S,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._live.start()
+        _active_live.append(self)
+
+    def _route_logs(self) -> None:
+        """The "deck" logger's stderr handler prints through the console while the display runs
+        (a plain write would tear the display)."""
+        deck_logger = logging.getLogger("deck")
+        for handler in list(deck_logger.handlers):
+            if isinstance(handler, logging.StreamHandler) and handler.stream in (
+                sys.stderr,
+                self.console.file,
+            ):
+                replacement = _ConsoleHandler(self.console, handler)
+                deck_logger.removeHandler(handler)
+                deck_logger.addHandler(replacement)
+                self._swapped.append((handler, replacement))
+
+    def _restore_logs(self) -> None:
+        deck_logger = logging.getLogger("deck")
+        for original, replacement in self._swapped:
+            deck_logger.removeHandler(replacement)
+            deck_logger.addHandler(original)
+        self._swapped.clear()
+
+    def _render(self) -> Any:
+        snapshot = self._final or self.snapshot()
+        return render(snapshot) if snapshot is not None else ""
+
+    def stop(self, completed: bool) -> None:
+        if self._live is None:
+            return
+        self._final = self.snapshot(done=completed)
+        if self._final is not None and not completed:
+            self._final = _stopped(self._final)
+        try:
+            self._live.stop()
+        finally:
+            self._live = None
+            self._restore_logs()
+            if self in _active_live:
+                _active_live.remove(self)
+
+
+def _stopped(snapshot: Snapshot) -> Snapshot:
+    """The last frame of a sync that failed or was interrupted: no estimate, no ETA."""
+    return replace(
+        snapshot, requests_left=None, runs_left=None, events_left=None, stopped=True
+    )
+
+
+def render(snapshot: Snapshot) -> Any:
+    """The live display: a bar over the requests estimated, then the counts."""
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    s = snapshot
+    fraction = s.fraction
+    head = Table.grid(padding=(0, 1))
+    head.add_column()
+    head.add_column(width=40)
+    head.add_column()
+    if s.done:
+        status = f"done in {format_duration(s.elapsed_s)}"
+    elif s.stopped:
+        status = f"stopped after {format_duration(s.elapsed_s)}"
+    elif s.requests_left == 0:
+        status = "everything listed; loading"
+    elif s.eta_s is not None:
+        status = f"ETA {format_duration(s.eta_s)}"
+    else:
+        status = "ETA not known yet"
+    percent = f"{fraction * 100:3.0f}%" if fraction is not None else "   "
+    bar = ProgressBar(
+        total=100.0 if fraction is not None else None,
+        completed=(fraction or 0.0) * 100,
+        width=40,
+    )
+    head.add_row(Text("Deck sync"), bar, Text(f"{percent}  {status}".rstrip()))
+    counts = f"  runs {_of(s.runs, s.runs_left)}"
+    if s.with_events:
+        counts += f" | events {_of(s.events, s.events_left)}"
+    total = s.requests_total
+    requests = f"{s.requests:,} of ~{total:,}" if total and not s.done else f"{s.requests:,}"
+    rate = f" ({s.rate:.1f}/s)" if s.rate is not None else ""
+    traffic = (
+        f"  requests {requests}{rate} | retries {s.retries:,} | answered 429 {s.throttled:,}"
+        f" | loads committed {s.loads}"
+    )
+    lines: list[Any] = [head, Text(counts), Text(traffic)]
+    for name, ranges in s.coverage:
+        lines.append(Text(f"  listed {name} {ranges}"))
+    return Group(*lines)
+
+
+# Live displays running now: a hard exit (Ctrl-C twice, SIGTERM's grace ended) gives the terminal
+# its cursor back, which the display hid.
+_active_live: list[LiveProgress] = []
+
+
+def restore_terminal(stream: TextIO) -> None:
+    """Show the cursor again when a live display was interrupted without stopping."""
+    if _active_live:
+        try:
+            stream.write("\x1b[?25h\n")
+            stream.flush()
+        except Exception:  # a closed stream at exit: nothing to restore
+            pass
+
+
+def is_live_terminal(stream: TextIO) -> bool:
+    """Whether `stream` is a terminal that can redraw a display (not `TERM=dumb`)."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+    return tty and os.environ.get("TERM", "") != "dumb"
+
+
+def reporter_for(stream: TextIO) -> Reporter:
+    """The one choice: a live display on a terminal, log lines anywhere else."""
+    return LiveProgress(stream) if is_live_terminal(stream) else LogProgress()
+
+
+__all__ = [
+    "ListingProgress",
+    "LiveProgress",
+    "LogProgress",
+    "RateMeter",
+    "Reporter",
+    "Snapshot",
+    "SyncProgress",
+    "describe",
+    "reporter_for",
+]
