@@ -171,7 +171,9 @@ class WindowWalker:
 
     def _take_ahead(self, window: Window) -> Future[_Fetched] | None | bool:
         """The listing of `window` made ahead, if any and if it fits in `limit` (its records are
-        then counted); False when it does not fit (it stays for the next load)."""
+        then counted); False when it does not fit (it stays for the next load). A window listed
+        ahead that holds more than `limit` alone (a `max_runs_per_load` below one window's
+        pages) is listed again by the walk, which cuts it to the budget."""
         if self.ahead is None:
             return None
         future = self.ahead.peek(window)
@@ -183,11 +185,12 @@ class WindowWalker:
         fetched = future.result()
         records = fetched.listed.records if fetched.listed else 0
         with self._lock:
-            fits = self.limit is None or self._reserved == 0 or (
-                self._reserved + records <= self.limit
-            )
-            if not fits:
-                return False
+            if self.limit is not None and self._reserved + records > self.limit:
+                if self._reserved:
+                    return False
+                # bigger than a whole load: this walk lists it again, cut to its budget
+                self.ahead.take(window)
+                return None
             self._reserved += records
         return self.ahead.take(window)
 
