@@ -33,7 +33,9 @@ class KillPoint:
 
     - ``request``: while the sync's N-th request is in flight (extract), counting only requests
       whose path ends with ``path`` when it is set (e.g. "/events");
-    - ``after_log``: while the first request after the CLI logged this line is in flight;
+    - ``after_log``: as soon as the CLI logged this line (or while the first request after it is
+      in flight, whichever the test sees first: held, that request keeps the sync from
+      finishing before the kill);
     - ``package_in``: as soon as the sync's ``package``-th package is in this folder of
       PACKAGE_STAGES or a later one: "normalize/extracted" = normalize running,
       "load/normalized" = load running. The kill is sent the moment the test sees it; if the
@@ -103,7 +105,11 @@ def kill_at(tmp_path: Path, sim: DeckSimulator, point: KillPoint, **env: Any) ->
             return len(packages_at_or_after(tmp_path, point.package_in) - before) >= point.package
 
     gate = sim.hold(reached)
-    watch: Callable[[], bool] = reached if point.package_in else gate.reached.is_set
+    # Points that make no request of their own are also watched here: a log line between loads
+    # may be followed by no request at all (the next load's windows were listed ahead).
+    watch: Callable[[], bool] = (
+        gate.reached.is_set if point.request else lambda: gate.reached.is_set() or reached()
+    )
     try:
         with open(log, "w") as stderr:
             proc = subprocess.Popen([sys.executable, str(SCRIPT)], cwd=tmp_path,
