@@ -246,7 +246,6 @@ class WindowWalker:
             page_size=self.page_size,
             pages_per_window=self.pages_per_window,
             clock=self.clock(),
-            slices=self.workers,
         )
         if budgeted and self.progress is not None and first.has_more:
             self.progress.probed(first.items)
