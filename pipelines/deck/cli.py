@@ -37,7 +37,7 @@ from .events import EVENT_GAPS_TABLE
 from .footprint import Footprint
 from .local_files import shown_path
 from .options import FILTERS, filter_flag, flatten_cli_values
-from .progress import Reporter, reporter_for, restore_terminal
+from .progress_display import Reporter, reporter_for, restore_terminal
 from .quarantine import REJECTED_TABLE
 from .runner import DeckSyncLockedError, SyncResult, sync
 

@@ -29,7 +29,7 @@ from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from .local_files import prune_loaded_packages
 from .models import drop_models, refresh_models, table_exists
 from .packages import drop_extracted_copies_of_committed_packages
-from .progress import LogProgress, Reporter
+from .progress_display import LogProgress, Reporter
 from .scope import SyncScope, sync_scope
 from .source import deck
 from .tracing import one_trace
@@ -265,7 +265,7 @@ def sync(
 
     `lock_wait_s`: how long to wait for a DuckDB file that another process has open (default
     `lock_wait_s` of `[sources.deck]`, else 300 s); see `warehouse_lock`. `progress` shows how
-    far it is (default: log lines, `progress.LogProgress`); all its loads are one dlt trace
+    far it is (default: log lines, `progress_display.LogProgress`); all its loads are one dlt trace
     (`tracing.one_trace`).
     """
     warehouse = WarehouseLock.of(pipeline, lock_wait_s)
