@@ -270,6 +270,12 @@ def _of(done: int, left: float | None) -> str:
     return f"{done:,} of ~{done + math.ceil(left):,}"
 
 
+def requests_done(s: Snapshot) -> str:
+    """Requests sent, out of the estimate while the sync runs ("1,204 of ~2,170")."""
+    total = s.requests_total
+    return f"{s.requests:,} of ~{total:,}" if total and not s.done else f"{s.requests:,}"
+
+
 def describe(snapshot: Snapshot, *, loads: bool = True) -> str:
     """The body of a progress log line: cumulative over the sync, what was listed named oldest
     first. `loads`: include the count of loads committed (a `Load N committed` line has it)."""
@@ -277,8 +283,7 @@ def describe(snapshot: Snapshot, *, loads: bool = True) -> str:
     counts = f"runs {_of(s.runs, s.runs_left)}"
     if s.with_events:
         counts += f", events {_of(s.events, s.events_left)}"
-    total = s.requests_total
-    requests = f"{s.requests:,} of ~{total:,}" if total and not s.done else f"{s.requests:,}"
+    requests = requests_done(s)
     rate = f" at {s.rate:.1f}/s" if s.rate is not None else ""
     parts = [
         counts,

@@ -30,6 +30,7 @@ from .progress import (
     _of,
     describe,
     format_duration,
+    requests_done,
 )
 
 if TYPE_CHECKING:
@@ -249,8 +250,7 @@ def render(snapshot: Snapshot) -> Any:
     counts = f"  runs {_of(s.runs, s.runs_left)}"
     if s.with_events:
         counts += f" | events {_of(s.events, s.events_left)}"
-    total = s.requests_total
-    requests = f"{s.requests:,} of ~{total:,}" if total and not s.done else f"{s.requests:,}"
+    requests = requests_done(s)
     rate = f" ({s.rate:.1f}/s)" if s.rate is not None else ""
     traffic = (
         f"  requests {requests}{rate} | retries {s.retries:,} | answered 429 {s.throttled:,}"
