@@ -81,3 +81,9 @@ def test_a_sync_into_another_warehouse_keeps_dlts_parallel_load_jobs(tmp_path):
     activate(tmp_path, dlt.destinations.postgres())
     with sync_scope(SyncScope()):
         assert load_workers() is None
+
+
+def test_the_defaults_are_config_never_secrets():
+    provider()
+    assert dlt.secrets.get(COMPRESSION) is None
+    assert dlt.config.writable_provider.name != dlt_defaults.ConnectorDefaults.NAME

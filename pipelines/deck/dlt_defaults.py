@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
 
 # DuckDB, during a sync only. DuckDB may take 80% of RAM by default, and a backfill's peak grew
 # with the table: each load merges into a larger one, and the checkpoint at ~400k runs took
-# +150-250 MiB. Capped, DuckDB evicts cached blocks of the file (they are on disk) and spills
+# +150-300 MiB. Capped, DuckDB evicts cached blocks of the file (they are on disk) and spills
 # joins and sorts to its temp directory. `[destination.duckdb.credentials] global_config` of the
 # user replaces this whole dict.
 DUCKDB_GLOBAL_CONFIG: dict[str, Any] = {"memory_limit": "128MB"}
@@ -66,6 +66,14 @@ class ConnectorDefaults(DictionaryProvider):
         self._sync_doc = DictionaryProvider()
         self._sync_doc._config_doc = copy.deepcopy(SYNC_DEFAULTS)
 
+    @property
+    def supports_secrets(self) -> bool:
+        return False
+
+    @property
+    def is_writable(self) -> bool:
+        return False
+
     def get_value(
         self, key: str, hint: type[Any], pipeline_name: str, *sections: str
     ) -> tuple[Any | None, str]:
@@ -85,14 +93,6 @@ def _loading_into_duckdb() -> bool:
     except Exception:  # no active pipeline
         return False
     return destination is not None and destination.destination_type == DUCKDB_TYPE
-
-    @property
-    def supports_secrets(self) -> bool:
-        return False
-
-    @property
-    def is_writable(self) -> bool:
-        return False
 
 
 def register() -> None:
