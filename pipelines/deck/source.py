@@ -31,7 +31,7 @@ import dlt
 from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.resource import DltResource
 
-from . import records, settings
+from . import dlt_defaults, records, settings
 from .client import DeckClient
 from .events import (
     EVENT_COLUMNS,
@@ -104,6 +104,7 @@ def deck(
     Everything is checked here, before any request, so a typo fails in a second rather than
     after an hour of backfill. `events=False` leaves out `task_run_events` (and its requests).
     """
+    dlt_defaults.register()  # before dlt reads them: the pipeline extracts after this returns
     options = SourceOptions.parse(
         start_date=start_date,
         end_date=end_date,
