@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck.planning import finish_plan, initial_plan, split_window
+from deck.planning import clip_windows, finish_plan, initial_plan, split_window
 from deck.state import Plan, SeenRun, TaskRunState
 from deck.windows import Window
 
@@ -139,3 +139,26 @@ def test_without_decks_own_clock_the_watermark_is_kept():
     initial_plan(state, None, None, TEN_MIN, None)
 
     assert state.watermark == CLOCK + timedelta(days=365)
+
+
+def test_parts_planned_for_a_whole_window_are_clipped_to_the_rest_its_first_page_left():
+    parts = [
+        Window(T0, T0 + TEN_MIN),
+        Window(T0 + TEN_MIN, T0 + 3 * TEN_MIN),
+        Window(T0 + 3 * TEN_MIN, None),
+    ]
+    rest = Window(T0, T0 + 2 * TEN_MIN)  # newest first: the first page covered [T0+20min, end)
+
+    assert clip_windows(parts, rest) == [
+        Window(T0, T0 + TEN_MIN),
+        Window(T0 + TEN_MIN, T0 + 2 * TEN_MIN),
+    ]
+
+
+def test_clipping_to_an_unbounded_rest_keeps_the_parts_it_overlaps():
+    parts = [Window(None, T0), Window(T0, T0 + TEN_MIN)]
+
+    assert clip_windows(parts, Window(T0 - TEN_MIN, None)) == [
+        Window(T0 - TEN_MIN, T0),
+        Window(T0, T0 + TEN_MIN),
+    ]

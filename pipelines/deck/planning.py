@@ -158,6 +158,31 @@ def split_window(
     return [Window(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
 
 
+def clip_windows(windows: list[Window], to: Window) -> list[Window]:
+    """The parts of `windows` inside `to`, empty ones left out.
+
+    A split window whose first page was kept (`walker`): its parts are planned for the whole
+    window, and clipped to the rest that page did not cover.
+    """
+    clipped = []
+    for window in windows:
+        start = _latest(window.start, to.start)
+        end = _earliest(window.end, to.end)
+        if start is None or end is None or start < end:
+            clipped.append(Window(start, end))
+    return clipped
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The later of two window starts (None: unbounded)."""
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The earlier of two window ends (None: unbounded)."""
+    return b if a is None else a if b is None else min(a, b)
+
+
 def cut_listed_part(window: Window, stamps: list[datetime]) -> tuple[Window, Window] | None:
     """Where a window listed only in part splits: (the part listed to its end, the rest).
 
