@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from math import ceil, inf
+from math import ceil
 from typing import Any
 
 from .state import ListingState, Plan
@@ -116,17 +116,16 @@ def split_window(
     page_size: int,
     pages_per_window: int,
     clock: datetime,
-    slices: int = 1,
 ) -> list[Window]:
     """Cut a window that holds more than ~`pages_per_window` pages; [] to list it whole.
 
     The first page is the newest or the oldest end of the window, which its own order shows.
-    From that end up to `slices` slices of about `pages_per_window` pages each are peeled off
-    (their size judged from the page's time density), then the rest; one first page (one
-    request) thus plans the work of up to `slices` parallel listings. The order only steers how
-    windows are cut: correctness rests on the half-open windows alone. Timestamps Deck's clock
-    rules out (a run dated in the future) are left out of the density, so one bad record cannot
-    make the cutter reach for year 277.
+    From that end a slice of about `pages_per_window` pages is peeled off (its size judged from
+    the page's time density), then the rest, which its own first page cuts again; the walker
+    keeps this first page as data (`clip_windows`), so a cut costs no request. The order only
+    steers how windows are cut: correctness rests on the half-open windows alone. Timestamps
+    Deck's clock rules out (a run dated in the future) are left out of the density, so one bad
+    record cannot make the cutter reach for year 277.
     """
     stamps = [s for s in page_stamps(first_page) if is_plausible(s, clock)]
     if not has_more or len(set(stamps)) < 2:
@@ -140,12 +139,10 @@ def split_window(
     low, high = min(stamps), max(stamps)
     slice_span = (high - low) * (pages_per_window - 1)
     direction = page_direction(stamps)
-    # leave a rest to cut again: the density of one page is only an estimate further away
-    wanted = slices if pages == inf else max(1, min(slices, int(pages / pages_per_window) - 1))
     if direction == "newest_first":
-        cuts = [max(low - slice_span * i, EARLIEST_PLAUSIBLE) for i in range(1, wanted + 1)]
+        cuts = [max(low - slice_span, EARLIEST_PLAUSIBLE)]
     elif direction == "oldest_first":
-        cuts = [min(high + slice_span * i, clock) for i in range(1, wanted + 1)]
+        cuts = [min(high + slice_span, clock)]
     elif span is not None:
         parts = int(min(16, max(2, ceil(pages / pages_per_window))))
         return window.split(parts)
