@@ -90,7 +90,9 @@ class RunTracker:
             if not window.contains(created_at):
                 continue
             run_id = run["id"]
-            known = plan.recent.get(run_id)
+            # The previous sync's zone too: `plan.see` drops it from the plan's own zone as soon
+            # as a newer run is listed, and a backfill lists newest first, before the lookback.
+            known = plan.recent.get(run_id) or self.state.recent.get(run_id)
             tracked = open_runs.get(run_id)
             needs_digest = (
                 known is not None
