@@ -1,5 +1,8 @@
 """`python pipelines/task_runs.py` as a user runs it: a real process, real HTTP, real DuckDB."""
 
+import shutil
+import subprocess
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -9,9 +12,23 @@ from deck_simulator import DeckSimulator
 from support import ts
 from support.cli import run_cli
 
+# The two demo tests share one first `--demo` run (a session fixture, built once per xdist worker
+# for the tests of this group); the second run happens in a copy of its checkout.
+DEMO_GROUP = pytest.mark.xdist_group("cli-first-demo")
 
-def test_demo_syncs_the_simulator_into_its_own_duckdb_file(tmp_path):
-    first = run_cli(tmp_path, "--demo")
+
+@pytest.fixture(scope="session")
+def first_demo(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """A checkout after its first `--demo` run, and that run's result. Tests only read it."""
+    checkout = tmp_path_factory.mktemp("first-demo")
+    return checkout, run_cli(checkout, "--demo")
+
+
+@DEMO_GROUP
+def test_demo_syncs_the_simulator_into_its_own_duckdb_file(first_demo):
+    checkout, first = first_demo
     assert first.returncode == 0, first.stderr
     assert f"{DEMO_RUNS:,} new, 0 updated ({DEMO_RUNS:,} in the warehouse)" in first.stdout
     assert "deck_task_runs_demo.duckdb" in first.stdout
@@ -19,18 +36,22 @@ def test_demo_syncs_the_simulator_into_its_own_duckdb_file(tmp_path):
     truth = DeckSimulator(
         seed=DEMO_SEED, runs=DEMO_RUNS, history_days=60, now=settings.DEMO_NOW
     ).runs()
-    with duckdb.connect(str(tmp_path / "deck_task_runs_demo.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(checkout / "deck_task_runs_demo.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT id, status, updated_at FROM deck.task_runs").fetchall()
     assert {r[0]: (r[1], r[2]) for r in rows} == {
         r["id"]: (r["status"], ts(r["updated_at"])) for r in truth
     }
-    pipelines = tmp_path / "dlt-data" / "pipelines"
+    pipelines = checkout / "dlt-data" / "pipelines"
     assert sorted(p.name for p in pipelines.iterdir()) == [settings.DEMO_PIPELINE_NAME]
-    assert not (tmp_path / "deck_task_runs.duckdb").exists()
+    assert not (checkout / "deck_task_runs.duckdb").exists()
 
 
-def test_a_second_demo_run_is_a_cheap_no_change_sync(tmp_path):
-    assert run_cli(tmp_path, "--demo").returncode == 0
+@DEMO_GROUP
+def test_a_second_demo_run_is_a_cheap_no_change_sync(first_demo, tmp_path):
+    checkout, first = first_demo
+    assert first.returncode == 0, first.stderr
+    # the demo file's path is worked out from the checkout on every run, never remembered
+    shutil.copytree(checkout, tmp_path, dirs_exist_ok=True)
 
     second = run_cli(tmp_path, "--demo")
 

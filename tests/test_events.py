@@ -147,7 +147,9 @@ def test_new_events_cost_about_one_request_per_hundred(simulator, warehouse):
 
 
 def test_a_backfill_of_events_commits_in_loads_and_ends_exact(simulator, warehouse):
-    simulator.advance(5 * DAY, new_runs=1_200)
+    # ~3 events a run: ~1,400 events make five or more loads of 300, so the events' own
+    # backfill spans several loads (1,200 runs made about fourteen, at a few seconds each).
+    simulator.advance(5 * DAY, new_runs=450)
 
     result = warehouse.sync(max_runs_per_load=300, pages_per_window=1)
 

@@ -70,7 +70,11 @@ class CLIProcess:
 
 @pytest.fixture
 def backfill_sim():
-    sim = DeckSimulator(seed=21, runs=3_000, history_days=10, latency=0.005).start()
+    """A backfill of five loads at cli_env's max_runs_per_load (400): SIGTERM comes after two,
+    with three still to list, so a listed-ahead window cannot use up what is left before the
+    stalled read; each rerun is a multi-load backfill (3,000 runs made eight loads, no more
+    situations, and each load costs a few seconds)."""
+    sim = DeckSimulator(seed=21, runs=2_000, history_days=10, latency=0.005).start()
     yield sim
     sim.stop()
 

@@ -47,7 +47,13 @@ def rows_per_load(database: Path, table: str = "task_runs") -> list[int]:
     return [counts.get(load, 0) for (load,) in loads]
 
 
-@pytest.fixture(scope="module")
+# The tests reading the backfill run in one xdist worker (`--dist loadgroup`); the fixture is
+# session-scoped because a module one is torn down and built again (10 s) whenever the worker's
+# queue runs dry between them. The tests only read it.
+BACKFILL_GROUP = pytest.mark.xdist_group("progress-backfill")
+
+
+@pytest.fixture(scope="session")
 def backfill(tmp_path_factory):
     """One multi-load backfill through the CLI without a terminal (stderr is a pipe)."""
     sim = make_simulator(seed=5, runs=RUNS, history_days=20)
@@ -63,6 +69,7 @@ def backfill(tmp_path_factory):
 # ---- 4. progress without a terminal: cumulative log lines --------------------------------------
 
 
+@BACKFILL_GROUP
 def test_each_committed_load_logs_the_runs_of_the_whole_sync_so_far(backfill):
     tmp_path, sim, result = backfill
     lines = [(number(n), number(runs)) for n, runs in LOAD_LINE.findall(result.stderr)]
@@ -75,6 +82,7 @@ def test_each_committed_load_logs_the_runs_of_the_whole_sync_so_far(backfill):
     assert len(lines) >= 3
 
 
+@BACKFILL_GROUP
 def test_progress_lines_never_count_backwards(backfill):
     _, _, result = backfill
     counts = [number(runs) for runs in PROGRESS_LINE.findall(result.stderr)]
@@ -82,6 +90,7 @@ def test_progress_lines_never_count_backwards(backfill):
     assert counts == sorted(counts) and counts
 
 
+@BACKFILL_GROUP
 def test_progress_lines_name_what_was_listed_oldest_first(backfill):
     _, _, result = backfill
     listed = LISTED.findall(result.stderr)
@@ -97,6 +106,7 @@ def test_progress_lines_name_what_was_listed_oldest_first(backfill):
         assert bounds and bounds == sorted(bounds), ranges
 
 
+@BACKFILL_GROUP
 def test_the_load_lines_give_an_estimate_and_an_eta_once_history_is_sized(backfill):
     _, _, result = backfill
     last = [line for line in result.stderr.splitlines() if LOAD_LINE.search(line)][-1]
@@ -108,6 +118,7 @@ def test_the_load_lines_give_an_estimate_and_an_eta_once_history_is_sized(backfi
 # ---- 5. the summary and dlt's trace ------------------------------------------------------------
 
 
+@BACKFILL_GROUP
 def test_the_try_line_works_as_printed_and_counts_the_runs_by_status(backfill):
     tmp_path, sim, result = backfill
     command = result.stdout.split("  try:      ", 1)[1].splitlines()[0]
@@ -126,6 +137,7 @@ def test_the_try_line_works_as_printed_and_counts_the_runs_by_status(backfill):
     assert table == dict(Counter(run["status"] for run in sim.runs()))
 
 
+@BACKFILL_GROUP
 def test_dlt_pipeline_trace_shows_every_load_of_the_sync(backfill):
     tmp_path, sim, _ = backfill
     dlt_cli = Path(sys.executable).with_name("dlt")

@@ -29,7 +29,7 @@ from support.cli import BackgroundCLI, clean_env, cli_env, make_checkout, run_cl
 from support.holder import FileHolder
 
 PIPELINE = "deck_task_runs"  # the CLI's default pipeline name
-# The tests reading one backlog sync run in one xdist worker (the sync is a module fixture).
+# The tests reading one backlog sync run in one xdist worker (the sync is a session fixture).
 BACKLOG_GROUP = pytest.mark.xdist_group("shared-warehouse-backlog")
 DATA_FILE_SUFFIXES = (".parquet", ".sql", ".gz", ".jsonl", ".typed-jsonl", ".insert_values")
 
@@ -264,7 +264,10 @@ class BacklogSync:
         return [row["load_id"] for row in rows]
 
 
-@pytest.fixture(scope="module")
+# Session scope: under pytest-xdist a module fixture is torn down whenever the worker's queue
+# runs dry between its tests and built again (21 s each time); a session one is built once per
+# worker, and BACKLOG_GROUP keeps its readers in one worker. The tests only read it.
+@pytest.fixture(scope="session")
 def backlog_sync(tmp_path_factory):
     sim = make_simulator(seed=32, runs=1_300, history_days=8)
     try:
