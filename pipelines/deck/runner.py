@@ -255,8 +255,11 @@ def count_runs(
     """Rows in `task_runs` after the sync, for the summary. `job_client` as in `missing_tables`."""
     if not traits.has_sql:
         return None
-    with _sql_client(pipeline, job_client) as client:
-        return _count_runs(client)
+    try:
+        with _sql_client(pipeline, job_client) as client:
+            return _count_runs(client)
+    except DatabaseUndefinedRelation:  # nothing loaded yet (an empty range)
+        return 0
 
 
 def _count_runs(client: SqlClientBase[Any]) -> int:
