@@ -87,3 +87,16 @@ def test_the_defaults_are_config_never_secrets():
     provider()
     assert dlt.secrets.get(COMPRESSION) is None
     assert dlt.config.writable_provider.name != dlt_defaults.ConnectorDefaults.NAME
+
+
+def test_a_duckdb_given_no_file_resolves_during_a_sync(monkeypatch):
+    """The CLI's DuckDB file is dlt's default when no setting names one; dlt then asks every
+    provider for the whole `credentials` section, which a provider that holds no secrets must
+    leave unanswered (dlt refuses a secret from it), while it still caps DuckDB's memory."""
+    monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS", raising=False)
+    provider()
+    duckdb = dlt.destinations.duckdb()
+    with sync_scope(SyncScope()):
+        config = duckdb.configuration(None, accept_partial=True)  # no pipeline: no dataset
+
+    assert config.credentials.global_config == {"memory_limit": "128MB"}

@@ -5,11 +5,13 @@ HTTP, is in test_parallel.py and test_crash.py.
 """
 
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck.walker import ListedWindow, ListingAhead, _Fetched
-from deck.windows import Window
+from deck.client import Page
+from deck.walker import ListedWindow, ListingAhead, WindowWalker, _Fetched
+from deck.windows import Window, parse_timestamp
 
 pytestmark = pytest.mark.unit
 
@@ -96,3 +98,53 @@ def test_closing_drops_every_listing_no_load_took():
     ahead.close()
 
     assert [ahead.take(w) for w in pending] == [None] * 4
+
+
+class InMemoryDeck:
+    """`GET /task-runs` over `n` runs one second apart, newest first, 100 per page: what the
+    walker sees of Deck's list, minus HTTP. Counts the pages it served."""
+
+    def __init__(self, n: int) -> None:
+        self.runs = [
+            {"id": f"trun_{i:05d}", "created_at": (T0 + timedelta(seconds=i)).isoformat()}
+            for i in range(n)
+        ]
+        self.pages_served = 0
+        self.lock = threading.Lock()
+
+    def list_pages(self, params: dict) -> Iterator[Page]:
+        after = params.get("created_after")
+        before = params.get("created_before")
+        chosen = [
+            run
+            for run in reversed(self.runs)
+            if (after is None or parse_timestamp(run["created_at"]) > parse_timestamp(after))
+            and (before is None or parse_timestamp(run["created_at"]) < parse_timestamp(before))
+        ]
+        for at in range(0, max(len(chosen), 1), 100):
+            with self.lock:
+                self.pages_served += 1
+            more = at + 100 < len(chosen)
+            yield Page(items=chosen[at : at + 100], has_more=more, request_id=None)
+
+
+def test_a_split_window_hands_over_its_first_page_so_every_request_brings_data():
+    deck = InMemoryDeck(2_000)
+    walker = WindowWalker(
+        deck.list_pages, {}, page_size=100, workers=3, pages_per_window=2,
+        clock=lambda: T0 + timedelta(days=1),
+    )
+
+    listed = list(walker.walk([Window(T0, T0 + timedelta(hours=1))], has_room=lambda n: True))
+
+    handed_over = [page for window in listed for page in window.pages]
+    in_windows = sorted(
+        run["id"]
+        for window in listed
+        for page in window.pages
+        for run in page.items
+        if window.window.contains(parse_timestamp(run["created_at"]))
+    )
+    assert len(listed) > 3  # the hour of 2,000 runs was split, more than once
+    assert in_windows == sorted(run["id"] for run in deck.runs)
+    assert deck.pages_served == len(handed_over)

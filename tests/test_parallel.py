@@ -3,6 +3,7 @@
 import logging
 import threading
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 from support import Warehouse, assert_matches_ground_truth, make_simulator
@@ -102,3 +103,29 @@ def test_windows_listed_ahead_while_a_load_is_loaded_are_not_listed_again(tmp_pa
     )
     assert [request for request, n in sent.items() if n > 1] == []
     assert_matches_ground_truth(wh, sim.runs())
+
+
+def test_a_backfill_rechecks_open_runs_once_per_sync_not_once_per_load(simulator, warehouse):
+    """The runs a backfill's first load saw open are not listed again by each later load minutes
+    after (a few % of every run, per load); the next sync re-checks them."""
+    simulator.advance(3600 * 24 * 10, new_runs=1_500)
+    opened = simulator.add_runs(
+        5, status="running", created_at=simulator.now - timedelta(days=9, hours=23)
+    )
+
+    result = warehouse.sync(max_runs_per_load=300, pages_per_window=2)
+
+    assert result.loads >= 4
+    open_listings = [r for r in simulator.requests if "status" in r.params]
+    by_id = [r for r in simulator.requests if "/task-runs/" in r.path]
+    assert (open_listings, by_id, result.open_rechecked) == ([], [], 0)
+    assert_matches_ground_truth(warehouse, simulator.runs())
+
+    simulator.update_run(opened[0], status="completed", result="success", runtime_ms=7)
+    simulator.clear_requests()
+    warehouse.sync()
+
+    assert [r.path.rsplit("/", 1)[1] for r in simulator.requests if "/task-runs/" in r.path] == [
+        opened[0]
+    ]
+    assert_matches_ground_truth(warehouse, simulator.runs())

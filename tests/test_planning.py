@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck.planning import finish_plan, initial_plan, split_window
+from deck.planning import clip_windows, finish_plan, initial_plan, split_window
 from deck.state import Plan, SeenRun, TaskRunState
 from deck.windows import Window
 
@@ -76,33 +76,6 @@ def test_a_dense_window_is_cut_at_the_end_its_first_page_shows():
     assert parts == [Window(T0, cut), Window(cut, window.end)]
 
 
-def test_one_first_page_plans_several_slices_and_leaves_a_rest():
-    """10 days at one run a minute: ~144 pages; slices of 24 page-spans (~23 h 54 min)."""
-    window = Window(T0, T0 + timedelta(days=10))
-    newest_first = [T0 + timedelta(days=10) - timedelta(minutes=i) for i in range(100)]
-
-    parts = split_window(window, page(newest_first), True, page_size=100, pages_per_window=25,
-                         clock=CLOCK, slices=3)
-
-    span = (newest_first[0] - newest_first[-1]) * 24
-    cuts = [newest_first[-1] - span * i for i in (3, 2, 1)]
-    assert parts == [
-        Window(T0, cuts[0]), Window(cuts[0], cuts[1]), Window(cuts[1], cuts[2]),
-        Window(cuts[2], window.end),
-    ]
-
-
-def test_a_window_of_few_slices_keeps_a_rest_to_cut_again():
-    """~144 pages, 25 a slice: at most 4 slices (5 would leave no rest to measure again)."""
-    window = Window(T0, T0 + timedelta(days=10))
-    newest_first = [T0 + timedelta(days=10) - timedelta(minutes=i) for i in range(100)]
-
-    parts = split_window(window, page(newest_first), True, page_size=100, pages_per_window=25,
-                         clock=CLOCK, slices=12)
-
-    assert len(parts) == 5 and parts[0].start == T0 and parts[-1].end == window.end
-
-
 def test_a_window_that_fits_is_listed_whole():
     window = Window(T0, T0 + timedelta(hours=1))
     stamps = [T0 + timedelta(hours=1) - timedelta(seconds=30 * i) for i in range(100)]
@@ -139,3 +112,26 @@ def test_without_decks_own_clock_the_watermark_is_kept():
     initial_plan(state, None, None, TEN_MIN, None)
 
     assert state.watermark == CLOCK + timedelta(days=365)
+
+
+def test_parts_planned_for_a_whole_window_are_clipped_to_the_rest_its_first_page_left():
+    parts = [
+        Window(T0, T0 + TEN_MIN),
+        Window(T0 + TEN_MIN, T0 + 3 * TEN_MIN),
+        Window(T0 + 3 * TEN_MIN, None),
+    ]
+    rest = Window(T0, T0 + 2 * TEN_MIN)  # newest first: the first page covered [T0+20min, end)
+
+    assert clip_windows(parts, rest) == [
+        Window(T0, T0 + TEN_MIN),
+        Window(T0 + TEN_MIN, T0 + 2 * TEN_MIN),
+    ]
+
+
+def test_clipping_to_an_unbounded_rest_keeps_the_parts_it_overlaps():
+    parts = [Window(None, T0), Window(T0, T0 + TEN_MIN)]
+
+    assert clip_windows(parts, Window(T0 - TEN_MIN, None)) == [
+        Window(T0 - TEN_MIN, T0),
+        Window(T0, T0 + TEN_MIN),
+    ]

@@ -3,8 +3,18 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from deck.intake import RunTracker
+from deck.options import Filters
 from deck.session import RequestStats
-from deck.state import UNKNOWN_FINGERPRINT, OpenRun, Plan, TaskRunState, fingerprint
+from deck.state import (
+    UNKNOWN_FINGERPRINT,
+    OpenRun,
+    Plan,
+    SeenRun,
+    TaskRunState,
+    fingerprint,
+)
+from deck.stats import SyncStats
 from deck.windows import Window
 
 pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
@@ -99,3 +109,22 @@ def test_deck_clock_far_ahead_of_this_machine_is_bounded():
     stats.observe_date("Thu, 01 Jan 2099 00:00:00 GMT")
 
     assert stats.deck_now() < datetime.now(timezone.utc) + timedelta(days=2)
+
+
+def test_a_run_the_previous_sync_loaded_is_known_after_newer_runs_were_listed_first():
+    """A backfill lists newest first: by the time it reaches the lookback below the watermark,
+    the plan's own zone has moved on. The run the previous sync loaded there is still a re-read,
+    not a new run."""
+    edge = {"id": "trun_edge", "created_at": T0.isoformat(), "status": "completed"}
+    newer = {"id": "trun_newer", "created_at": (T0 + timedelta(days=4)).isoformat(),
+             "status": "completed"}
+    state = TaskRunState(watermark=T0, recent={"trun_edge": SeenRun(T0, fingerprint(edge))})
+    plan = Plan([], max_seen=T0, recent=dict(state.recent))
+    stats = SyncStats()
+    tracker = RunTracker(state, Filters({}), stats, TEN_MIN)
+    window, clock = Window(T0 - TEN_MIN, None), T0 + timedelta(days=5)
+
+    tracker.accept([dict(newer)], window, plan, clock)
+    tracker.accept([dict(edge)], window, plan, clock)
+
+    assert (stats.new_runs, stats.updated_runs) == (1, 0)

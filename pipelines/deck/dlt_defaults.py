@@ -21,22 +21,24 @@ from typing import Any, ClassVar
 
 import dlt
 from dlt.common.configuration.container import Container
-from dlt.common.configuration.providers import DictionaryProvider
+from dlt.common.configuration.providers import ConfigProvider
+from dlt.common.configuration.providers.provider import get_key_name
 from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 
 from .scope import current_scope
 
-DEFAULTS: dict[str, Any] = {
-    "sources": {
-        "deck": {
-            # The files that extract hands to normalize live a few seconds and are read once:
-            # gzip at dlt's level 9 cost about 2 CPU s per 100k runs (some 10% of a backfill)
-            # to save disk space that is freed right after. `[sources.deck.data_writer]`.
-            "data_writer": {"disable_compression": True},
-        }
-    }
-}
+# Each default is one leaf, (sections, key) -> value: the provider answers exactly these keys and
+# nothing above them. (dlt also asks for whole sections, e.g. `destination.duckdb.credentials`
+# as one value; answering those with a dict would hand dlt a "secret" from a provider that holds
+# none, which dlt refuses.)
+Leaf = tuple[tuple[str, ...], str]
 
+DEFAULTS: dict[Leaf, Any] = {
+    # The files that extract hands to normalize live a few seconds and are read once: gzip at
+    # dlt's level 9 cost about 2 CPU s per 100k runs (some 10% of a backfill) to save disk space
+    # that is freed right after. `[sources.deck.data_writer] disable_compression`.
+    (("sources", "deck", "data_writer"), "disable_compression"): True,
+}
 
 # DuckDB, during a sync only. DuckDB may take 80% of RAM by default, and a backfill's peak grew
 # with the table: each load merges into a larger one, and the checkpoint at ~400k runs took
@@ -44,46 +46,49 @@ DEFAULTS: dict[str, Any] = {
 # joins and sorts to its temp directory. `[destination.duckdb.credentials] global_config` of the
 # user replaces this whole dict.
 DUCKDB_GLOBAL_CONFIG: dict[str, Any] = {"memory_limit": "128MB"}
+SYNC_DEFAULTS: dict[Leaf, Any] = {
+    (("destination", "duckdb", "credentials"), "global_config"): DUCKDB_GLOBAL_CONFIG,
+}
 # dlt loads up to 20 files at once, each into DuckDB on a thread of its own: their memory adds up
 # and each thread's malloc arena keeps some after it ends. One at a time costs little on DuckDB
 # (every statement already uses all cores); remote warehouses keep dlt's parallel jobs.
 DUCKDB_LOAD_WORKERS = 1
-SYNC_DEFAULTS: dict[str, Any] = {
-    "destination": {"duckdb": {"credentials": {"global_config": DUCKDB_GLOBAL_CONFIG}}}
-}
+LOAD_WORKERS: Leaf = (("load",), "workers")
 DUCKDB_TYPE = "dlt.destinations.duckdb"
 
 
-class ConnectorDefaults(DictionaryProvider):
-    """The last provider dlt asks: answers the keys in `DEFAULTS`, and those in `SYNC_DEFAULTS`
-    while a `deck.sync` runs."""
+class ConnectorDefaults(ConfigProvider):
+    """The last provider dlt asks: answers the leaves in `DEFAULTS`, and those in
+    `SYNC_DEFAULTS` (and `[load] workers` into DuckDB) while a `deck.sync` runs."""
 
     NAME: ClassVar[str] = "Deck connector defaults"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._config_doc = copy.deepcopy(DEFAULTS)
-        self._sync_doc = DictionaryProvider()
-        self._sync_doc._config_doc = copy.deepcopy(SYNC_DEFAULTS)
+    @property
+    def name(self) -> str:
+        return self.NAME
 
     @property
     def supports_secrets(self) -> bool:
         return False
 
     @property
-    def is_writable(self) -> bool:
-        return False
+    def supports_sections(self) -> bool:
+        return True
 
     def get_value(
-        self, key: str, hint: type[Any], pipeline_name: str, *sections: str
+        self, key: str, hint: type[Any], pipeline_name: str | None, *sections: str
     ) -> tuple[Any | None, str]:
-        value, full_key = super().get_value(key, hint, pipeline_name, *sections)
-        if value is not None or current_scope() is None:
-            return value, full_key
-        if key == "workers" and sections == ("load",) and not pipeline_name:
+        full_key = get_key_name(key, "__", *sections)
+        if pipeline_name:  # dlt asks again without the pipeline's name: answered then
+            return None, full_key
+        leaf = (tuple(sections), key)
+        if leaf in DEFAULTS:
+            return DEFAULTS[leaf], full_key
+        if current_scope() is None:
+            return None, full_key
+        if leaf == LOAD_WORKERS:
             return (DUCKDB_LOAD_WORKERS if _loading_into_duckdb() else None), full_key
-        value, _ = self._sync_doc.get_value(key, hint, pipeline_name, *sections)
-        return copy.deepcopy(value), full_key  # dlt may keep and change what it is given
+        return copy.deepcopy(SYNC_DEFAULTS.get(leaf)), full_key  # dlt may change what it gets
 
 
 def _loading_into_duckdb() -> bool:

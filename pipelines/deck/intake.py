@@ -60,16 +60,23 @@ class RunTracker:
 
     `seen` maps run id -> fingerprint of the version handled in this load; open runs and their
     fingerprints live in `state.open_runs`, recent runs in the plan's `recent` zone.
+    `open_seen` collects the ids of runs seen open in any load of the sync (`SyncScope.open_seen`).
     """
 
     def __init__(
-        self, state: TaskRunState, filters: Filters, stats: SyncStats, lookback: Any
+        self,
+        state: TaskRunState,
+        filters: Filters,
+        stats: SyncStats,
+        lookback: Any,
+        open_seen: set[str] | None = None,
     ) -> None:
         self.state = state
         self.filters = filters
         self.stats = stats
         self.lookback = lookback
         self.seen: dict[str, str] = {}
+        self.open_seen = open_seen if open_seen is not None else set()
 
     def accept(
         self, runs: list[dict[str, Any]], window: Window, plan: Plan, clock: datetime
@@ -83,7 +90,9 @@ class RunTracker:
             if not window.contains(created_at):
                 continue
             run_id = run["id"]
-            known = plan.recent.get(run_id)
+            # The previous sync's zone too: `plan.see` drops it from the plan's own zone as soon
+            # as a newer run is listed, and a backfill lists newest first, before the lookback.
+            known = plan.recent.get(run_id) or self.state.recent.get(run_id)
             tracked = open_runs.get(run_id)
             needs_digest = (
                 known is not None
@@ -120,6 +129,7 @@ class RunTracker:
         if is_final(status):
             open_runs.pop(run_id, None)
             return
+        self.open_seen.add(run_id)
         previous = open_runs.get(run_id)
         open_runs[run_id] = OpenRun(
             created_at, digest, loaded or (previous is not None and previous.loaded)

@@ -39,6 +39,7 @@ class TaskRunLoad(WindowedLoad[TaskRunState]):
         *,
         redact: list[str],
         ahead: ListingAhead | None = None,
+        open_seen: set[str] | None = None,
     ) -> None:
         super().__init__(
             client,
@@ -51,7 +52,9 @@ class TaskRunLoad(WindowedLoad[TaskRunState]):
             filters_fingerprint=options.filters.fingerprint(),
             ahead=ahead,
         )
-        self.tracker = RunTracker(self.state, options.filters, stats, options.lookback)
+        self.tracker = RunTracker(
+            self.state, options.filters, stats, options.lookback, open_seen=open_seen
+        )
         self.quarantine = Quarantine(
             client, options.filters, self.state, stats, self.tracker, redact
         )

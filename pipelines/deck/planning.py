@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from math import ceil, inf
+from math import ceil
 from typing import Any
 
 from .state import ListingState, Plan
@@ -116,17 +116,16 @@ def split_window(
     page_size: int,
     pages_per_window: int,
     clock: datetime,
-    slices: int = 1,
 ) -> list[Window]:
     """Cut a window that holds more than ~`pages_per_window` pages; [] to list it whole.
 
     The first page is the newest or the oldest end of the window, which its own order shows.
-    From that end up to `slices` slices of about `pages_per_window` pages each are peeled off
-    (their size judged from the page's time density), then the rest; one first page (one
-    request) thus plans the work of up to `slices` parallel listings. The order only steers how
-    windows are cut: correctness rests on the half-open windows alone. Timestamps Deck's clock
-    rules out (a run dated in the future) are left out of the density, so one bad record cannot
-    make the cutter reach for year 277.
+    From that end a slice of about `pages_per_window` pages is peeled off (its size judged from
+    the page's time density), then the rest, which its own first page cuts again; the walker
+    keeps this first page as data (`clip_windows`), so a cut costs no request. The order only
+    steers how windows are cut: correctness rests on the half-open windows alone. Timestamps
+    Deck's clock rules out (a run dated in the future) are left out of the density, so one bad
+    record cannot make the cutter reach for year 277.
     """
     stamps = [s for s in page_stamps(first_page) if is_plausible(s, clock)]
     if not has_more or len(set(stamps)) < 2:
@@ -140,12 +139,10 @@ def split_window(
     low, high = min(stamps), max(stamps)
     slice_span = (high - low) * (pages_per_window - 1)
     direction = page_direction(stamps)
-    # leave a rest to cut again: the density of one page is only an estimate further away
-    wanted = slices if pages == inf else max(1, min(slices, int(pages / pages_per_window) - 1))
     if direction == "newest_first":
-        cuts = [max(low - slice_span * i, EARLIEST_PLAUSIBLE) for i in range(1, wanted + 1)]
+        cuts = [max(low - slice_span, EARLIEST_PLAUSIBLE)]
     elif direction == "oldest_first":
-        cuts = [min(high + slice_span * i, clock) for i in range(1, wanted + 1)]
+        cuts = [min(high + slice_span, clock)]
     elif span is not None:
         parts = int(min(16, max(2, ceil(pages / pages_per_window))))
         return window.split(parts)
@@ -156,6 +153,31 @@ def split_window(
         return []
     bounds = [window.start, *inside, window.end]
     return [Window(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+
+
+def clip_windows(windows: list[Window], to: Window) -> list[Window]:
+    """The parts of `windows` inside `to`, empty ones left out.
+
+    A split window whose first page was kept (`walker`): its parts are planned for the whole
+    window, and clipped to the rest that page did not cover.
+    """
+    clipped = []
+    for window in windows:
+        start = _latest(window.start, to.start)
+        end = _earliest(window.end, to.end)
+        if start is None or end is None or start < end:
+            clipped.append(Window(start, end))
+    return clipped
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The later of two window starts (None: unbounded)."""
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The earlier of two window ends (None: unbounded)."""
+    return b if a is None else a if b is None else min(a, b)
 
 
 def cut_listed_part(window: Window, stamps: list[datetime]) -> tuple[Window, Window] | None:

@@ -33,6 +33,9 @@ class SyncScope:
     finished: set[str] = field(default_factory=set)
     # Per resource: the windows listed while dlt loads the previous load (walker.ListingAhead).
     ahead: dict[str, ListingAhead] = field(default_factory=dict)
+    # Ids of the runs a load of this sync saw open (listed or re-checked): a later load of the
+    # same sync does not re-check them (`open_runs.OpenRunRecheck`); the next sync does.
+    open_seen: set[str] = field(default_factory=set)
 
     def client_for(self, build: Callable[[SyncStats], DeckClient]) -> DeckClient:
         """The sync's client, built by the first load that needs it."""

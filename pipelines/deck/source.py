@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import dlt
@@ -147,7 +148,8 @@ def deck(
     client = scope.client_for(build_client)  # checks base_url and the key before any request
 
     redact = [str(api_key).strip()]
-    loads = {"task_runs": TaskRunLoad, EVENTS_TABLE: EventLoad}
+    # the sync's open runs are re-checked once, not by each of its loads (open_runs.py)
+    loads = {"task_runs": partial(TaskRunLoad, open_seen=scope.open_seen), EVENTS_TABLE: EventLoad}
     unfinished = set(loads) if events else {"task_runs"}
 
     def load_items(name: str) -> Iterator[Any]:

@@ -6,7 +6,8 @@ and a `created_at`, filtered by a half-open `created_at` range and paged by curs
 A window is handed to the load only once it was listed to its last page, and no window is
 started unless the load has room for it, so a committed load never throws work away and memory
 holds at most `workers` windows. A window too big to list whole is cut (`planning.split_window`)
-after its first page, and its parts are listed instead.
+after its first page: that page's stretch of the window is handed over as listed, and the parts
+of the rest are listed instead (so a split costs no request).
 
 `limit` bounds the records one walk lists (the load's `max_runs_per_load`): a page is fetched only
 when it fits, together with the pages fetched or being fetched, in `limit` records (the first page
@@ -33,7 +34,7 @@ from typing import Any
 from . import records
 from .client import Page
 from .intake import checked_page
-from .planning import cut_listed_part, split_window
+from .planning import clip_windows, cut_listed_part, split_window
 from .progress import ListingProgress
 from .records import Rejection
 from .windows import ONE_US, Window, page_stamps
@@ -247,12 +248,22 @@ class WindowWalker:
             pages_per_window=self.pages_per_window,
             clock=self.clock(),
         )
-        if budgeted and self.progress is not None and first.has_more:
-            self.progress.probed(first.items)
         if parts:
             pages.close()
-            settle(window, self.page_size, 0)
-            return _Fetched(parts=parts)
+            # The first page is data, not only a probe: the part of the window it covers is
+            # listed (as at a cut), and only the rest is planned in parts.
+            cut = self._cut(window, [first], checks)
+            if cut is None:  # a page in no order, or a rejected record on it: thrown away
+                if budgeted and self.progress is not None:
+                    self.progress.probed(first.items)
+                settle(window, self.page_size, 0)
+                return _Fetched(parts=parts)
+            listed, rest = cut
+            settle(window, self.page_size, len(first.items))
+            return _Fetched(
+                parts=clip_windows(parts, rest),
+                listed=ListedWindow(listed, [first], locate(listed, checks)),
+            )
         settle(window, self.page_size, len(first.items))
         fetched = [first]
         while fetched[-1].has_more:
