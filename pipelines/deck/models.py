@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.destination.client import JobClientBase
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.destinations.sql_client import SqlClientBase
@@ -315,17 +316,24 @@ def _replace_view(
         client.execute_sql(f"CREATE VIEW {view} AS\n{select}")
 
 
-def drop_models(pipeline: dlt.Pipeline, models_dir: Path = MODELS_DIR) -> list[str]:
+def drop_models(
+    pipeline: dlt.Pipeline,
+    models_dir: Path = MODELS_DIR,
+    *,
+    job_client: JobClientBase | None = None,
+) -> list[str]:
     """Drop the model views; return the names of those dropped (or never created).
 
     Call it before anything that drops or replaces the loaded tables (a full refresh, `dlt
     pipeline ... drop`): PostgreSQL refuses to drop a table a view reads ("view task_run_facts
     depends on table task_runs__errors"). `refresh_models` creates them again after the load.
+    `job_client`: the sync's own (`destination.SyncDestination`); None: one is made here.
     """
-    if not isinstance(pipeline.destination_client(), SqlJobClientBase):
+    job_client = pipeline.destination_client() if job_client is None else job_client
+    if not isinstance(job_client, SqlJobClientBase):
         return []
     names = model_names(models_dir)
-    with pipeline.sql_client() as client:
+    with job_client.sql_client as client:
         if not client.has_dataset():
             return []
         for name in names:
@@ -334,50 +342,55 @@ def drop_models(pipeline: dlt.Pipeline, models_dir: Path = MODELS_DIR) -> list[s
     return names
 
 
-def refresh_models(pipeline: dlt.Pipeline, models_dir: Path = MODELS_DIR) -> list[str]:
+def refresh_models(
+    pipeline: dlt.Pipeline,
+    models_dir: Path = MODELS_DIR,
+    *,
+    job_client: JobClientBase | None = None,
+) -> list[str]:
     """Create or replace every SQL model as a view in `pipeline`'s dataset; return their names.
 
     Called after each successful load, so the views always match the loaded tables (a new column
     or a first `task_runs__errors` table is picked up at once). Returns [] without touching the
     destination when it has no SQL (filesystem) or `task_runs` was never loaded. Raises
-    `DeckModelError` naming the model and file when one cannot be created.
+    `DeckModelError` naming the model and file when one cannot be created. `job_client`: the
+    sync's own (`destination.SyncDestination`); None: one is made here.
     """
-    job_client = pipeline.destination_client()
+    job_client = pipeline.destination_client() if job_client is None else job_client
     if not isinstance(job_client, SqlJobClientBase):
         logger.info(
             "SQL models skipped: destination %s has no SQL client of its own",
             pipeline.destination.destination_name,
         )
         return []
-    capabilities = pipeline.destination.capabilities()
+    with job_client.sql_client as client:
+        return create_models(client, pipeline.dataset_name, models_dir)
+
+
+def create_models(
+    client: SqlClientBase[Any], dataset_name: str, models_dir: Path = MODELS_DIR
+) -> list[str]:
+    """`refresh_models` on a connection the caller opened (and will use for more)."""
+    capabilities = client.capabilities
     dialect = capabilities.sqlglot_dialect
     names = model_names(models_dir)
     created: list[str] = []
-    with pipeline.sql_client() as client:
-        if not table_exists(client, MAIN_TABLE):
-            logger.info(
-                "SQL models skipped: no %s table in dataset %s yet",
-                MAIN_TABLE,
-                pipeline.dataset_name,
-            )
-            return []
-        missing = absent_optional_tables(client)
-        for name in names:
-            path = model_file(name, dialect, models_dir)
-            select = render_model(
-                name, client, dialect, missing_tables=missing, models_dir=models_dir
-            )
-            view = client.make_qualified_table_name(name)
-            try:
-                _replace_view(client, view, select, capabilities.supports_ddl_transactions)
-            except Exception as exc:
-                raise DeckModelError(
-                    f"SQL model {name} ({path.name}) could not be created in dataset"
-                    f" {pipeline.dataset_name!r}: {exc}. The loaded data is unaffected."
-                ) from exc
-            logger.debug("SQL model %s created from %s", name, path.name)
-            created.append(name)
-    logger.info(
-        "SQL models refreshed in dataset %s: %s", pipeline.dataset_name, ", ".join(created)
-    )
+    if not table_exists(client, MAIN_TABLE):
+        logger.info("SQL models skipped: no %s table in dataset %s yet", MAIN_TABLE, dataset_name)
+        return []
+    missing = absent_optional_tables(client)
+    for name in names:
+        path = model_file(name, dialect, models_dir)
+        select = render_model(name, client, dialect, missing_tables=missing, models_dir=models_dir)
+        view = client.make_qualified_table_name(name)
+        try:
+            _replace_view(client, view, select, capabilities.supports_ddl_transactions)
+        except Exception as exc:
+            raise DeckModelError(
+                f"SQL model {name} ({path.name}) could not be created in dataset"
+                f" {dataset_name!r}: {exc}. The loaded data is unaffected."
+            ) from exc
+        logger.debug("SQL model %s created from %s", name, path.name)
+        created.append(name)
+    logger.info("SQL models refreshed in dataset %s: %s", dataset_name, ", ".join(created))
     return created

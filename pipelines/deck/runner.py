@@ -16,24 +16,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
+from dlt.common.destination.client import JobClientBase
 from dlt.common.pipeline import LoadInfo
 from dlt.common.schema import Schema
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
+from dlt.destinations.sql_client import SqlClientBase
 
 from . import settings
-from .destination import DestinationTraits
+from .destination import DestinationTraits, SyncDestination
 from .errors import DeckError
 from .events import EVENTS_TABLE
 from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from .local_files import prune_loaded_packages
-from .models import drop_models, refresh_models, table_exists
+from .models import create_models, drop_models, refresh_models, table_exists
 from .packages import drop_extracted_copies_of_committed_packages
 from .progress_display import LogProgress, Reporter
 from .scope import SyncScope, sync_scope
 from .source import deck
 from .tracing import one_trace
-from .warehouse_lock import WarehouseLock
+from .warehouse_lock import WarehouseLock, configured_lock_wait, duckdb_file
 
 logger = logging.getLogger("deck")
 
@@ -123,20 +125,33 @@ def _lock_exclusively(handle: Any) -> None:
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+def _sql_client(pipeline: dlt.Pipeline, job_client: JobClientBase | None) -> SqlClientBase[Any]:
+    """The SQL client of the sync's job client (`destination.SyncDestination`), else a new one
+    from `pipeline` (which resolves the destination's configuration again)."""
+    if isinstance(job_client, SqlJobClientBase):
+        return job_client.sql_client
+    return pipeline.sql_client()
+
+
 def remove_copied_run_rows(
-    pipeline: dlt.Pipeline, traits: DestinationTraits, load_ids: list[str]
+    pipeline: dlt.Pipeline,
+    traits: DestinationTraits,
+    load_ids: list[str],
+    *,
+    job_client: JobClientBase | None = None,
 ) -> int:
     """Delete exact copies of root rows that a resumed load package inserted twice.
 
     dlt 1.31 retries a staging copy job that a kill interrupted after it had written; in a merge
     with nested tables it deduplicates the nested rows but inserts every copy of the root row
     (same `_dlt_id`). The copies are identical, so one of each is kept. Only packages resumed
-    after an interruption can have them, so only their rows are checked.
+    after an interruption can have them, so only their rows are checked. `job_client`: the
+    sync's own; None: one is made here.
     """
     removed = 0
     if not traits.has_sql:  # filesystem: nothing to repair this way
         return 0
-    with pipeline.sql_client() as client:
+    with _sql_client(pipeline, job_client) as client:
         for name, load_id in itertools.product(RESOURCES, load_ids):
             if not table_exists(client, name):
                 continue
@@ -175,7 +190,11 @@ def remove_copied_run_rows(
 
 
 def count_rows_of_loads(
-    pipeline: dlt.Pipeline, traits: DestinationTraits, load_ids: list[str]
+    pipeline: dlt.Pipeline,
+    traits: DestinationTraits,
+    load_ids: list[str],
+    *,
+    job_client: JobClientBase | None = None,
 ) -> int:
     """How many `task_runs` rows the given load packages wrote (0 without a SQL client).
 
@@ -184,7 +203,7 @@ def count_rows_of_loads(
     if not load_ids or not traits.has_sql:  # filesystem/Delta: the summary leaves these out
         return 0
     try:
-        with pipeline.sql_client() as client:
+        with _sql_client(pipeline, job_client) as client:
             table = client.make_qualified_table_name("task_runs")
             marks = ", ".join(["%s"] * len(load_ids))
             rows = client.execute_sql(
@@ -196,18 +215,20 @@ def count_rows_of_loads(
         return 0
 
 
-def missing_tables(pipeline: dlt.Pipeline, traits: DestinationTraits) -> list[str]:
+def missing_tables(
+    pipeline: dlt.Pipeline, traits: DestinationTraits, *, job_client: JobClientBase | None = None
+) -> list[str]:
     """Tables of the source that dlt created in the warehouse but that are gone from it.
 
     An analyst's `DROP TABLE deck.task_runs` is invisible to dlt: the schema it stored in the
     warehouse still lists the table, so it never creates it again and every later merge fails.
     The tables are taken from that stored schema (not the local one, which may already know
     tables of a package not loaded yet). Only SQL destinations whose dataset exists are checked
-    (a deleted dataset dlt handles itself).
+    (a deleted dataset dlt handles itself). `job_client`: the sync's own; None: one is made here.
     """
     if not pipeline.default_schema_name or not traits.has_sql:
         return []
-    job_client = pipeline.destination_client()
+    job_client = pipeline.destination_client() if job_client is None else job_client
     if not isinstance(job_client, SqlJobClientBase):
         return []
     with job_client:
@@ -228,16 +249,39 @@ def missing_tables(pipeline: dlt.Pipeline, traits: DestinationTraits) -> list[st
     return [name for name in expected if name not in present]
 
 
-def count_runs(pipeline: dlt.Pipeline, traits: DestinationTraits) -> int | None:
-    """Rows in `task_runs` after the sync, for the summary."""
+def count_runs(
+    pipeline: dlt.Pipeline, traits: DestinationTraits, *, job_client: JobClientBase | None = None
+) -> int | None:
+    """Rows in `task_runs` after the sync, for the summary. `job_client` as in `missing_tables`."""
     if not traits.has_sql:
         return None
     try:
-        with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(RESOURCE)
-            return int(client.execute_sql(f"SELECT count(*) FROM {table}")[0][0])
+        with _sql_client(pipeline, job_client) as client:
+            return _count_runs(client)
     except DatabaseUndefinedRelation:  # nothing loaded yet (an empty range)
         return 0
+
+
+def _count_runs(client: SqlClientBase[Any]) -> int:
+    """`count_runs` on an open connection."""
+    try:
+        table = client.make_qualified_table_name(RESOURCE)
+        return int(client.execute_sql(f"SELECT count(*) FROM {table}")[0][0])
+    except DatabaseUndefinedRelation:  # nothing loaded yet (an empty range)
+        return 0
+
+
+def refresh_models_and_count_runs(
+    pipeline: dlt.Pipeline, destination: SyncDestination
+) -> tuple[list[str], int | None]:
+    """`refresh_models`, then `count_runs`, on one connection: one open of the warehouse (and one
+    probe of its lock) after the loads instead of two."""
+    job_client = destination.sql_job_client
+    if job_client is None:  # no SQL there: refresh_models says it skips, and nothing is counted
+        models = refresh_models(pipeline, job_client=destination.job_client)
+        return models, count_runs(pipeline, destination.traits, job_client=destination.job_client)
+    with job_client.sql_client as client:
+        return create_models(client, pipeline.dataset_name), _count_runs(client)
 
 
 def has_unfinished_plan(pipeline: dlt.Pipeline, resources: list[str]) -> bool:
@@ -268,12 +312,16 @@ def sync(
     far it is (default: log lines, `progress_display.LogProgress`); all its loads are one dlt trace
     (`tracing.one_trace`).
     """
-    warehouse = WarehouseLock.of(pipeline, lock_wait_s)
+    # dlt resolves the destination's configuration here, once for all of the sync's own steps
+    destination = SyncDestination.of(pipeline)
+    warehouse = WarehouseLock(
+        duckdb_file(pipeline, destination.job_client), configured_lock_wait(lock_wait_s)
+    )
     reporter = progress if progress is not None else LogProgress()
     with pipeline_lock(pipeline), one_trace(pipeline), reporter:
         warehouse.wait()  # before anything opens the file: a sync that cannot start does nothing
         result = _sync_locked(
-            pipeline, full_refresh, max_loads, source_options, warehouse, reporter
+            pipeline, destination, full_refresh, max_loads, source_options, warehouse, reporter
         )
         prune_loaded_packages(pipeline)  # completed packages: a resume needs none of them
     return result
@@ -281,6 +329,7 @@ def sync(
 
 def _sync_locked(
     pipeline: dlt.Pipeline,
+    destination: SyncDestination,
     full_refresh: bool,
     max_loads: int | None,
     source_options: Any,
@@ -290,13 +339,17 @@ def _sync_locked(
     result = SyncResult()
     started = time.monotonic()
     drop_extracted_copies_of_committed_packages(pipeline)
-    traits = DestinationTraits.of(pipeline)
+    traits, job_client = destination.traits, destination.job_client
     result.destination = traits
     file_format = traits.loader_file_format
     # Resources whose tables and state are dropped and loaded again: on request only the runs
     # (Deck keeps events 30 days: a history older than that exists only in the warehouse).
     rebuild = [RESOURCE] if full_refresh else []
-    gone = [] if full_refresh else warehouse.call(missing_tables, pipeline, traits)
+    gone = (
+        []
+        if full_refresh
+        else warehouse.call(missing_tables, pipeline, traits, job_client=job_client)
+    )
     if gone:
         rebuild = [root for root in RESOURCES if any(_belongs(name, root) for name in gone)]
         logger.warning(
@@ -312,7 +365,7 @@ def _sync_locked(
             logger.warning("Discarding load packages left by an earlier sync: reloading anyway")
             pipeline.abort_packages()
         # PostgreSQL refuses to drop tables that the views read
-        warehouse.call(drop_models, pipeline)
+        warehouse.call(drop_models, pipeline, job_client=job_client)
     scope = SyncScope()
     reporter.start(scope.stats)
     with sync_scope(scope):
@@ -322,9 +375,11 @@ def _sync_locked(
             info = warehouse.run(pipeline, loader_file_format=file_format)
             if info is not None:  # None: dlt discarded them when it first synced its state
                 result.load_infos.append(info)
-                warehouse.call(remove_copied_run_rows, pipeline, traits, info.loads_ids)
+                warehouse.call(
+                    remove_copied_run_rows, pipeline, traits, info.loads_ids, job_client=job_client
+                )
                 result.resumed_runs += warehouse.call(
-                    count_rows_of_loads, pipeline, traits, info.loads_ids
+                    count_rows_of_loads, pipeline, traits, info.loads_ids, job_client=job_client
                 )
                 logger.info("Finished loading a package left by an interrupted sync; syncing now")
         while True:
@@ -354,7 +409,8 @@ def _sync_locked(
     result.pages, result.requests = stats.requests.pages, stats.requests.requests
     result.retries, result.open_rechecked = stats.requests.retries, stats.open_rechecked
     result.quarantined = stats.quarantined
-    result.models = warehouse.call(refresh_models, pipeline)
-    result.runs_in_warehouse = warehouse.call(count_runs, pipeline, traits)
+    result.models, result.runs_in_warehouse = warehouse.call(
+        refresh_models_and_count_runs, pipeline, destination
+    )
     result.seconds = time.monotonic() - started
     return result

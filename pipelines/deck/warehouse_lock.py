@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
+from dlt.common.destination.client import JobClientBase
 
 from . import settings
 from .errors import DeckError
@@ -100,12 +101,18 @@ def probe(path: str) -> LockHolder | None:
     return None
 
 
-def duckdb_file(pipeline: dlt.Pipeline) -> str | None:
-    """The DuckDB file `pipeline` writes, or None when it writes no local DuckDB file."""
+def duckdb_file(pipeline: dlt.Pipeline, job_client: JobClientBase | None = None) -> str | None:
+    """The DuckDB file `pipeline` writes, or None when it writes no local DuckDB file.
+
+    `job_client`: the sync's own (`destination.SyncDestination`), so that dlt does not resolve
+    the destination's configuration once more; None: one is made here (and raises what dlt
+    raises when it cannot be made).
+    """
     destination = pipeline.destination
     if destination is None or destination.destination_type != DUCKDB_TYPE:
         return None
-    database = pipeline.destination_client().config.credentials.database  # type: ignore[attr-defined]
+    client = job_client or pipeline.destination_client()
+    database = client.config.credentials.database  # type: ignore[attr-defined]
     if not isinstance(database, str) or not os.path.isabs(database):  # :memory:, :external:
         return None
     return database
@@ -139,8 +146,14 @@ class WarehouseLock:
         self.report_s = report_s
 
     @classmethod
-    def of(cls, pipeline: dlt.Pipeline, wait_s: float | None = None) -> WarehouseLock:
-        return cls(duckdb_file(pipeline), configured_lock_wait(wait_s))
+    def of(
+        cls,
+        pipeline: dlt.Pipeline,
+        wait_s: float | None = None,
+        job_client: JobClientBase | None = None,
+    ) -> WarehouseLock:
+        """The lock of `pipeline`'s DuckDB file; `job_client` as in `duckdb_file`."""
+        return cls(duckdb_file(pipeline, job_client), configured_lock_wait(wait_s))
 
     def wait(self, holder: LockHolder | None = None, deadline: float | None = None) -> None:
         """Return once no other process holds the file; raise WarehouseLockedError when it is
