@@ -7,6 +7,10 @@ loads), or as soon as a package of the sync reaches dlt's `normalize/extracted` 
 `load/normalized` (load) folder. The simulator holds every request from that point on
 (`DeckSimulator.hold`), so the sync cannot finish before the kill: each kill lands by
 construction, on a fast machine or a busy one (see `support.kills`).
+
+The killed sync commits in small loads, so that each point lies mid-backfill; the rerun syncs in
+loads of the connector's default size, so it finishes the backfill in one load after it resumed
+(what a rerun must get right is that first load: the loads after it are those of any backfill).
 """
 
 import random
@@ -14,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from deck.settings import MAX_RUNS_PER_LOAD
 from deck_simulator import DeckSimulator
 from support import Warehouse, assert_events_match, assert_matches_ground_truth
 from support.cli import cli_env, run_cli
@@ -24,19 +29,31 @@ def reader(tmp_path: Path, sim: DeckSimulator) -> Warehouse:
     return Warehouse(tmp_path / "deck_task_runs.duckdb", tmp_path / "unused", sim)
 
 
+# The killed syncs commit after one window (~300 runs, 3 pages) in loads of at most 400 runs.
+BACKLOG_RUNS = 1_500
+
+
 @pytest.fixture
 def backlog_sim():
-    sim = DeckSimulator(seed=21, runs=3_000, history_days=10).start()
+    sim = DeckSimulator(seed=21, runs=BACKLOG_RUNS, history_days=10).start()
     yield sim
     sim.stop()
 
 
-# A 3,000-run backfill in loads of ~600 runs: six loads, ~50 requests (see kill_at's callers).
+def rerun_env(tmp_path: Path, sim: DeckSimulator, events: bool = False) -> dict[str, str]:
+    """The rerun's environment: the rest of the backfill in one load (see the docstring)."""
+    return cli_env(tmp_path, sim, MAX_RUNS_PER_LOAD, events=events)
+
+
+# A 1,500-run backfill: six loads of one window, ~28 requests. The first load lists its window
+# in its first ~11 requests; "Committing after" then lists every window left ahead (requests
+# ~12..27) while dlt normalizes and loads the first load. The latest point, "Load 3 committed",
+# leaves three loads to go: every point lies mid-backfill.
 POINTS_OF_A_BACKFILL = [
     KillPoint(request=2),  # the first page of the backfill is in flight
-    KillPoint(request=9),
-    KillPoint(request=17),
-    KillPoint(request=26),  # in the second load
+    KillPoint(request=9),  # the first load's window is being listed
+    KillPoint(request=17),  # the windows of the next loads are listed ahead
+    KillPoint(request=24),
     # while dlt loads the first load and the next windows are listed ahead: none is done yet
     KillPoint(after_log="Committing after"),
     KillPoint(after_log="Load 3 committed"),
@@ -52,7 +69,7 @@ def test_rerun_after_kill_at_a_point_of_the_backfill_is_exact(tmp_path, backlog_
     assert kill_at(tmp_path, backlog_sim, point)
     backlog_sim.advance(3600 * 5, new_runs=120)
 
-    rerun = run_cli(tmp_path, env=cli_env(tmp_path, backlog_sim))
+    rerun = run_cli(tmp_path, env=rerun_env(tmp_path, backlog_sim))
 
     assert rerun.returncode == 0, rerun.stderr
     assert_matches_ground_truth(reader(tmp_path, backlog_sim), backlog_sim.runs())
@@ -60,6 +77,9 @@ def test_rerun_after_kill_at_a_point_of_the_backfill_is_exact(tmp_path, backlog_
 
 # Runs and events together: a kill while events are being listed (runs were listed in the same
 # load), between the loads of the events backfill, and in the load of a package holding both.
+# 600 runs have ~1,900 events: four loads of at most 600 of each, ~44 requests; the first load
+# lists its events in events requests 1..14, and "Load 2 committed" leaves two loads to go.
+EVENTS_RUNS = 600
 POINTS_WITH_EVENTS = [
     KillPoint(request=3, path="/events"),
     KillPoint(request=12, path="/events"),
@@ -70,12 +90,12 @@ POINTS_WITH_EVENTS = [
 
 @pytest.mark.parametrize("point", POINTS_WITH_EVENTS, ids=str)
 def test_rerun_after_kill_during_an_events_backfill_is_exact(tmp_path, point):
-    sim = DeckSimulator(seed=22, runs=1_000, history_days=10).start()
+    sim = DeckSimulator(seed=22, runs=EVENTS_RUNS, history_days=10).start()
     try:
-        assert kill_at(tmp_path, sim, point, max_runs_per_load=1_000, events=True)
+        assert kill_at(tmp_path, sim, point, max_runs_per_load=EVENTS_RUNS, events=True)
         sim.advance(3600 * 5, new_runs=60)
 
-        rerun = run_cli(tmp_path, env=cli_env(tmp_path, sim, 1_000, events=True))
+        rerun = run_cli(tmp_path, env=rerun_env(tmp_path, sim, events=True))
 
         assert rerun.returncode == 0, rerun.stderr
         assert_events_match(reader(tmp_path, sim), sim.events())
@@ -104,17 +124,21 @@ def random_kill_points(rng: random.Random, n: int) -> list[KillPoint]:
 SMALL_LOADS = 100
 
 
-def test_repeated_kills_at_random_points_then_a_rerun_is_exact(tmp_path, backlog_sim):
-    rng = random.Random(5)
-    points = random_kill_points(rng, 6)
-    for point in points:
-        assert kill_at(tmp_path, backlog_sim, point, max_runs_per_load=SMALL_LOADS), point
-        backlog_sim.advance(rng.uniform(60, 3600 * 24), new_runs=rng.randint(0, 150))
+def test_repeated_kills_at_random_points_then_a_rerun_is_exact(tmp_path):
+    sim = DeckSimulator(seed=21, runs=3_000, history_days=10).start()
+    try:
+        rng = random.Random(5)
+        points = random_kill_points(rng, 6)
+        for point in points:
+            assert kill_at(tmp_path, sim, point, max_runs_per_load=SMALL_LOADS), point
+            sim.advance(rng.uniform(60, 3600 * 24), new_runs=rng.randint(0, 150))
 
-    rerun = run_cli(tmp_path, env=cli_env(tmp_path, backlog_sim, SMALL_LOADS))
+        rerun = run_cli(tmp_path, env=rerun_env(tmp_path, sim))
 
-    assert rerun.returncode == 0, rerun.stderr
-    assert_matches_ground_truth(reader(tmp_path, backlog_sim), backlog_sim.runs())
+        assert rerun.returncode == 0, rerun.stderr
+        assert_matches_ground_truth(reader(tmp_path, sim), sim.runs())
+    finally:
+        sim.stop()
 
 
 def test_a_killed_backfill_resumes_from_its_last_committed_window(tmp_path, backlog_sim):
@@ -124,14 +148,15 @@ def test_a_killed_backfill_resumes_from_its_last_committed_window(tmp_path, back
     assert len(committed) > 400
     backlog_sim.clear_requests()
 
-    rerun = run_cli(tmp_path, env=cli_env(tmp_path, backlog_sim))
+    rerun = run_cli(tmp_path, env=rerun_env(tmp_path, backlog_sim))
     assert rerun.returncode == 0, rerun.stderr
 
     # Loaded again: only what was not committed. The kill came before the third load had any
     # answer, so no load was half-extracted; a committed window fetched again would add its
     # ~300 runs, a few runs on window edges may be counted twice.
     reloaded = int(rerun.stdout.split("runs:")[1].split(" new")[0].replace(",", ""))
-    assert 3_000 - len(committed) <= reloaded < 3_000 - len(committed) + 100, (
+    left = BACKLOG_RUNS - len(committed)
+    assert left <= reloaded < left + 100, (
         reloaded,
         len(committed),
     )
