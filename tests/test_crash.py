@@ -45,15 +45,17 @@ def rerun_env(tmp_path: Path, sim: DeckSimulator, events: bool = False) -> dict[
     return cli_env(tmp_path, sim, MAX_RUNS_PER_LOAD, events=events)
 
 
-# A 1,500-run backfill: six loads of one window, ~28 requests. The first load lists its window
-# in its first ~11 requests; "Committing after" then lists every window left ahead (requests
-# ~12..27) while dlt normalizes and loads the first load. The latest point, "Load 3 committed",
-# leaves three loads to go: every point lies mid-backfill.
+# A 1,500-run backfill: five loads of one window, 22 requests (the key check, 21 pages:
+# every page brings data, and the open runs are re-checked once per sync, by the next one). The
+# first load lists its window in its first requests; "Committing after" then lists the windows
+# left ahead while dlt normalizes and loads each load. Request 20 is in the listing of the last
+# windows; the latest point, "Load 3 committed", leaves two loads to go: every point lies
+# mid-backfill.
 POINTS_OF_A_BACKFILL = [
     KillPoint(request=2),  # the first page of the backfill is in flight
     KillPoint(request=9),  # the first load's window is being listed
     KillPoint(request=17),  # the windows of the next loads are listed ahead
-    KillPoint(request=24),
+    KillPoint(request=20),  # the last windows of the backfill are being listed
     # while dlt loads the first load and the next windows are listed ahead: none is done yet
     KillPoint(after_log="Committing after"),
     KillPoint(after_log="Load 3 committed"),
