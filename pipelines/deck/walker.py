@@ -7,7 +7,8 @@ A window is handed to the load only once it was listed to its last page, and no 
 started unless the load has room for it, so a committed load never throws work away and memory
 holds at most `workers` windows. A window too big to list whole is cut (`planning.split_window`)
 after its first page: that page's stretch of the window is handed over as listed, and the parts
-of the rest are listed instead (so a split costs no request).
+of the rest are listed instead (so a split costs no request; in a window open towards the past the
+first page stays a probe, which sizes the history for the progress estimate).
 
 `limit` bounds the records one walk lists (the load's `max_runs_per_load`): a page is fetched only
 when it fits, together with the pages fetched or being fetched, in `limit` records (the first page
@@ -251,9 +252,11 @@ class WindowWalker:
         if parts:
             pages.close()
             # The first page is data, not only a probe: the part of the window it covers is
-            # listed (as at a cut), and only the rest is planned in parts.
-            cut = self._cut(window, [first], checks)
-            if cut is None:  # a page in no order, or a rejected record on it: thrown away
+            # listed (as at a cut), and only the rest is planned in parts. Except in a window
+            # open towards the past: there the first pages are probes that find where history
+            # starts (for the estimate) without spending the load's budget, as they always did.
+            cut = self._cut(window, [first], checks) if window.start is not None else None
+            if cut is None:  # open start, a page in no order, or a rejected record on it
                 if budgeted and self.progress is not None:
                     self.progress.probed(first.items)
                 settle(window, self.page_size, 0)
