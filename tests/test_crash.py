@@ -45,8 +45,8 @@ def rerun_env(tmp_path: Path, sim: DeckSimulator, events: bool = False) -> dict[
     return cli_env(tmp_path, sim, MAX_RUNS_PER_LOAD, events=events)
 
 
-# A 1,500-run backfill: five loads of one window, 22 requests (the key check, 21 pages:
-# every page brings data, and the open runs are re-checked once per sync, by the next one). The
+# A 1,500-run backfill: five or six loads of one window, ~26 requests (the key check, the pages,
+# the probes that find where history starts; open runs are re-checked by the next sync). The
 # first load lists its window in its first requests; "Committing after" then lists the windows
 # left ahead while dlt normalizes and loads each load. Request 20 is in the listing of the last
 # windows; the latest point, "Load 3 committed", leaves two loads to go: every point lies
