@@ -66,12 +66,9 @@ class OpenRunRecheck:
         remembered ones), so that a run is loaded when it finishes in a selected state.
         """
         open_runs = self.state.open_runs
-        known = self.tracker.open_seen  # seen open by this sync: this load or an earlier one
-        stale = {
-            rid: run
-            for rid, run in open_runs.items()
-            if rid not in self.tracker.seen and rid not in known
-        }
+        # every run this sync `track`ed open (this load or an earlier one) is in `open_seen`
+        known = self.tracker.open_seen
+        stale = {rid: run for rid, run in open_runs.items() if rid not in known}
         by_state = self.filters.selects_by_state
         if not stale and not by_state:
             return
