@@ -249,6 +249,8 @@ class WindowWalker:
             pages_per_window=self.pages_per_window,
             clock=self.clock(),
         )
+        if budgeted and self.progress is not None and first.has_more:
+            self.progress.probed(first.items)
         if parts:
             pages.close()
             # The first page is data, not only a probe: the part of the window it covers is
@@ -257,8 +259,6 @@ class WindowWalker:
             # starts (for the estimate) without spending the load's budget, as they always did.
             cut = self._cut(window, [first], checks) if window.start is not None else None
             if cut is None:  # open start, a page in no order, or a rejected record on it
-                if budgeted and self.progress is not None:
-                    self.progress.probed(first.items)
                 settle(window, self.page_size, 0)
                 return _Fetched(parts=parts)
             listed, rest = cut
