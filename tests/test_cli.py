@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -10,7 +11,7 @@ from deck import settings
 from deck.cli import DEMO_RUNS, DEMO_SEED
 from deck_simulator import DeckSimulator
 from support import ts
-from support.cli import run_cli
+from support.cli import SAFETY_TIMEOUT_S, clean_env, run_cli
 
 # The two demo tests share one first `--demo` run (a session fixture, built once per xdist worker
 # for the tests of this group); the second run happens in a copy of its checkout.
@@ -102,3 +103,45 @@ def test_full_refresh_reloads_everything(tmp_path, live_simulator):
     again = run_cli(tmp_path, "--full-refresh", env=env)
     assert again.returncode == 0, again.stderr
     assert "300 new, 0 updated (300 in the warehouse)" in again.stdout
+
+
+def _install_requirements(distribution: str) -> set[str]:
+    """Every distribution a plain `pip install <distribution>` brings (extras left out), by the
+    installed packages' own metadata."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = [distribution]
+    while todo:
+        name = todo.pop()
+        try:
+            wanted = requires(name) or []
+        except PackageNotFoundError:  # a requirement for another platform, not installed here
+            continue
+        for line in wanted:
+            req = Requirement(line)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            dep = canonicalize_name(req.name)
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_cli_processes_cannot_import_pandas_as_a_users_install_cannot():
+    # support.cli hides pandas, which only the notebooks extra installs, from every CLI process
+    # of the suite (see AS_INSTALLED): right only while the connector's own install lacks it.
+    assert "pandas" not in _install_requirements("deck-task-runs")
+    assert "dlt" in _install_requirements("deck-task-runs")  # the walk does find dependencies
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import pandas"],
+        env=clean_env(), capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S,
+    )
+
+    assert done.returncode == 1
+    assert "ModuleNotFoundError: No module named 'pandas'" in done.stderr

@@ -23,14 +23,26 @@ SCRIPT = ROOT / "pipelines" / "task_runs.py"
 SAFETY_TIMEOUT_S = 120
 
 
+# The CLI's dependencies as a user installs them, not the test venv's: pandas comes only with the
+# notebooks extra. DuckDB imports pandas, if it can, before it binds the first query parameter
+# (duckdb/duckdb#18658), and dlt binds one in every sync: 1.3-1.8 s of CPU per CLI process that a
+# user's install never pays, some 200 s over the suite's ~140 CLI processes.
+AS_INSTALLED = Path(__file__).resolve().parent / "as_installed"
+
+
 def clean_env() -> dict[str, str]:
     """This process's environment without any Deck source, destination or dlt project
-    configuration (DLT_PROJECT_DIR and the like)."""
-    return {
+    configuration (DLT_PROJECT_DIR and the like), importing what a user's install has
+    (`AS_INSTALLED` first on PYTHONPATH)."""
+    env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("SOURCES__", "DESTINATION__", "LOAD__", "DLT_"))
     }
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(AS_INSTALLED), os.environ.get("PYTHONPATH", "")) if p
+    )
+    return env
 
 
 def project_env(tmp_path: Path) -> dict[str, str]:
