@@ -34,7 +34,7 @@ from .packages import drop_extracted_copies_of_committed_packages
 from .progress_display import LogProgress, Reporter
 from .scope import SyncScope, sync_scope
 from .source import deck
-from .tracing import one_trace
+from .tracing import forget_repeated_config_lookups, one_trace
 from .warehouse_lock import WarehouseLock, configured_lock_wait, duckdb_file
 
 logger = logging.getLogger("deck")
@@ -396,6 +396,7 @@ def _sync_locked(
             prune_orphaned_nested_rows(pipeline, traits)  # Delta: nested rows of older versions
             result.load_infos.append(info)
             result.loads += 1
+            forget_repeated_config_lookups()  # else one_trace keeps every load's lookups
             # a rebuild's first load ran only the rebuilt resources: the others still sync
             more_to_load = has_unfinished_plan(pipeline, running) or bool(
                 refresh and kept and result.loads == 1

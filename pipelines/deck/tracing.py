@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import dlt
 
@@ -42,3 +43,29 @@ def one_trace(pipeline: dlt.Pipeline) -> Iterator[None]:
                 save_trace(pipeline.working_dir, trace)
             except Exception as exc:  # a trace must never fail a sync
                 logger.debug("Could not save the sync's trace: %s", exc)
+
+
+def forget_repeated_config_lookups() -> None:
+    """Keep only the latest lookup of each config key in dlt's log of config lookups.
+
+    dlt logs every config lookup (~5,000 per `pipeline.run`, each holding the configuration
+    object it resolved) and empties the log when its trace ends. Under `one_trace` that is after
+    the sync's last load, so the log grew with every load: ~1.2 MiB of Python objects per load,
+    held to the end of a backfill. Each load looks up the same keys, and the trace lists only
+    the resolved values of the log (`resolved_config_values`, refreshed at every step), so one
+    entry per key, the latest, loses nothing it shows. Called by `sync()` after each load.
+    """
+    from dlt.common.configuration.utils import get_resolved_traces
+
+    log = get_resolved_traces()  # this thread's, the one `pipeline.run` logs to
+    log.resolved_traces = _latest_per_key(log.resolved_traces)
+    log.all_traces = _latest_per_key(log.all_traces)
+
+
+def _latest_per_key(traces: list[Any]) -> list[Any]:
+    latest: dict[tuple[Any, ...], Any] = {}
+    for trace in traces:
+        key = (tuple(trace.sections), trace.key, trace.provider_name, type(trace.config))
+        latest.pop(key, None)  # re-inserted: the list keeps the order of the latest lookups
+        latest[key] = trace
+    return list(latest.values())
