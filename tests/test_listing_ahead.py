@@ -148,3 +148,27 @@ def test_a_split_window_hands_over_its_first_page_so_every_request_brings_data()
     assert len(listed) > 3  # the hour of 2,000 runs was split, more than once
     assert in_windows == sorted(run["id"] for run in deck.runs)
     assert deck.pages_served == len(handed_over)
+
+
+def test_windows_listed_ahead_wait_packed_and_the_next_load_gets_every_run_of_them_once():
+    deck = InMemoryDeck(2_000)
+    ahead = ListingAhead(workers=2, limit=3)
+    walker = WindowWalker(
+        deck.list_pages, {}, page_size=100, workers=2, pages_per_window=5,
+        clock=lambda: T0 + timedelta(days=1), ahead=ahead,
+    )
+    # five windows of 400 runs (4 pages each: listed whole, never split)
+    plan = [Window(T0 + timedelta(seconds=400 * i), T0 + timedelta(seconds=400 * (i + 1)))
+            for i in range(5)]
+
+    first = list(walker.walk(plan, has_room=lambda n: True, limit=800))
+    walker.list_ahead()  # what the load does when it stops at its budget
+    ahead._thread.join()
+    held = [ahead.peek(w).result().listed for w in walker.pending if ahead.peek(w) is not None]
+    second = list(walker.walk(walker.pending, has_room=lambda n: True))
+
+    assert [w.window for w in first] == plan[:2] and len(held) == 3
+    assert all(listed.pages == [] and listed.records == 400 for listed in held)
+    ids = [run["id"] for w in first + second for page in w.pages for run in page.items]
+    assert sorted(ids) == sorted(run["id"] for run in deck.runs)  # each once
+    assert deck.pages_served == 5 * 4  # nothing listed ahead was listed again

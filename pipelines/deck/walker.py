@@ -24,12 +24,12 @@ next load takes such a listing only when it fits in its own `limit`.
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from . import records
@@ -45,15 +45,48 @@ logger = logging.getLogger("deck")
 
 @dataclass
 class ListedWindow:
-    """A window listed to its last page: its loadable pages and the records it had to reject."""
+    """A window listed to its last page: its loadable pages and the records it had to reject.
+
+    A window listed ahead waits for the next load with its pages `packed` (pickled: ~0.4 KB
+    per run instead of ~1.9 KB as parsed dicts), so the up to `max_workers` windows held while
+    dlt loads (where a sync's memory peaks) cost ~6 MiB rather than ~28 MiB.
+    """
 
     window: Window
     pages: list[Page] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    packed_pages: bytes | None = None  # `pages`, pickled (then `pages` is empty)
+    packed_records: int = 0
 
     @property
     def records(self) -> int:
+        if self.packed_pages is not None:
+            return self.packed_records
         return sum(len(page.items) for page in self.pages)
+
+    def packed(self) -> ListedWindow:
+        """This listing with its pages pickled. Pickle, not JSON: it gives back exactly the
+        values the checks passed (integers beyond 64 bits, NaN, lone surrogates); the bytes
+        never leave this process."""
+        if self.packed_pages is not None:
+            return self
+        pages = [(page.items, page.has_more, page.request_id) for page in self.pages]
+        return ListedWindow(
+            self.window,
+            rejected=self.rejected,
+            packed_pages=pickle.dumps(pages, protocol=pickle.HIGHEST_PROTOCOL),
+            packed_records=self.records,
+        )
+
+    def unpacked(self) -> ListedWindow:
+        """This listing with its pages parsed (itself when they are)."""
+        if self.packed_pages is None:
+            return self
+        pages = [
+            Page(items, more, request_id)
+            for items, more, request_id in pickle.loads(self.packed_pages)
+        ]
+        return ListedWindow(self.window, pages, self.rejected)
 
 
 @dataclass
@@ -159,7 +192,7 @@ class WindowWalker:
                     if fetched.listed is not None:
                         if self.progress is not None:
                             self.progress.listed(fetched.listed.window, fetched.listed.records)
-                        yield fetched.listed
+                        yield fetched.listed.unpacked()  # packed when listed ahead
         except BaseException:
             # Ctrl-C/SIGTERM, a failed window, or dlt closing the generator: do not wait for
             # reads that may be stalled (their results are thrown away anyway).
@@ -199,7 +232,14 @@ class WindowWalker:
     def list_ahead(self) -> None:
         """The load stopped at its budget: list the windows it left while dlt loads it."""
         if self.ahead is not None and self.pending:
-            self.ahead.start(self.pending, partial(self._fetch, budgeted=False))
+            self.ahead.start(self.pending, self._fetch_ahead)
+
+    def _fetch_ahead(self, window: Window, stop: threading.Event) -> _Fetched:
+        """`_fetch` for `ListingAhead`: listed whole, and held packed until a load takes it."""
+        fetched = self._fetch(window, stop, budgeted=False)
+        if fetched.listed is not None:
+            fetched.listed = fetched.listed.packed()
+        return fetched
 
     def _has_budget(self) -> bool:
         with self._lock:
@@ -308,10 +348,11 @@ class ListingAhead:
     A load ends at `max_runs_per_load`; dlt then normalizes and loads it, for seconds, while
     Deck's request budget goes unspent. Between loads this lists the windows the load left, in
     the order the next load will take them, following their cuts, and holds at most `limit`
-    listed windows (plus those in flight) in memory. It never touches state: the windows stay in
-    the committed plan until the load that takes them commits, so a kill while listing ahead
-    loses nothing. The next walk `halt`s it and `take`s each window's listing (done or still in
-    flight); what no load takes is dropped when the sync ends (`close`).
+    listed windows (plus those in flight) in memory, packed (`ListedWindow.packed`). It never
+    touches state: the windows stay in the committed plan until the load that takes them
+    commits, so a kill while listing ahead loses nothing. The next walk `halt`s it and `take`s
+    each window's listing (done or still in flight); what no load takes is dropped when the
+    sync ends (`close`).
     """
 
     def __init__(self, workers: int, limit: int) -> None:
