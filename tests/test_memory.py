@@ -2,10 +2,14 @@
 
 A backfill is many loads in one process (`deck.sync`); whatever a load leaves behind adds up over
 a long history (docs/benchmarks.md, "What grows with the history"). These tests count what is
-held, never time or RSS: real HTTP against the simulator, a real DuckDB file.
+held after each load, never time or RSS: real HTTP against the simulator, a real DuckDB file.
 """
 
+import gc
+
+import pytest
 from deck.progress_display import Reporter
+from deck.windowed import WindowedLoad
 from dlt.common.configuration.utils import get_resolved_traces
 from support import Warehouse, make_simulator
 
@@ -13,29 +17,42 @@ RUNS = 2_400
 MAX_RUNS_PER_LOAD = 400  # at least six loads
 
 
-class ConfigLookupsPerLoad(Reporter):
-    """Records, after each load, how many config lookups dlt's log holds (what its trace keeps)."""
+class HeldAfterEachLoad(Reporter):
+    """Records, after each load committed, what the process still holds of it."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.sizes: list[int] = []
+        self.config_lookups: list[int] = []  # entries of dlt's log of config lookups
+        self.loads_alive: list[int] = []  # the loads' own objects (their state, runs handled)
 
     def load_committed(self, loads: int, more: bool) -> None:
         super().load_committed(loads, more)
-        self.sizes.append(len(get_resolved_traces().all_traces))
+        self.config_lookups.append(len(get_resolved_traces().all_traces))
+        gc.collect()
+        self.loads_alive.append(sum(isinstance(o, WindowedLoad) for o in gc.get_objects()))
 
 
-def test_dlts_log_of_config_lookups_does_not_grow_with_the_loads_of_a_sync(tmp_path):
+@pytest.fixture(scope="module")
+def held(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("memory")
     sim = make_simulator(seed=3, runs=RUNS, history_days=10)
     try:
         warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", sim)
-        lookups = ConfigLookupsPerLoad()
-
-        result = warehouse.sync(max_runs_per_load=MAX_RUNS_PER_LOAD, progress=lookups)
-
+        held = HeldAfterEachLoad()
+        result = warehouse.sync(max_runs_per_load=MAX_RUNS_PER_LOAD, progress=held)
         assert result.loads >= 6 and len(warehouse.runs()) == RUNS
-        # Every load looks up the same few hundred keys: kept per load, the log held about
-        # `loads` times the second load's entries by the end (5,000 more per load).
-        assert max(lookups.sizes) <= 1.2 * lookups.sizes[1]
+        return held
     finally:
         sim.stop()
+
+
+def test_dlts_log_of_config_lookups_does_not_grow_with_the_loads_of_a_sync(held):
+    # Every load looks up the same few hundred keys: kept per load, the log held about
+    # `loads` times the second load's entries by the end (5,000 more per load).
+    assert max(held.config_lookups) <= 1.2 * held.config_lookups[1]
+
+
+def test_a_committed_load_leaves_none_of_its_objects_behind(held):
+    # Its state (every open run, parsed) and the runs it handled: the next load reads the state
+    # dlt committed, and dlt's load step (where memory peaks) needs none of it.
+    assert held.loads_alive == [0] * len(held.loads_alive)
