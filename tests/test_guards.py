@@ -16,6 +16,7 @@ import pytest
 import requests
 from deck.client import DeckClient
 from deck.errors import DeckConfigError
+from deck.ratelimit import RateLimiter
 from deck.redact import scrub
 from deck.session import RetryPolicy
 from deck.urls import mask_url, validate_base_url
@@ -253,6 +254,30 @@ def test_trickled_headers_are_cut_at_a_deadline_that_follows_read_timeout(
         "Deck API: GET /v2/task-runs got no complete answer within the 3 s request deadline"
     ), warnings
     assert_matches_ground_truth(warehouse, populated.runs())
+
+
+def test_a_rate_slot_frees_when_the_headers_arrive_not_when_a_slow_body_ends(
+    simulator, monkeypatch
+):
+    # Deck counted the request before it answered: holding the slot through the body's
+    # transfer (slow under a busy process) only wastes budget.
+    simulator.inject("trickle", delay=0.002, path="/task-runs")
+    events: list[str] = []
+    limiter = RateLimiter(5, 60.0)
+    release = limiter.release
+    monkeypatch.setattr(limiter, "release", lambda token: (events.append("slot"), release(token)))
+    read_body = requests.Response.content.fget
+    monkeypatch.setattr(
+        requests.Response, "content",
+        property(lambda response: (read_body(response), events.append("body"))[0]),
+    )
+    client = DeckClient(simulator.base_url, DEMO_API_KEY, limiter=limiter)
+    try:
+        page = next(client.list_task_runs({}))
+    finally:
+        client.close()
+
+    assert page.items == [] and events[:2] == ["slot", "body"]
 
 
 @pytest.mark.unit

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from deck import planning
 from deck.client import Page
+from deck.progress import ListingProgress
 from deck.walker import ListedWindow, ListingAhead, WindowWalker, _Fetched
 from deck.windows import Window, parse_timestamp
 
@@ -174,3 +176,40 @@ def test_windows_listed_ahead_wait_packed_and_the_next_load_gets_every_run_of_th
     ids = [run["id"] for w in first + second for page in w.pages for run in page.items]
     assert sorted(ids) == sorted(run["id"] for run in deck.runs)  # each once
     assert deck.pages_served == 5 * 4  # nothing listed ahead was listed again
+
+
+def late_load_of_a_backfill(monkeypatch, started: bool) -> list[ListedWindow]:
+    """One walk over five windows of 400 runs (1 s apart) with room for all of them, in a
+    sync whose earlier load did (`started`) or did not stop at its budget."""
+    monkeypatch.setattr(planning, "SMALL_LAST_LOAD", 300)
+    deck = InMemoryDeck(2_000)
+    ahead = ListingAhead(workers=1, limit=1)
+    ahead.started = started
+    walker = WindowWalker(
+        deck.list_pages, {}, page_size=100, workers=1, pages_per_window=5,
+        clock=lambda: T0 + timedelta(days=1), progress=ListingProgress("runs"), ahead=ahead,
+    )
+    plan = [Window(T0 + timedelta(seconds=400 * i), T0 + timedelta(seconds=400 * (i + 1)))
+            for i in range(5)]
+    return list(walker.walk(plan, has_room=lambda n: True, limit=50_000))
+
+
+def runs_inside(listed: list[ListedWindow]) -> int:
+    return sum(
+        window.window.contains(parse_timestamp(run["created_at"]))
+        for window in listed
+        for page in window.pages
+        for run in page.items
+    )
+
+
+def test_a_late_load_of_a_backfill_commits_when_it_holds_about_half_of_what_is_left(monkeypatch):
+    listed = late_load_of_a_backfill(monkeypatch, started=True)
+
+    assert 900 <= runs_inside(listed) <= 1_100  # of 2,000: the next load lists the rest
+
+
+def test_the_first_load_of_a_sync_is_not_split(monkeypatch):
+    listed = late_load_of_a_backfill(monkeypatch, started=False)
+
+    assert runs_inside(listed) == 2_000

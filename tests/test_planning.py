@@ -3,7 +3,14 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck.planning import clip_windows, finish_plan, initial_plan, split_window
+from deck.planning import (
+    SMALL_LAST_LOAD,
+    clip_windows,
+    finish_plan,
+    initial_plan,
+    shares_the_rest,
+    split_window,
+)
 from deck.state import Plan, SeenRun, TaskRunState
 from deck.windows import Window
 
@@ -76,6 +83,22 @@ def test_a_dense_window_is_cut_at_the_end_its_first_page_shows():
     assert parts == [Window(T0, cut), Window(cut, window.end)]
 
 
+def test_a_window_open_towards_the_past_peels_several_slices_per_probe():
+    window = Window(None, CLOCK)
+    newest_first = [CLOCK - timedelta(minutes=i) for i in range(100)]
+
+    parts = split_window(window, page(newest_first), True, page_size=100, pages_per_window=25,
+                         clock=CLOCK)
+
+    slice_span = (newest_first[0] - newest_first[-1]) * 24
+    cuts = [newest_first[-1] - slice_span * i for i in range(8, 0, -1)]
+    assert parts == [
+        Window(None, cuts[0]),
+        *(Window(lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)),
+        Window(cuts[-1], CLOCK),
+    ]
+
+
 def test_a_window_that_fits_is_listed_whole():
     window = Window(T0, T0 + timedelta(hours=1))
     stamps = [T0 + timedelta(hours=1) - timedelta(seconds=30 * i) for i in range(100)]
@@ -135,3 +158,16 @@ def test_clipping_to_an_unbounded_rest_keeps_the_parts_it_overlaps():
         Window(T0 - TEN_MIN, T0),
         Window(T0, T0 + TEN_MIN),
     ]
+
+
+def test_a_backfills_load_shares_the_rest_once_it_holds_as_much_as_is_left():
+    assert shares_the_rest(taken=25_000, left=25_000)
+    assert not shares_the_rest(taken=24_900, left=25_000)
+
+
+def test_what_is_left_below_the_smallest_load_is_loaded_at_once():
+    assert not shares_the_rest(taken=SMALL_LAST_LOAD, left=SMALL_LAST_LOAD - 1)
+
+
+def test_a_load_is_not_split_when_what_is_left_cannot_be_told():
+    assert not shares_the_rest(taken=50_000, left=None)

@@ -33,6 +33,12 @@ logger = logging.getLogger("deck")
 # Below this a window is not split further, however dense (runs can share one timestamp).
 MIN_WINDOW_SPAN = timedelta(seconds=1)
 
+# Slices peeled at once off a window open towards the past. Its first page is a probe that the
+# walker throws away (it sizes the history for the progress estimate), so one slice per probe
+# cost a backfill one request in every `pages_per_window` + 1 (~80 for 2,000 pages); eight cost
+# one in ~200, plus at most seven slices found empty below the start of history, once a sync.
+OPEN_START_SLICES = 8
+
 
 def top_window(watermark: datetime, end: datetime | None, lookback: timedelta) -> Window:
     """New runs: from the lookback below the watermark, so runs that became visible late
@@ -108,6 +114,25 @@ def retention_gap(
     return Window(state.watermark, oldest_kept)
 
 
+# The smallest load a backfill's end is split into (`shares_the_rest`): dlt normalizes and
+# loads ~10,000 runs in about its own fixed cost per load (~3 s here), so splitting smaller
+# would add more time in loads than it takes off the end.
+SMALL_LAST_LOAD = 10_000
+
+
+def shares_the_rest(taken: int, left: float | None) -> bool:
+    """Whether a load of a backfill that holds `taken` records commits now, with room left in
+    its budget, so that it and the next share what is `left` (an estimate; None: unknown).
+
+    dlt normalizes and loads each load after its last request, while Deck's budget goes
+    unspent, and a sync's last load has no next one to list ahead for: its whole normalize and
+    load is added to the sync's time (~12-15 s for 50,000 runs). Halving what is left at each
+    of the last loads (50k, 25k, 12.5k, ...) leaves a small last load. Below `SMALL_LAST_LOAD`
+    what is left is loaded at once.
+    """
+    return left is not None and left >= SMALL_LAST_LOAD and taken >= left
+
+
 def split_window(
     window: Window,
     first_page: list[dict[str, Any]],
@@ -121,8 +146,9 @@ def split_window(
 
     The first page is the newest or the oldest end of the window, which its own order shows.
     From that end a slice of about `pages_per_window` pages is peeled off (its size judged from
-    the page's time density), then the rest, which its own first page cuts again; the walker
-    keeps this first page as data (`clip_windows`), so a cut costs no request. The order only
+    the page's time density; `OPEN_START_SLICES` of them off a window open towards the past,
+    whose first page is only a probe), then the rest, which its own first page cuts again; the
+    walker keeps this first page as data (`clip_windows`), so a cut costs no request. The order only
     steers how windows are cut: correctness rests on the half-open windows alone. Timestamps
     Deck's clock rules out (a run dated in the future) are left out of the density, so one bad
     record cannot make the cutter reach for year 277.
@@ -140,7 +166,8 @@ def split_window(
     slice_span = (high - low) * (pages_per_window - 1)
     direction = page_direction(stamps)
     if direction == "newest_first":
-        cuts = [max(low - slice_span, EARLIEST_PLAUSIBLE)]
+        slices = OPEN_START_SLICES if window.start is None else 1
+        cuts = [max(low - slice_span * i, EARLIEST_PLAUSIBLE) for i in range(1, slices + 1)]
     elif direction == "oldest_first":
         cuts = [min(high + slice_span, clock)]
     elif span is not None:

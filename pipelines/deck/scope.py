@@ -43,10 +43,10 @@ class SyncScope:
             self.client = build(self.stats)
         return self.client
 
-    def ahead_for(self, resource: str, workers: int) -> ListingAhead:
+    def ahead_for(self, resource: str, workers: int, windows_held: int) -> ListingAhead:
         """Where `resource`'s loads leave and take the windows listed between loads."""
         if resource not in self.ahead:
-            self.ahead[resource] = ListingAhead(workers, limit=workers)
+            self.ahead[resource] = ListingAhead(workers, limit=windows_held)
         return self.ahead[resource]
 
     def close(self) -> None:

@@ -177,7 +177,9 @@ class DeckSession(requests.Session):
 
     def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
         kwargs["allow_redirects"] = False
-        kwargs["stream"] = False  # the body is read inside the watched attempt
+        # Streamed so that the rate slot frees once the headers are in (Deck counted the request
+        # before it answered); the body is still read inside the watched attempt.
+        kwargs["stream"] = True
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = (self.policy.connect_timeout_s, self.policy.read_timeout_s)
         what = f"{request.method} {urlparse(request.url or '').path}"
@@ -190,7 +192,12 @@ class DeckSession(requests.Session):
             watchdog = Watchdog(self.policy.deadline_s)
             try:
                 with watchdog:
-                    response = super().send(request, **kwargs)
+                    answer = super().send(request, **kwargs)
+                    if token is not None:
+                        self.limiter.release(token)  # type: ignore[union-attr]
+                        token = None
+                    answer.content  # noqa: B018 -- reads the body, under the deadline
+                    response = answer
             except Exception as exc:
                 if not watchdog.fired and not isinstance(exc, RETRY_EXCEPTIONS):
                     raise

@@ -162,7 +162,11 @@ def deck(
                 client.check_credentials()
                 scope.credentials_checked = True
             # Listing ahead pays only when another load of the same sync follows (`sync()`).
-            ahead = scope.ahead_for(name, options.workers) if shared is not None else None
+            ahead = (
+                scope.ahead_for(name, options.workers, options.windows_ahead(client.page_size))
+                if shared is not None
+                else None
+            )
             load = loads[name](
                 client, options, dlt.current.resource_state(), scope.stats, redact=redact,
                 ahead=ahead,
