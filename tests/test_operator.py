@@ -33,11 +33,11 @@ def reader(tmp_path: Path, sim: DeckSimulator) -> Warehouse:
 class CLIProcess:
     """The CLI as a background process whose stderr lines are collected as they come."""
 
-    def __init__(self, tmp_path: Path, sim: DeckSimulator) -> None:
+    def __init__(self, tmp_path: Path, sim: DeckSimulator, **settings: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(SCRIPT)],
             cwd=tmp_path,
-            env=cli_env(tmp_path, sim),
+            env={**cli_env(tmp_path, sim), **settings},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -70,10 +70,9 @@ class CLIProcess:
 
 @pytest.fixture
 def backfill_sim():
-    """A backfill of five loads at cli_env's max_runs_per_load (400): SIGTERM comes after two,
-    with three still to list, so a listed-ahead window cannot use up what is left before the
-    stalled read; each rerun is a multi-load backfill (3,000 runs made eight loads, no more
-    situations, and each load costs a few seconds)."""
+    """A backfill of five loads at cli_env's max_runs_per_load (400) and windows of 300 runs;
+    each rerun is a multi-load backfill (3,000 runs made eight loads, no more situations, and
+    each load costs a few seconds)."""
     sim = DeckSimulator(seed=21, runs=2_000, history_days=10, latency=0.005).start()
     yield sim
     sim.stop()
@@ -111,7 +110,10 @@ def test_ctrl_c_during_a_stalled_read_exits_130_with_a_resume_message(tmp_path, 
 def test_sigterm_mid_backfill_exits_143_keeps_committed_loads_and_the_rerun_is_exact(
     tmp_path, backfill_sim
 ):
-    cli = CLIProcess(tmp_path, backfill_sim)
+    # Two workers list ahead at most two windows (600 runs) while a load is loaded, so after two
+    # loads (800 runs) at least 600 runs are still to be listed by later loads: a read made
+    # after the fault is set up is certain (with six, what was left was all listed ahead).
+    cli = CLIProcess(tmp_path, backfill_sim, SOURCES__DECK__MAX_WORKERS="2")
     cli.wait_for(lambda: cli.logged("Load 2 committed"), "two committed loads")
     backfill_sim.inject("hang", path="task-runs")  # and a read stalls when the signal comes
     cli.wait_for(lambda: backfill_sim.pending_faults() == 0, "the stalled request")
