@@ -178,7 +178,9 @@ def test_windows_listed_ahead_wait_packed_and_the_next_load_gets_every_run_of_th
     assert deck.pages_served == 5 * 4  # nothing listed ahead was listed again
 
 
-def late_load_of_a_backfill(monkeypatch, started: bool) -> list[ListedWindow]:
+def late_load_of_a_backfill(
+    monkeypatch, started: bool
+) -> tuple[WindowWalker, InMemoryDeck, list[ListedWindow]]:
     """One walk over five windows of 400 runs (1 s apart) with room for all of them, in a
     sync whose earlier load did (`started`) or did not stop at its budget."""
     monkeypatch.setattr(planning, "SMALL_LAST_LOAD", 300)
@@ -191,25 +193,35 @@ def late_load_of_a_backfill(monkeypatch, started: bool) -> list[ListedWindow]:
     )
     plan = [Window(T0 + timedelta(seconds=400 * i), T0 + timedelta(seconds=400 * (i + 1)))
             for i in range(5)]
-    return list(walker.walk(plan, has_room=lambda n: True, limit=50_000))
+    return walker, deck, list(walker.walk(plan, has_room=lambda n: True, limit=50_000))
 
 
-def runs_inside(listed: list[ListedWindow]) -> int:
-    return sum(
-        window.window.contains(parse_timestamp(run["created_at"]))
+def ids_inside(listed: list[ListedWindow]) -> list[str]:
+    return [
+        run["id"]
         for window in listed
         for page in window.pages
         for run in page.items
-    )
+        if window.window.contains(parse_timestamp(run["created_at"]))
+    ]
 
 
 def test_a_late_load_of_a_backfill_commits_when_it_holds_about_half_of_what_is_left(monkeypatch):
-    listed = late_load_of_a_backfill(monkeypatch, started=True)
+    _, _, listed = late_load_of_a_backfill(monkeypatch, started=True)
 
-    assert 900 <= runs_inside(listed) <= 1_100  # of 2,000: the next load lists the rest
+    assert 900 <= len(ids_inside(listed)) <= 1_100  # of 2,000: the next load lists the rest
+
+
+def test_the_next_load_lists_the_rest_of_a_split_load_each_run_once(monkeypatch):
+    walker, deck, first = late_load_of_a_backfill(monkeypatch, started=True)
+    walker.ahead = None  # the next load, listing on its own
+
+    second = list(walker.walk(walker.pending, has_room=lambda n: True))
+
+    assert sorted(ids_inside(first) + ids_inside(second)) == sorted(r["id"] for r in deck.runs)
 
 
 def test_the_first_load_of_a_sync_is_not_split(monkeypatch):
-    listed = late_load_of_a_backfill(monkeypatch, started=False)
+    _, _, listed = late_load_of_a_backfill(monkeypatch, started=False)
 
-    assert runs_inside(listed) == 2_000
+    assert len(ids_inside(listed)) == 2_000

@@ -99,6 +99,16 @@ def test_a_window_open_towards_the_past_peels_several_slices_per_probe():
     ]
 
 
+def test_a_sparse_history_open_towards_the_past_is_sliced_no_further_back_than_2000():
+    window = Window(None, CLOCK)
+    yearly = [CLOCK - timedelta(days=365 * i) for i in range(100)]  # a run a year, 99 years
+
+    parts = split_window(window, page(yearly), True, page_size=100, pages_per_window=25,
+                         clock=CLOCK)
+
+    assert parts[0] == Window(None, datetime(2000, 1, 1, tzinfo=timezone.utc))
+
+
 def test_a_window_that_fits_is_listed_whole():
     window = Window(T0, T0 + timedelta(hours=1))
     stamps = [T0 + timedelta(hours=1) - timedelta(seconds=30 * i) for i in range(100)]

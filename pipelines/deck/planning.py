@@ -167,9 +167,9 @@ def split_window(
     direction = page_direction(stamps)
     if direction == "newest_first":
         slices = OPEN_START_SLICES if window.start is None else 1
-        cuts = [max(low - slice_span * i, EARLIEST_PLAUSIBLE) for i in range(1, slices + 1)]
+        cuts = [_back(low, slice_span * i) for i in range(1, slices + 1)]
     elif direction == "oldest_first":
-        cuts = [min(high + slice_span, clock)]
+        cuts = [_forward(high, slice_span, clock)]
     elif span is not None:
         parts = int(min(16, max(2, ceil(pages / pages_per_window))))
         return window.split(parts)
@@ -180,6 +180,23 @@ def split_window(
         return []
     bounds = [window.start, *inside, window.end]
     return [Window(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+
+
+def _back(instant: datetime, by: timedelta) -> datetime:
+    """`instant - by`, but no earlier than `EARLIEST_PLAUSIBLE` (a sparse history's slices can
+    reach past year 1, where datetime overflows)."""
+    try:
+        return max(instant - by, EARLIEST_PLAUSIBLE)
+    except OverflowError:
+        return EARLIEST_PLAUSIBLE
+
+
+def _forward(instant: datetime, by: timedelta, clock: datetime) -> datetime:
+    """`instant + by`, but no later than Deck's `clock`."""
+    try:
+        return min(instant + by, clock)
+    except OverflowError:
+        return clock
 
 
 def clip_windows(windows: list[Window], to: Window) -> list[Window]:

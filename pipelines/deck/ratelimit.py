@@ -16,8 +16,9 @@ class RateLimiter:
 
     Deck counts 200 requests per 10 s per organization, on receipt; staying under it on the client
     side costs nothing, while every 429 costs a backoff. We cannot know when Deck counted a
-    request, only that it was before its response arrived. So a request holds its slot from before
-    it is sent until `period_s` after its response (or failure): any `period_s` window of Deck's
+    request, only that it was before its answer's headers arrived. So a request holds its slot from
+    before it is sent until `period_s` after those headers (or its failure; `DeckSession.send`
+    releases it before reading the body): any `period_s` window of Deck's
     then sees at most `max_requests`, however late a starved process sends or a slow network
     delivers. Use `with limiter.slot():` or `token = acquire()` ... `release(token)`.
     """

@@ -4,11 +4,12 @@ The same walker lists `GET /task-runs` and `GET /events`: both are lists of reco
 and a `created_at`, filtered by a half-open `created_at` range and paged by cursor.
 
 A window is handed to the load only once it was listed to its last page, and no window is
-started unless the load has room for it, so a committed load never throws work away and memory
-holds at most `workers` windows. A window too big to list whole is cut (`planning.split_window`)
-after its first page: that page's stretch of the window is handed over as listed, and the parts
-of the rest are listed instead (so a split costs no request; in a window open towards the past the
-first page stays a probe, which sizes the history for the progress estimate).
+started unless the load has room for it, so a committed load never throws work away and a walk
+holds at most `workers` windows (plus those listed ahead for the next load, packed). A window
+too big to list whole is cut (`planning.split_window`) after its first page: that page's stretch
+of the window is handed over as listed, and the parts of the rest are listed instead (so a split
+costs no request; in a window open towards the past the first page stays a probe, which sizes the
+history for the progress estimate).
 
 `limit` bounds the records one walk lists (the load's `max_runs_per_load`): a page is fetched only
 when it fits, together with the pages fetched or being fetched, in `limit` records (the first page
@@ -135,6 +136,7 @@ class WindowWalker:
         self.limit: int | None = None  # records one walk may list (None: no limit)
         self._lock = threading.Lock()
         self._reserved = 0  # records on pages fetched (or being fetched) of windows kept
+        self._loaded_before = 0  # records an earlier walk of this load listed
         self._in_flight: dict[Window, int] = {}  # records fetched so far, per window in flight
 
     @property
@@ -153,13 +155,16 @@ class WindowWalker:
         windows: list[Window],
         has_room: Callable[[int], bool],
         limit: int | None = None,
+        loaded: int = 0,
     ) -> Iterator[ListedWindow]:
         """Listed windows, oldest first among those done together. `has_room(n)` says whether
         the load can take another window while `n` are in flight; `limit` bounds the records
-        listed (see the module docstring)."""
+        listed (see the module docstring); `loaded`: records an earlier walk of the same load
+        listed (for `planning.shares_the_rest`)."""
         with self._lock:
             self.pending = sorted(windows, key=Window.sort_key)
             self.limit, self._reserved, self._in_flight = limit, 0, {}
+            self._loaded_before = loaded
         if self.progress is not None:  # from now on this walk is the work left
             self.progress.follow(self.outlook, self.clock, self.page_size)
         if self.ahead is not None:
@@ -181,7 +186,7 @@ class WindowWalker:
                         break  # listed ahead, but more than this load has room for
                     with self._lock:
                         window = self.pending.pop(0)
-                        self._in_flight[window] = 0
+                        self._in_flight.setdefault(window, 0)  # set when taken from ahead
                     in_flight[listed_ahead or pool.submit(self._fetch, window, stop)] = window
                 if not in_flight:
                     break
@@ -231,6 +236,7 @@ class WindowWalker:
                 self.ahead.take(window)
                 return None
             self._reserved += records
+            self._in_flight[window] = records  # listed: nothing of it is left (the estimate)
         return self.ahead.take(window)
 
     def list_ahead(self) -> None:
@@ -257,7 +263,7 @@ class WindowWalker:
         if self.limit is None or (self._reserved == 0 and self.limit > 0):
             return True
         return self._reserved + self.page_size <= self.limit and not shares_the_rest(
-            self._reserved, left
+            self._loaded_before + self._reserved, left
         )
 
     def _left(self) -> float | None:

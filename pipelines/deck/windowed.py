@@ -134,7 +134,10 @@ class WindowedLoad(Generic[StateT]):
         def has_room(in_flight: int) -> bool:
             return self.loaded + in_flight * per_window < budget
 
-        for listed in self.walker.walk(plan.windows, has_room, limit=budget - self.loaded):
+        walk = self.walker.walk(
+            plan.windows, has_room, limit=budget - self.loaded, loaded=self.loaded
+        )
+        for listed in walk:
             self._listed_top |= listed.window.end == self.options.end
             yield from self._load_window(listed, plan)
         plan.windows = self.walker.pending
