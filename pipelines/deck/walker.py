@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import records
+from . import planning, records
 from .client import Page
 from .intake import checked_page
 from .planning import clip_windows, cut_listed_part, shares_the_rest, split_window
@@ -272,8 +272,9 @@ class WindowWalker:
         Read before taking the lock: the estimate reads the walk's outlook under it."""
         if self.limit is None or self.progress is None or self.ahead is None:
             return None
-        if not self.ahead.started:
-            return None
+        taken = self._loaded_before + self._reserved  # read unlocked: only a hint
+        if not self.ahead.started or taken < planning.SMALL_LAST_LOAD:
+            return None  # cannot share yet: the estimate (a walk over the plan) is not read
         return self.progress.remaining_records()
 
     def _reserve(self, force: bool = False) -> bool:
