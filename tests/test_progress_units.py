@@ -21,7 +21,9 @@ from deck.progress import (
     window_seconds,
 )
 from deck.stats import SyncStats
-from deck.windows import ONE_US, Window
+from deck.windows import ONE_MS as MS
+from deck.windows import ONE_US as US
+from deck.windows import Window
 
 pytestmark = pytest.mark.unit
 
@@ -203,12 +205,31 @@ def test_the_log_line_says_when_the_eta_is_not_known():
 
 def test_newest_first_keeps_what_is_newer_than_the_oldest_record_listed():
     window = Window(at(0), at(10))
-    stamps = [at(9), at(8), at(7), at(7)]
+    stamps = [at(9) + MS, at(8) + MS, at(7) + MS, at(7) + MS]
 
     listed, rest = cut_listed_part(window, stamps)
 
-    assert listed == Window(at(7) + ONE_US, at(10))
-    assert rest == Window(at(0), at(7) + ONE_US)  # the runs at 7:00 may go on: listed again
+    # the runs printed 7:00:00.001 may go on, and inside Deck they may lie anywhere in that
+    # millisecond: the rest ends at the next whole millisecond and lists them again
+    assert listed == Window(at(7) + 2 * MS, at(10))
+    assert rest == Window(at(0), at(7) + 2 * MS)
+
+
+def test_a_cut_after_runs_printed_to_the_second_leaves_their_whole_second_to_the_rest():
+    window = Window(at(0), at(10))
+    stamps = [at(9), at(8), at(7), at(7)]  # no fraction: they may carry milliseconds in Deck
+
+    listed, rest = cut_listed_part(window, stamps)
+
+    assert listed == Window(at(7) + timedelta(seconds=1), at(10))
+    assert rest == Window(at(0), at(7) + timedelta(seconds=1))
+
+
+def test_no_cut_when_every_record_lies_in_the_oldest_printed_millisecond():
+    window = Window(at(0), at(10))
+    newest_first = [at(7) + MS + 500 * US, at(7) + MS, at(7) + MS]
+
+    assert cut_listed_part(window, newest_first) is None  # the load must go on
 
 
 def test_oldest_first_keeps_what_is_older_than_the_newest_record_listed():
@@ -220,10 +241,10 @@ def test_oldest_first_keeps_what_is_older_than_the_newest_record_listed():
 
 def test_records_outside_the_window_do_not_move_the_cut():
     window = Window(at(5), at(10))
-    stamps = [at(9), at(8), at(4)]  # 4:00 is the 1 ms margin below the window's start
+    stamps = [at(9) + MS, at(8) + MS, at(4)]  # 4:00 lies below the window's start
 
-    assert cut_listed_part(window, stamps) == (Window(at(8) + ONE_US, at(10)),
-                                              Window(at(5), at(8) + ONE_US))
+    assert cut_listed_part(window, stamps) == (Window(at(8) + 2 * MS, at(10)),
+                                              Window(at(5), at(8) + 2 * MS))
 
 
 @pytest.mark.parametrize(

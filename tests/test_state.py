@@ -90,9 +90,18 @@ def test_window_bounds_outside_plausible_years_are_left_out_of_the_request():
     year_277 = datetime(277, 1, 1, tzinfo=timezone.utc)
     year_2150 = datetime(2150, 1, 1, tzinfo=timezone.utc)
 
-    assert Window(year_277, T0).params() == {"created_before": "2026-03-01T12:00:00.000000Z"}
-    assert Window(T0, year_2150).params() == {"created_after": "2026-03-01T11:59:59.999000Z"}
+    assert Window(year_277, T0).params() == {"created_before": "2026-03-01T12:00:00.000Z"}
+    assert Window(T0, year_2150).params() == {"created_after": "2026-03-01T11:59:59.999Z"}
     assert Window(year_277, T0).contains(T0 - timedelta(days=1))
+
+
+def test_window_bounds_are_whole_milliseconds_rounded_outward():
+    inside = Window(T0 + timedelta(microseconds=1500), T0 + timedelta(microseconds=2001))
+
+    assert inside.params() == {
+        "created_after": "2026-03-01T12:00:00.000Z",  # floor(.0015) - 1 ms
+        "created_before": "2026-03-01T12:00:00.003Z",  # ceil(.002001)
+    }
 
 
 def test_deck_clock_is_its_date_header_plus_the_truncated_second():

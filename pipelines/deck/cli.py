@@ -140,6 +140,13 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
             f"  quarantined: {result.quarantined:,} run{'s' if result.quarantined != 1 else ''}"
             f" (see {pipeline.dataset_name}.{REJECTED_TABLE}); they are retried at the next sync"
         )
+    if result.not_relisted:
+        print(
+            f"  missing:  {result.not_relisted:,} record(s) Deck listed before a cut did not come"
+            " back with the rest of their window (see the warning above)"
+        )
+    for reason in result.ended_early:
+        print(f"  ended:    {reason}")
     if result.models:
         print(f"  models:   {', '.join(result.models)} (views in '{pipeline.dataset_name}')")
     if traits.name == "duckdb" and traits.location:

@@ -171,6 +171,10 @@ class EventLoad(WindowedLoad[ListingState]):
                 f", request_id {exc.request_id}" if exc.request_id else "",
             )
             self.stats.events_unavailable = True
+            # No plan is left behind: the sync would take it for unfinished work and run load
+            # after load for a resource it no longer lists. The next sync tries events again.
+            self.state.plan = None
+            self.state.save(self.raw_state)
 
     def _before_planning(self) -> None:
         clock = self.clock()

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from math import ceil
+from math import ceil as ceil_int
 from typing import Any
 
 from .state import ListingState, Plan
 from .windows import (
     EARLIEST_PLAUSIBLE,
-    ONE_US,
+    ONE_S,
     Window,
+    after,
+    ceil,
+    coarsest_grain,
     estimate_pages,
+    floor,
     format_timestamp,
     is_plausible,
     page_direction,
@@ -42,8 +46,9 @@ OPEN_START_SLICES = 8
 
 def top_window(watermark: datetime, end: datetime | None, lookback: timedelta) -> Window:
     """New runs: from the lookback below the watermark, so runs that became visible late
-    (created before runs already listed, committed after) are still found."""
-    return Window(watermark - lookback, end)
+    (created before runs already listed, committed after) are still found. Its start is a whole
+    second (outward), whatever precision Deck prints at."""
+    return Window(floor(watermark - lookback, ONE_S), end)
 
 
 def initial_plan(
@@ -165,14 +170,15 @@ def split_window(
     low, high = min(stamps), max(stamps)
     slice_span = (high - low) * (pages_per_window - 1)
     direction = page_direction(stamps)
+    step = coarsest_grain(stamps)  # cuts on whole steps of the precision Deck printed at
     if direction == "newest_first":
         slices = OPEN_START_SLICES if window.start is None else 1
-        cuts = [_back(low, slice_span * i) for i in range(1, slices + 1)]
+        cuts = [floor(_back(low, slice_span * i), step) for i in range(1, slices + 1)]
     elif direction == "oldest_first":
-        cuts = [_forward(high, slice_span, clock)]
+        cuts = [ceil(_forward(high, slice_span, clock), step)]
     elif span is not None:
-        parts = int(min(16, max(2, ceil(pages / pages_per_window))))
-        return window.split(parts)
+        parts = int(min(16, max(2, ceil_int(pages / pages_per_window))))
+        return window.split(parts, step)
     else:
         return []
     inside = sorted({cut for cut in cuts if window.contains(cut) and cut != window.start})
@@ -230,19 +236,23 @@ def cut_listed_part(window: Window, stamps: list[datetime]) -> tuple[Window, Win
     A load that is full (`max_runs_per_load`) stops listing a window after a page. `stamps` are
     the `created_at` of that window's records in the order Deck returned them. In newest-first
     order every run newer than the oldest one listed has been read, but the oldest timestamp may
-    continue on the next page; so the listed part is `(oldest, end)`, i.e. from one microsecond
-    after it, and the rest `[start, oldest]`. Oldest-first mirrors that. None when the order is
-    neither (nothing can be said about what was read) or when the pages hold a single timestamp
-    (the listed part would be empty, and the load must go on to make progress).
+    continue on the next page, and inside Deck it may stand for any instant up to the next step
+    of the precision it was printed at (`windows.after`); so the rest is `[start, after(oldest))`
+    and the listed part what is above it. Oldest-first mirrors that: the rest starts at the
+    newest one listed, on a whole step of the page's precision. None when the order is neither
+    (nothing can be said about what was read) or when the listed part would be empty (the pages
+    hold a single printed instant: the load must go on to make progress).
     """
     inside = [s for s in stamps if window.contains(s)]
-    if len(set(inside)) < 2:
-        return None
-    direction = page_direction(inside)
+    direction = page_direction(inside) if len(set(inside)) > 1 else None
     if direction == "newest_first":
-        edge = min(inside) + ONE_US
+        edge = after(min(inside))
+        if edge > max(inside):
+            return None
         return Window(edge, window.end), Window(window.start, edge)
     if direction == "oldest_first":
-        edge = max(inside)
+        edge = floor(max(inside), coarsest_grain(inside))
+        if edge <= min(inside):
+            return None
         return Window(window.start, edge), Window(edge, window.end)
     return None

@@ -26,7 +26,7 @@ from .records import Rejection
 from .state import TaskRunState
 from .stats import SyncStats
 from .walker import locate
-from .windows import ONE_US, Window, format_timestamp, parse_timestamp
+from .windows import Window, after, format_timestamp, parse_timestamp
 
 logger = logging.getLogger("deck")
 
@@ -157,12 +157,13 @@ class Quarantine:
         for key, entry in entries.items():
             if key in self.rejected_now or entry.get("range") is None:
                 continue  # rejected again in this load / see resolve_fetched_by_id
-            after, before = entry["range"]
-            groups.setdefault((after, before), []).append(key)
-        for (after, before), keys in groups.items():
+            groups.setdefault(tuple(entry["range"]), []).append(key)
+        for (lower, upper), keys in groups.items():
+            # [lower, upper] are its neighbours' printed created_at: the range ends after every
+            # run that may share the upper one's printed instant (`windows.after`).
             window = Window(
-                parse_timestamp(after) if after else None,
-                parse_timestamp(before) + ONE_US if before else None,
+                parse_timestamp(lower) if lower else None,
+                after(parse_timestamp(upper)) if upper else None,
             )
             known = {run_id for key in keys for run_id in entries[key]["known"]}
             # A record that had an id is looked for by it; one without, as the run in its range

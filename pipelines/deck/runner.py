@@ -34,6 +34,7 @@ from .packages import drop_extracted_copies_of_committed_packages
 from .progress_display import LogProgress, Reporter
 from .scope import SyncScope, sync_scope
 from .source import deck
+from .stats import SyncStats
 from .tracing import forget_repeated_config_lookups, one_trace
 from .warehouse_lock import WarehouseLock, configured_lock_wait, duckdb_file
 
@@ -67,6 +68,8 @@ class SyncResult:
     retries: int = 0
     open_rechecked: int = 0
     quarantined: int = 0  # records Deck returned that could not be placed (task_runs_rejected)
+    not_relisted: int = 0  # records a cut left to the rest of a window that never came back
+    ended_early: list[str] = field(default_factory=list)  # why the sync ended with work left
     seconds: float = 0.0
     runs_in_warehouse: int | None = None  # None where it cannot be counted (no SQL)
     destination: DestinationTraits | None = None
@@ -284,16 +287,23 @@ def refresh_models_and_count_runs(
         return create_models(client, pipeline.dataset_name), _count_runs(client)
 
 
-def has_unfinished_plan(pipeline: dlt.Pipeline, resources: list[str]) -> bool:
-    """Whether the last load stopped at `max_runs_per_load` with windows still to list (of runs
-    or of events): their plan is in the committed resource state, for the next load to resume.
+def unfinished_plans(pipeline: dlt.Pipeline, resources: list[str]) -> dict[str, Any]:
+    """The plans the last load left with windows still to list (of runs or of events), by
+    resource: they are in the committed resource state, for the next load to resume.
 
     Only the resources this sync runs count: a plan of events left by an earlier sync, when
     events are now turned off, waits for them to be turned on again.
     """
     sources = pipeline.state.get("sources", {})
     saved = sources.get("deck", {}).get("resources", {})
-    return any(saved.get(name, {}).get("plan") for name in resources)
+    return {
+        name: saved[name]["plan"] for name in resources if saved.get(name, {}).get("plan")
+    }
+
+
+def loaded_records(stats: SyncStats) -> int:
+    """Records the sync has loaded so far (new or changed runs, new events)."""
+    return stats.new_runs + stats.updated_runs + stats.new_events
 
 
 def sync(
@@ -382,6 +392,7 @@ def _sync_locked(
                     count_rows_of_loads, pipeline, traits, info.loads_ids, job_client=job_client
                 )
                 logger.info("Finished loading a package left by an interrupted sync; syncing now")
+        previous: tuple[dict[str, Any], int] | None = None  # the last load's plans, records
         while True:
             source = deck(**source_options)
             refresh = None
@@ -398,9 +409,19 @@ def _sync_locked(
             result.loads += 1
             forget_repeated_config_lookups()  # else one_trace keeps every load's lookups
             # a rebuild's first load ran only the rebuilt resources: the others still sync
-            more_to_load = has_unfinished_plan(pipeline, running) or bool(
-                refresh and kept and result.loads == 1
-            )
+            plans = unfinished_plans(pipeline, running)
+            more_to_load = bool(plans) or bool(refresh and kept and result.loads == 1)
+            now = (plans, loaded_records(scope.stats))
+            if plans and previous == now:
+                # A load that loaded nothing and left the plan as it found it would be followed
+                # by another identical one, for ever: the sync ends; the next resumes the plan.
+                scope.stats.ended_early.append(
+                    f"load {result.loads} loaded nothing and left the plan of"
+                    f" {', '.join(sorted(plans))} unchanged; the next sync resumes it"
+                )
+                logger.warning("The sync ends early: %s.", scope.stats.ended_early[-1])
+                more_to_load = False
+            previous = now
             reporter.load_committed(result.loads, more_to_load)  # "Load N committed: ..."
             if not more_to_load or (max_loads is not None and result.loads >= max_loads):
                 break
@@ -410,6 +431,9 @@ def _sync_locked(
     result.pages, result.requests = stats.requests.pages, stats.requests.requests
     result.retries, result.open_rechecked = stats.requests.retries, stats.open_rechecked
     result.quarantined = stats.quarantined
+    result.not_relisted, result.ended_early = stats.not_relisted, list(stats.ended_early)
+    if stats.events_unavailable:
+        result.ended_early.append("Deck has no GET /events for this key: events were not synced")
     result.models, result.runs_in_warehouse = warehouse.call(
         refresh_models_and_count_runs, pipeline, destination
     )

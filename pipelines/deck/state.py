@@ -88,7 +88,10 @@ class Plan:
     `windows` are not yet listed (ascending, cut further as they are listed). `max_seen` is the
     newest `created_at` listed so far that Deck's clock allows; `recent` the runs listed within
     the lookback below it. `extends_coverage` says the plan lists older history, and
-    `new_covered_from` is then the lower bound to record (None: all history).
+    `new_covered_from` is then the lower bound to record (None: all history). `deferred` holds
+    the records a cut left to a window still to list (id -> created_at), until they come back;
+    `top_relisted` says the newest window was listed once more after the plan's own windows
+    (done once per plan, so that a re-list bigger than a load cannot repeat forever).
     """
 
     windows: list[Window]
@@ -96,15 +99,22 @@ class Plan:
     new_covered_from: datetime | None = None
     max_seen: datetime | None = None
     recent: dict[str, SeenRun] = field(default_factory=dict)
+    deferred: dict[str, str] = field(default_factory=dict)
+    top_relisted: bool = False
 
     def to_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "windows": [w.to_state() for w in self.windows],
             "extends_coverage": self.extends_coverage,
             "new_covered_from": _fmt(self.new_covered_from),
             "max_seen": _fmt(self.max_seen),
             "recent": {rid: seen.to_state() for rid, seen in self.recent.items()},
         }
+        if self.deferred:
+            state["deferred"] = dict(self.deferred)
+        if self.top_relisted:
+            state["top_relisted"] = True
+        return state
 
     @classmethod
     def from_state(cls, value: dict[str, Any]) -> Plan:
@@ -126,7 +136,22 @@ class Plan:
             new_covered_from=_parse(value.get("new_covered_from")),
             max_seen=_parse(value.get("max_seen")),
             recent={rid: SeenRun.from_state(v) for rid, v in value.get("recent", {}).items()},
+            deferred=dict(value.get("deferred") or {}),
+            top_relisted=bool(value.get("top_relisted", False)),
         )
+
+    def account(
+        self, window: Window, records: list[dict[str, Any]], deferred: dict[str, str]
+    ) -> None:
+        """A listed window: the deferred records it brought back are accounted for, and those
+        its own cut left to the rest are now awaited."""
+        if self.deferred:
+            for record in records:
+                if record["id"] in self.deferred and window.contains(
+                    parse_timestamp(record["created_at"])
+                ):
+                    del self.deferred[record["id"]]
+        self.deferred.update(deferred)
 
     def see(self, run_id: str, created_at: datetime, digest: str, clock: datetime,
             lookback: timedelta) -> None:

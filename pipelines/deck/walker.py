@@ -36,7 +36,7 @@ from typing import Any
 
 from . import planning, records
 from .client import Page
-from .intake import checked_page
+from .intake import checked_page, created_at_of
 from .planning import clip_windows, cut_listed_part, shares_the_rest, split_window
 from .progress import ListingProgress
 from .records import Rejection
@@ -60,6 +60,9 @@ class ListedWindow:
     rejected: list[Rejection] = field(default_factory=list)
     packed_pages: bytes | None = None  # `pages`, pickled and compressed (`pages` is empty)
     packed_records: int = 0
+    # Records listed here that a cut left to the rest of the window (id -> created_at): the
+    # listing of the rest must bring each of them again (`Plan.expect`).
+    deferred: dict[str, str] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -81,6 +84,7 @@ class ListedWindow:
             rejected=self.rejected,
             packed_pages=zlib.compress(pickled, level=1),
             packed_records=self.records,
+            deferred=self.deferred,
         )
 
     def unpacked(self) -> ListedWindow:
@@ -91,7 +95,7 @@ class ListedWindow:
             Page(items, more, request_id)
             for items, more, request_id in pickle.loads(zlib.decompress(self.packed_pages))
         ]
-        return ListedWindow(self.window, pages, self.rejected)
+        return ListedWindow(self.window, pages, self.rejected, deferred=self.deferred)
 
 
 @dataclass
@@ -106,6 +110,16 @@ def locate(window: Window, checks: list[records.Checked]) -> list[Rejection]:
         return []
     hi = window.end - ONE_US if window.end is not None else None
     return records.locate(checks, window.start, hi, max_known=200)
+
+
+def deferred_to(rest: Window, pages: list[Page]) -> dict[str, str]:
+    """The records of checked `pages` that a cut leaves to `rest` (id -> created_at)."""
+    return {
+        run["id"]: run["created_at"]
+        for page in pages
+        for run in page.items
+        if rest.contains(created_at_of(run))
+    }
 
 
 class WindowWalker:
@@ -329,7 +343,9 @@ class WindowWalker:
             settle(window, self.page_size, len(first.items))
             return _Fetched(
                 parts=clip_windows(parts, rest),
-                listed=ListedWindow(listed, [first], locate(listed, checks)),
+                listed=ListedWindow(
+                    listed, [first], locate(listed, checks), deferred=deferred_to(rest, [first])
+                ),
             )
         settle(window, self.page_size, len(first.items))
         fetched = [first]
@@ -342,7 +358,11 @@ class WindowWalker:
                     pages.close()
                     listed, rest = cut
                     return _Fetched(
-                        parts=[rest], listed=ListedWindow(listed, fetched, locate(listed, checks))
+                        parts=[rest],
+                        listed=ListedWindow(
+                            listed, fetched, locate(listed, checks),
+                            deferred=deferred_to(rest, fetched),
+                        ),
                     )
                 reserve(force=True)  # no place to stop: the window goes on
             page = next(pages, None)

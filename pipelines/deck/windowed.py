@@ -98,13 +98,17 @@ class WindowedLoad(Generic[StateT]):
             yield from self._walk(plan)
             if self.more_to_load:
                 return
-            if not self._listed_top and plan.max_seen is not None:
+            if not self._listed_top and not plan.top_relisted and plan.max_seen is not None:
                 # The newest window was listed by an earlier load of this plan: records created
-                # since then lie above everything listed, so list the top once more.
+                # since then lie above everything listed, so list the top once more. Once per
+                # plan: a lookback holding more than a load would otherwise be re-listed by
+                # every load, for ever; what arrives after this is the next sync's.
+                plan.top_relisted = True
                 plan.windows = [top_window(plan.max_seen, self.options.end, self.options.lookback)]
                 yield from self._walk(plan)
                 if self.more_to_load:
                     return
+            self._report_missing(plan)
             finish_plan(self.state, plan)
             self.listing.finish()
             yield from self._after_listing()
@@ -139,6 +143,9 @@ class WindowedLoad(Generic[StateT]):
         )
         for listed in walk:
             self._listed_top |= listed.window.end == self.options.end
+            plan.account(
+                listed.window, [r for page in listed.pages for r in page.items], listed.deferred
+            )
             yield from self._load_window(listed, plan)
         plan.windows = self.walker.pending
         if plan.windows:
@@ -150,6 +157,27 @@ class WindowedLoad(Generic[StateT]):
             )
             self.more_to_load = True
             self.walker.list_ahead()  # while dlt normalizes and loads this load
+
+    def _report_missing(self, plan: Plan) -> None:
+        """Every window is listed: the records a cut left to the rest of its window must have
+        come back with it. Any that did not is a run Deck listed once and then no longer under
+        the same bounds (a reading of them this code does not know, or a run deleted or moved):
+        said loudly, and counted in the summary, never silently."""
+        if not plan.deferred:
+            return
+        self.stats.not_relisted += len(plan.deferred)
+        sample = ", ".join(f"{rid} ({at})" for rid, at in list(plan.deferred.items())[:5])
+        logger.warning(
+            "%d %s that Deck listed before a cut did not come back when the rest of their window"
+            " was listed (%s%s), so they were not loaded. Deck no longer returns them for the"
+            " bounds asked: if they were not deleted in Deck, please report this with the log"
+            " above; a full refresh (--full-refresh) lists all history again.",
+            len(plan.deferred),
+            self.noun,
+            sample,
+            ", ..." if len(plan.deferred) > 5 else "",
+        )
+        plan.deferred.clear()
 
     def _load_window(self, listed: ListedWindow, plan: Plan) -> Iterator[Any]:
         """What one listed window loads (its records that are new or changed)."""

@@ -2,9 +2,19 @@
 
 Deck's `created_after` and `created_before` are both exclusive and its timestamps can repeat, so
 adjacent exclusive windows would drop every run created exactly on a boundary. A `Window` is
-therefore half-open, `[start, end)`: it asks Deck for `created_after = start - 1 ms` (a superset at
-any timestamp precision) and keeps only `created_at >= start` itself. Consecutive windows then
-partition time with no gap and no overlap, whatever the API's sort order.
+therefore half-open, `[start, end)`: it asks Deck for a superset and keeps only the runs whose
+printed `created_at` lies inside it. Consecutive windows then partition the runs with no gap and no
+overlap, whatever the API's sort order.
+
+The precision rule. Deck prints three fractional digits and its reference says only "ISO 8601", so
+a bound may be read to the microsecond, truncated to the millisecond (as a JavaScript `Date`
+reads it) or refused when finer; and a run printed `.123` may be `.123456` inside Deck (one printed
+to the second may carry milliseconds). So every bound sent has at most millisecond precision and
+is rounded *outward*: `created_after = floor_ms(start) - 1 ms`, `created_before = ceil_ms(end)`.
+Every edge this code makes from runs it saw lies on a whole step of the precision those runs were
+printed at (`grain`), so that "printed before the edge" and "created before the edge inside
+Deck" select the same runs: a cut's edge is the next instant at that precision after the runs it
+defers, never inward.
 
 A backfill of unknown size is cut by density (`planning.split_window`): the split costs one
 request and keeps every window to a bounded number of pages, which is what lets a sync fetch
@@ -16,7 +26,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 ONE_MS = timedelta(milliseconds=1)
-ONE_US = timedelta(microseconds=1)
+ONE_S = timedelta(seconds=1)
+ONE_US = timedelta(microseconds=1)  # the last instant before an end, for inclusive ranges
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # Requests never carry a timestamp outside these bounds: Deck refuses year 277 with HTTP 400, and a
 # bound outside them selects nothing a missing bound would not (windows filter `created_at`
@@ -40,8 +52,50 @@ def parse_timestamp(value: Any) -> datetime:
 
 
 def format_timestamp(dt: datetime) -> str:
-    """The form sent to Deck and kept in state: UTC, microseconds, `Z`."""
+    """The form kept in state and logs: UTC, microseconds, `Z` (never sent to Deck)."""
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def format_bound(dt: datetime) -> str:
+    """The form sent to Deck: UTC, milliseconds, `Z`. Callers round first (`floor`/`ceil`):
+    this only drops digits that are zero."""
+    assert dt.microsecond % 1000 == 0, f"a bound finer than a millisecond: {dt!r}"
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def floor(dt: datetime, step: timedelta) -> datetime:
+    """`dt` rounded down to a whole multiple of `step` since the epoch (exact integer math)."""
+    return dt - (dt - EPOCH) % step
+
+
+def ceil(dt: datetime, step: timedelta) -> datetime:
+    """`dt` rounded up to a whole multiple of `step` since the epoch."""
+    rest = (dt - EPOCH) % step
+    return dt + (step - rest) if rest else dt
+
+
+def grain(stamp: datetime) -> timedelta:
+    """The precision `stamp` may have been printed at, judged outward: a whole second may be a
+    run printed to the second (a `Z` with no fraction), a whole millisecond one printed as Deck
+    documents; anything finer is exact to the microsecond (edges are still whole ms, `ceil`)."""
+    us = stamp.microsecond
+    if us == 0:
+        return ONE_S
+    if us % 1000 == 0:
+        return ONE_MS
+    return ONE_US
+
+
+def coarsest_grain(stamps: list[datetime]) -> timedelta:
+    """The coarsest precision among `stamps` (1 ms when there are none): edges cut between
+    them lie on whole steps of it."""
+    return max((grain(stamp) for stamp in stamps), default=ONE_MS)
+
+
+def after(stamp: datetime) -> datetime:
+    """The first instant, on a whole millisecond, that no run printed as `stamp` can precede
+    inside Deck: the edge that puts every run sharing `stamp` on its lower side."""
+    return ceil(stamp + grain(stamp), ONE_MS)
 
 
 @dataclass(frozen=True)
@@ -52,12 +106,14 @@ class Window:
     end: datetime | None
 
     def params(self) -> dict[str, str]:
-        """The request's bounds: a superset of the window (see EARLIEST/LATEST_PLAUSIBLE)."""
+        """The request's bounds: a superset of the window at any precision Deck may read them
+        (whole milliseconds, rounded outward; see the module docstring), and none outside
+        EARLIEST/LATEST_PLAUSIBLE."""
         params: dict[str, str] = {}
-        if self.start is not None and self.start - ONE_MS >= EARLIEST_PLAUSIBLE:
-            params["created_after"] = format_timestamp(self.start - ONE_MS)
+        if self.start is not None and self.start >= EARLIEST_PLAUSIBLE + ONE_MS:
+            params["created_after"] = format_bound(floor(self.start, ONE_MS) - ONE_MS)
         if self.end is not None and EARLIEST_PLAUSIBLE <= self.end <= LATEST_PLAUSIBLE:
-            params["created_before"] = format_timestamp(self.end)
+            params["created_before"] = format_bound(ceil(self.end, ONE_MS))
         return params
 
     def contains(self, created_at: datetime) -> bool:
@@ -65,12 +121,15 @@ class Window:
             self.end is None or created_at < self.end
         )
 
-    def split(self, parts: int) -> list["Window"]:
-        """Cut a bounded window into `parts` equal time slices."""
+    def split(self, parts: int, step: timedelta = ONE_MS) -> list["Window"]:
+        """Cut a bounded window into `parts` about equal time slices whose inner edges lie on
+        whole multiples of `step` (the precision Deck printed its runs at; fewer parts when the
+        window is too short for that many)."""
         assert self.start is not None and self.end is not None, "only bounded windows are split"
-        step = (self.end - self.start) / parts
-        edges = [self.start + step * i for i in range(parts)] + [self.end]
-        return [Window(lo, hi) for lo, hi in zip(edges, edges[1:], strict=False) if hi > lo]
+        span = (self.end - self.start) / parts
+        inner = {floor(self.start + span * i, step) for i in range(1, parts)}
+        edges = [self.start, *sorted(e for e in inner if self.start < e < self.end), self.end]
+        return [Window(lo, hi) for lo, hi in zip(edges, edges[1:], strict=False)]
 
     def sort_key(self) -> tuple[datetime, datetime]:
         return (self.start or datetime.min.replace(tzinfo=timezone.utc),
