@@ -104,18 +104,42 @@ def test_window_bounds_are_whole_milliseconds_rounded_outward():
     }
 
 
-def test_deck_clock_is_its_date_header_plus_the_truncated_second():
+def test_deck_clock_is_the_date_its_answers_agree_on_plus_the_truncated_second():
     stats = RequestStats()
-    stats.observe_date("Sun, 01 Mar 2026 12:00:00 GMT")
-    stats.observe_date("Sun, 01 Mar 2026 11:00:00 GMT")  # an older answer does not go back
-    stats.observe_date("not a date")
+    for header in ("Sun, 01 Mar 2026 11:59:58 GMT", "Sun, 01 Mar 2026 12:00:00 GMT",
+                   "Sun, 01 Mar 2026 12:00:01 GMT", "not a date"):
+        stats.observe_date(header)
+
+    assert stats.deck_now() == T0 + timedelta(seconds=1)  # the median of three, + 1 s
+
+
+def test_one_skewed_answer_does_not_move_decks_clock(caplog):
+    stats = RequestStats()
+    for header in ("Sun, 01 Mar 2026 12:00:00 GMT",) * 3 + ("Sun, 01 Mar 2026 14:00:00 GMT",):
+        stats.observe_date(header)
+    stats.observe_date("Tue, 01 Jan 2036 00:00:00 GMT")
 
     assert stats.deck_now() == T0 + timedelta(seconds=1)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith(
+        "Deck answered with a Date header of 2026-03-01T14:00:00+00:00, 2.0 h ahead of the clock"
+        " its other answers agree on (2026-03-01T12:00:00+00:00)"
+    )
+
+
+def test_before_answers_agree_the_lowest_date_is_decks_clock():
+    stats = RequestStats()
+    stats.observe_date("Sun, 01 Mar 2026 14:00:00 GMT")
+    stats.observe_date("Sun, 01 Mar 2026 12:00:00 GMT")
+
+    assert stats.deck_now() == T0 + timedelta(seconds=1)
+    assert stats.clock.agreed() is None  # not enough to plan from
 
 
 def test_deck_clock_far_ahead_of_this_machine_is_bounded():
     stats = RequestStats()
-    stats.observe_date("Thu, 01 Jan 2099 00:00:00 GMT")
+    for _ in range(3):
+        stats.observe_date("Thu, 01 Jan 2099 00:00:00 GMT")
 
     assert stats.deck_now() < datetime.now(timezone.utc) + timedelta(days=2)
 

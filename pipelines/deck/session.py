@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -23,6 +23,7 @@ import requests
 from requests import PreparedRequest, Response
 
 from . import settings
+from .clock import DeckClock
 from .deadline import Watchdog, WatchedAdapter
 from .errors import (
     DeckAuthError,
@@ -108,34 +109,16 @@ class RequestStats:
     throttled: int = 0  # answers with HTTP 429 (Deck's rate limit)
     pages: int = 0
     last_request_id: str | None = None
-    server_date: datetime | None = None  # the newest `Date` header Deck sent
+    clock: DeckClock = field(default_factory=DeckClock, repr=False)  # from `Date` headers
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def observe_date(self, header: str | None) -> None:
-        """Remember Deck's clock from a response's `Date` header (RFC 9110 HTTP-date)."""
-        if not header:
-            return
-        try:
-            date = parsedate_to_datetime(header)
-        except (TypeError, ValueError, IndexError):
-            return
-        if date.tzinfo is None:
-            return  # not an HTTP-date (those are always GMT)
-        with self._lock:
-            if self.server_date is None or date > self.server_date:
-                self.server_date = date
+        """Remember Deck's clock from a response's `Date` header (see `clock.DeckClock`)."""
+        self.clock.observe(header)
 
     def deck_now(self) -> datetime:
-        """The latest moment at which Deck can have created a run listed so far.
-
-        Deck's own `Date` header (plus the second it truncates), bounded by this machine's clock
-        plus `MAX_CLOCK_SKEW_S`; without one, this machine's clock plus `FALLBACK_CLOCK_SKEW_S`.
-        """
-        local = datetime.now(timezone.utc)
-        if self.server_date is None:
-            return local + timedelta(seconds=settings.FALLBACK_CLOCK_SKEW_S)
-        bound = local + timedelta(seconds=settings.MAX_CLOCK_SKEW_S)
-        return min(self.server_date + timedelta(seconds=1), bound)
+        """The latest moment at which Deck can have created a run listed so far."""
+        return self.clock.now()
 
     def count(
         self,

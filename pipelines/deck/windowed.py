@@ -119,7 +119,7 @@ class WindowedLoad(Generic[StateT]):
         """The windows this range still needs, resumed from state after a committed load."""
         if self.state.plan is None:
             options = self.options
-            deck_clock = self.clock() if self.client.stats.server_date is not None else None
+            deck_clock = self.client.stats.clock.agreed()  # None until several answers agree
             self._before_planning()
             self.state.plan = initial_plan(
                 self.state, options.start, options.end, options.lookback, deck_clock
