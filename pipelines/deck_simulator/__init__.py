@@ -8,12 +8,14 @@ run, a request log and injectable faults.
 
 Layers: ``data``/``payloads`` (seeded runs and lifecycle plans), ``store`` (runs, keyset index,
 clock), ``events`` (the event log of ``GET /events``), ``keyset``/``query``/``api`` (HTTP-free
-semantics), ``faults`` (faults, holds, rate limit), ``server`` (HTTP), ``cli`` (``python -m
-deck_simulator``); ``DeckSimulator`` ties them together.
+semantics), ``contract`` (the readings of what Deck's documentation leaves open), ``faults``
+(faults, holds, rate limit), ``server`` (HTTP), ``cli`` (``python -m deck_simulator``);
+``DeckSimulator`` ties them together.
 It is not part of the connector: ``deck`` imports it only for ``--demo``.
 """
 
 from .api import DEMO_API_KEY
+from .contract import READINGS, Contract
 from .data import (
     DOCUMENTED_STATUSES,
     FINAL_STATUSES,
@@ -28,6 +30,7 @@ from .simulator import DeckSimulator
 
 __all__ = [
     "DEMO_API_KEY",
+    "READINGS",
     "DOCUMENTED_STATUSES",
     "EVENT_TYPES",
     "FAULT_KINDS",
@@ -35,6 +38,7 @@ __all__ = [
     "LEGACY_STATUS_ALIASES",
     "OPEN_STATUSES",
     "OUTCOMES",
+    "Contract",
     "DeckSimulator",
     "RecordedRequest",
     "RequestHold",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from .events import event_id
+from .keyset import bound_window
 from .query import ValidationError, encode_cursor, parse_event_query, parse_list_query
 from .store import RunStore
 
@@ -47,6 +48,8 @@ class Response:
     hang_for: float = 0.0
     trickle_every: float = 0.0
     """Seconds between the bytes of a trickled answer."""
+    date_skew: float = 0.0
+    """Seconds the ``Date`` header is off the simulated clock (``skew_dates``)."""
 
 
 def request_id() -> str:
@@ -192,21 +195,16 @@ class DeckAPI:
 
     def list(self, params: dict[str, list[str]]) -> Response:
         """One page of ``GET /v2/task-runs``, keyset-paginated on (created_at, id)."""
+        store = self.store
+        contract = store.contract
         try:
-            q = parse_list_query(params, self.order, self.task_names)
+            q = parse_list_query(params, self.order, self.task_names, contract.bound_precision)
         except ValidationError as exc:
             return validation_error(exc.errors)
         rid = request_id()
-        store = self.store
+        window = bound_window(q.filters["created_after"], q.filters["created_before"], contract)
         with store.lock:  # the page holds live objects: serialize before anything changes them
-            page, more, last_key = store.select(
-                q.filters["created_after"],
-                q.filters["created_before"],
-                q.order,
-                q.after_key,
-                q.limit,
-                q.match,
-            )
+            page, more, last_key = store.select(window, q.order, q.after_key, q.limit, q.match)
             next_cursor = None
             if more and last_key is not None:
                 next_cursor = encode_cursor(last_key, q.order, q.fhash)
@@ -222,29 +220,25 @@ class DeckAPI:
     def list_events(self, params: dict[str, list[str]]) -> Response:
         """One page of ``GET /v2/events``: the same keyset walk, cursors and bounds as the
         runs' list, over the events still within retention."""
+        store = self.store
+        contract = store.contract
         try:
-            q = parse_event_query(params, self.order)
+            q = parse_event_query(params, self.order, contract.bound_precision)
         except ValidationError as exc:
             return validation_error(exc.errors)
         rid = request_id()
-        store = self.store
+        window = bound_window(q.created_after_us, q.created_before_us, contract)
         with store.lock:  # events are rendered from the live runs: serialize under the lock
             log = store.events
             page, more = log.select(
-                store.now_ms,
-                q.created_after_us,
-                q.created_before_us,
-                q.order,
-                q.after_key,
-                q.limit,
-                log.matcher(q.types),
+                store.now_ms, window, q.order, q.after_key, q.limit, log.matcher(q.types)
             )
             next_cursor = None
             if more and page:
                 last = page[-1]
                 next_cursor = encode_cursor((last[0], event_id(last[1])), q.order, q.fhash)
             payload = {
-                "data": [log.render(entry, store.records) for entry in page],
+                "data": store.render_events(page),
                 "has_more": more,
                 "next_cursor": next_cursor,
                 "request_id": rid,

@@ -4,6 +4,11 @@ By hand (demos, poking with curl)::
 
     python -m deck_simulator --runs 5000 --seed 7 --port 8765
 
+A reading of what Deck's documentation leaves open (``Contract``) is ``--reading NAME`` (one of
+``READINGS``), each field overridable (``--bound-precision``, ``--stored``,
+``--inclusive-bounds``, ``--timestamp-format``); ``--date-skew SECONDS`` and ``--omit-date``
+shape the ``Date`` header of every answer.
+
 With ``--control`` (what benchmarks/run.py uses, so the simulator's CPU and memory stay out of
 the process whose sync is measured) the first line printed is ``{"ready": true, "base_url": ...,
 "api_key": ..., "runs": n, "generate_s": s}``, then one command per stdin line is answered with
@@ -13,6 +18,7 @@ one JSON line on stdout:
     clear                     -> forget the request log (the 429 counter keeps counting)
     advance SECONDS NEW_RUNS  -> move the simulated clock (finishes open runs), add new runs
     latency SECONDS           -> change the latency of every answer
+    reading NAME              -> serve under READINGS[NAME] from the next request on
     rate_limit COUNT PERIOD   -> enforce COUNT requests per PERIOD seconds with 429s ("none": off)
     truth PATH                -> write every run's id, status, result, updated_at (JSON lines)
     log PATH                  -> write the request log (method, path, params, status, at)
@@ -22,6 +28,7 @@ one JSON line on stdout:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -31,6 +38,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .api import DEMO_API_KEY
+from .contract import BOUND_PRECISIONS, READINGS, STORED, TIMESTAMP_FORMATS, Contract
 from .simulator import DeckSimulator
 
 _DEFAULT_PORT = 8765
@@ -70,6 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--new-runs-per-tick", type=int, default=0, help="new runs created on each tick"
     )
+    readings = parser.add_argument_group("readings of what Deck's documentation leaves open")
+    readings.add_argument("--reading", choices=tuple(READINGS), default="documented")
+    readings.add_argument("--bound-precision", choices=BOUND_PRECISIONS, default=None)
+    readings.add_argument("--stored", choices=STORED, default=None)
+    readings.add_argument("--inclusive-bounds", action=argparse.BooleanOptionalAction, default=None)
+    readings.add_argument("--timestamp-format", choices=TIMESTAMP_FORMATS, default=None)
+    readings.add_argument(
+        "--date-skew",
+        type=float,
+        default=0.0,
+        help="seconds every answer's Date header is off the simulated clock",
+    )
+    readings.add_argument("--omit-date", action="store_true", help="answer without a Date header")
     parser.add_argument(
         "--control",
         action="store_true",
@@ -84,6 +105,13 @@ def parse_rate_limit(text: str | None) -> tuple[int, float] | None:
         return None
     count, _, seconds = text.partition("/")
     return int(count), float(seconds or 10)
+
+
+def contract_from_args(args: argparse.Namespace) -> Contract:
+    """``--reading``'s contract with the fields given on the command line instead."""
+    fields = ("bound_precision", "stored", "inclusive_bounds", "timestamp_format")
+    given = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+    return dataclasses.replace(READINGS[args.reading], **given)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,7 +133,11 @@ def main(argv: list[str] | None = None) -> None:
         rate_limit=parse_rate_limit(args.rate_limit),
         host=args.host,
         port=port,
-    ).start()
+        contract=contract_from_args(args),
+    )
+    sim.skew_dates(args.date_skew)
+    sim.omit_date = args.omit_date
+    sim.start()
     try:
         if args.control:
             _reply(
@@ -163,6 +195,9 @@ def control(sim: DeckSimulator, lines: Iterable[str]) -> None:
                 _reply({"ok": True, "now": sim.now.isoformat()})
             elif cmd == "latency":
                 sim.latency = float(rest[0])
+                _reply({"ok": True})
+            elif cmd == "reading":
+                sim.contract = rest[0]
                 _reply({"ok": True})
             elif cmd == "rate_limit":
                 sim.rate_limit = parse_rate_limit("/".join(rest))

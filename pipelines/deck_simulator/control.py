@@ -25,6 +25,7 @@ class RequestControls:
     _faults: FaultQueue
     _api: DeckAPI
     _http: Serving
+    _date_skew: tuple[float, frozenset[int] | None] | None
     port: int
 
     @property
@@ -32,6 +33,16 @@ class RequestControls:
         """Every HTTP request received, in order of receipt."""
         return self._log.requests
 
+    def skew_dates(self, seconds: float | None, requests: set[int] | None = None) -> None:
+        """Answer with a ``Date`` header ``seconds`` off the simulated clock, as a host of Deck
+        whose clock is skewed would: on the requests numbered ``requests`` (1-based, in order of
+        receipt as ``requests`` lists them, counted again after clear_requests()), or on every
+        answer if None. ``skew_dates(0)`` or ``skew_dates(None)`` clears it. A ``date_header``
+        set verbatim wins over the skew; ``omit_date`` drops the header altogether."""
+        if not seconds:
+            self._date_skew = None
+        else:
+            self._date_skew = (float(seconds), None if requests is None else frozenset(requests))
 
     def clear_requests(self) -> None:
         """Forget recorded requests (in-flight ones are not re-added)."""
@@ -108,4 +119,7 @@ class RequestControls:
             logger.exception("deck simulator failed to handle %s %s", method, raw_path)
             response = error_response(500, "api", "api_error", "An internal error occurred.")
         self._log.finish(slot, response.status, response.request_id)
+        skew = self._date_skew
+        if skew is not None and (skew[1] is None or slot[1] + 1 in skew[1]):
+            response.date_skew = skew[0]
         return response

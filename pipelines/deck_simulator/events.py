@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from .keyset import keyset_range
+from .keyset import EVERYTHING, Window, keyset_range
 from .times import MS_PER_DAY, fmt_ms
 
 EVENT_TYPES = frozenset(
@@ -152,13 +152,12 @@ class EventLog:
     def served(self, now_ms: int) -> list[Entry]:
         """Entries within retention, in keyset order (raw ones included)."""
         entries = self.index()
-        return entries[keyset_range(entries, None, None, "asc", None, self.cutoff(now_ms)).start :]
+        return entries[keyset_range(entries, EVERYTHING, "asc", None, self.cutoff(now_ms)).start :]
 
     def select(
         self,
         now_ms: int,
-        created_after_us: int | None,
-        created_before_us: int | None,
+        window: Window,
         order: str,
         after_key: tuple[int, Any] | None,
         limit: int,
@@ -166,9 +165,10 @@ class EventLog:
     ) -> tuple[list[Entry], bool]:
         """One keyset page of entries within retention, and whether more match after it."""
         entries = self.index()
-        indices = keyset_range(
-            entries, created_after_us, created_before_us, order, after_key, self.cutoff(now_ms)
-        )
+        indices = keyset_range(entries, window, order, after_key, self.cutoff(now_ms))
+        keep = window.keep
+        if keep is not None:
+            match = keep if match is None else _both(keep, match)
         if match is None:
             chosen = indices[: limit + 1]
             return [entries[i] for i in chosen[:limit]], len(chosen) > limit
@@ -242,3 +242,9 @@ class EventLog:
             return isinstance(status, str) and status in statuses
 
         return match
+
+
+def _both(
+    first: Callable[[Entry], bool], second: Callable[[Entry], bool]
+) -> Callable[[Entry], bool]:
+    return lambda entry: first(entry) and second(entry)

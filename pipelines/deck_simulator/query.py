@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .contract import too_fine
 from .data import DOCUMENTED_STATUSES, LEGACY_STATUS_ALIASES, OUTCOMES
 from .events import FILTER_TYPES, id_number
 from .times import dt_to_us, parse_iso
@@ -79,9 +80,14 @@ def _values(params: dict[str, list[str]], name: str) -> list[str]:
 
 
 def parse_list_query(
-    params: dict[str, list[str]], default_order: str, task_names: dict[str, str]
+    params: dict[str, list[str]],
+    default_order: str,
+    task_names: dict[str, str],
+    bound_precision: str = "us",
 ) -> ListQuery:
-    """Validate the list query (``parse_qs`` output); raises ValidationError."""
+    """Validate the list query (``parse_qs`` output); raises ValidationError.
+
+    ``bound_precision`` is the contract's reading of the bounds (see ``parse_bounds``)."""
     errors: dict[str, list[str]] = {}
     fail = _failer(errors)
     limit = parse_limit(params, fail)
@@ -93,7 +99,7 @@ def parse_list_query(
     for o in outcomes:
         if o not in OUTCOMES:
             fail("outcome", f"The value '{o}' is not valid for outcome.")
-    bounds = parse_bounds(params, fail)
+    bounds = parse_bounds(params, fail, bound_precision)
 
     def single(name: str) -> str | None:
         vals = _values(params, name)
@@ -144,8 +150,14 @@ def parse_limit(params: dict[str, list[str]], fail: Fail) -> int:
     return limit
 
 
-def parse_bounds(params: dict[str, list[str]], fail: Fail) -> dict[str, int | None]:
-    """``created_after``/``created_before`` as epoch microseconds (None when absent)."""
+def parse_bounds(
+    params: dict[str, list[str]], fail: Fail, precision: str = "us"
+) -> dict[str, int | None]:
+    """``created_after``/``created_before`` as epoch microseconds (None when absent).
+
+    ``precision`` (``Contract.bound_precision``): "us" reads them exactly, "ms" truncates them
+    to the millisecond (a JavaScript ``Date``), "reject" fails more than three fractional
+    digits."""
     bounds: dict[str, int | None] = {}
     for name in ("created_after", "created_before"):
         vals = _values(params, name)
@@ -154,8 +166,11 @@ def parse_bounds(params: dict[str, list[str]], fail: Fail) -> dict[str, int | No
             parsed = parse_iso(vals[0])
             if parsed is None:
                 fail(name, f"The value '{vals[0]}' is not valid for {name}.")
+            elif precision == "reject" and too_fine(vals[0]):
+                fail(name, f"{name}: invalid date-time (at most 3 fractional digits)")
             else:
-                bounds[name] = dt_to_us(parsed)
+                us = dt_to_us(parsed)
+                bounds[name] = us - us % 1000 if precision == "ms" else us
     return bounds
 
 
@@ -196,7 +211,9 @@ class EventQuery:
     fhash: str
 
 
-def parse_event_query(params: dict[str, list[str]], default_order: str) -> EventQuery:
+def parse_event_query(
+    params: dict[str, list[str]], default_order: str, bound_precision: str = "us"
+) -> EventQuery:
     """Validate the events query (``parse_qs`` output); raises ValidationError.
 
     ``type[]`` may repeat and is also accepted as ``type``; values outside the documented
@@ -208,7 +225,7 @@ def parse_event_query(params: dict[str, list[str]], default_order: str) -> Event
     for t in types:
         if t not in FILTER_TYPES:
             fail("type", f"The value '{t}' is not valid for type.")
-    bounds = parse_bounds(params, fail)
+    bounds = parse_bounds(params, fail, bound_precision)
     filters = {
         "endpoint": "events",  # a runs cursor is not valid here, nor the reverse
         "type": sorted(set(types)),

@@ -2,7 +2,8 @@
 
 The answer itself comes from the backend (the DeckSimulator facade); this module only parses
 requests, sleeps the configured latency, and writes normally, truncated, trickled, hung or not
-at all. The ``Date`` header tells the simulated clock, as Deck's would tell its own.
+at all. The ``Date`` header tells the simulated clock, as Deck's would tell its own (skewed on the
+answers a test chose, or absent with ``omit_date``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import socket
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +31,7 @@ class Backend(Protocol):
 
     latency: float
     date_header: str | None
+    omit_date: bool
     connections_opened: int
 
     @property
@@ -141,6 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: _Server
+    date_skew = 0.0
+    """Seconds the Date header of the answer being written is off the simulated clock."""
 
     def setup(self) -> None:
         super().setup()
@@ -157,7 +161,19 @@ class _Handler(BaseHTTPRequestHandler):
         backend = self.server.backend
         if backend.date_header is not None:
             return backend.date_header
-        return email.utils.format_datetime(backend.now, usegmt=True)
+        now = backend.now
+        if self.date_skew:
+            now += timedelta(seconds=self.date_skew)
+        return email.utils.format_datetime(now, usegmt=True)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """As the base class, without the Date header when the backend omits it."""
+        if not self.server.backend.omit_date:
+            super().send_response(code, message)
+            return
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -203,6 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
                 stopping.wait(min(HANG_STEP, left))
             self.close_connection = True
             return
+        self.date_skew = response.date_skew
         if response.mode in ("trickle", "trickle_headers"):
             self._trickle(response)
             return

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 from .api import DEMO_API_KEY, DeckAPI
+from .contract import READINGS, Contract, as_contract
 from .control import RequestControls
 from .data import RunGenerator
 from .events import EventLog
@@ -17,6 +18,7 @@ from .store import RunStore
 from .times import dt_to_ms, ms_to_dt
 
 logger = logging.getLogger("deck.simulator")
+DOCUMENTED = READINGS["documented"]
 _ORDERS = ("newest_first", "oldest_first")
 
 
@@ -43,6 +45,10 @@ class DeckSimulator(RequestControls):
       canceling events are ``task_run.cancelling``/``"cancelling"`` (older spellings). Events
       older than ``event_retention_days`` are neither served nor counted; those already that
       old when the history is seeded are not even kept (not in event_log()).
+    - ``contract`` (a ``Contract`` or a ``READINGS`` name) picks how bounds are read, how finely
+      instants are kept and how timestamps are printed; ``runs()``, ``run()``, ``events()`` and
+      ``event_log()`` return them as printed under it. ``skew_dates``/``omit_date``/
+      ``date_header`` shape the ``Date`` header.
     """
 
     def __init__(
@@ -60,6 +66,7 @@ class DeckSimulator(RequestControls):
         host: str = "127.0.0.1",
         port: int = 0,
         event_retention_days: float = 30.0,
+        contract: Contract | str = DOCUMENTED,
     ) -> None:
         if order not in _ORDERS:
             raise ValueError("order must be 'newest_first' or 'oldest_first'")
@@ -71,6 +78,9 @@ class DeckSimulator(RequestControls):
         """TCP connections accepted (to check that clients reuse keep-alive connections)."""
         self.date_header: str | None = None
         """The `Date` header sent verbatim; None sends the simulated clock (the default)."""
+        self.omit_date = False
+        """Answer without any `Date` header (a proxy that strips it)."""
+        self._date_skew = None
 
         gen = RunGenerator(seed)
         self.agents = gen.agents
@@ -83,6 +93,7 @@ class DeckSimulator(RequestControls):
         self._rate = RateWindow(rate_limit)
         self._api = DeckAPI(self._store, gen.task_search, api_key, order, self._rate)
         self._api.rate_limit_retry_after = rate_limit_retry_after
+        self._store.set_contract(as_contract(contract))
         self._faults = FaultQueue()
         self._log = RequestLog()
         self._http = Serving(host, port)
@@ -110,6 +121,16 @@ class DeckSimulator(RequestControls):
         if value not in _ORDERS:
             raise ValueError("order must be 'newest_first' or 'oldest_first'")
         self._api.order = value
+
+    @property
+    def contract(self) -> Contract:
+        """The reading of Deck's contract served (bounds, stored precision, timestamp printing);
+        set a ``Contract`` or a name in ``READINGS`` to switch it from the next request on."""
+        return self._store.contract
+
+    @contract.setter
+    def contract(self, value: Contract | str) -> None:
+        self._store.set_contract(as_contract(value))
 
     @property
     def rate_limit(self) -> tuple[int, float] | None:
@@ -184,7 +205,8 @@ class DeckSimulator(RequestControls):
     # ---------------------------------------------------------------- ground truth and control
 
     def runs(self) -> list[dict[str, Any]]:
-        """Deep copies of every run as the API would return it now, sorted by (created_at, id)."""
+        """Deep copies of every run as the API would return it now (printed under the contract),
+        sorted by (created_at, id)."""
         return self._store.runs()
 
     def run(self, run_id: str) -> dict[str, Any]:
