@@ -61,8 +61,8 @@ class RequestControls:
         """Queue a fault for the next ``times`` requests (whose path contains ``path``, if given).
 
         Faults are consumed FIFO, one per matching request, before normal handling and auth.
-        Kinds: 429, 500, 502, 503, 504, drop, slow, hang, truncate, non_json, bad_shape, redirect,
-        trickle, trickle_headers, has_more_lie.
+        Kinds: 404 (an endpoint this API version lacks), 429, 500, 502, 503, 504, drop, slow,
+        hang, truncate, non_json, bad_shape, redirect, trickle, trickle_headers, has_more_lie.
         ``retry_after`` is sent verbatim as Retry-After (429 and 5xx); ``delay`` is the sleep of
         slow/hang (hang with delay <= 0 waits until stop()); ``location`` is the redirect target
         (default: the requested URL itself, so a client that follows it gets the normal answer).

@@ -19,6 +19,7 @@ from .requestlog import RecordedRequest
 
 FAULT_KINDS = frozenset(
     {
+        "404",
         "429",
         "500",
         "502",
@@ -182,6 +183,10 @@ def fault_response(
     kind = fault.kind
     if kind == "429":
         return api.rate_limited(fault.retry_after)
+    if kind == "404":  # an API version or plan without this endpoint
+        return error_response(
+            404, "request", "not_found", f"The requested path {path} was not found."
+        )
     if kind in ("500", "502", "503", "504"):
         headers = [("Retry-After", fault.retry_after)] if fault.retry_after is not None else []
         return error_response(int(kind), "api", "api_error", "An internal error occurred.", headers)
