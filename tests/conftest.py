@@ -11,8 +11,17 @@ from typing import Any
 
 import pytest
 from deck_simulator import DeckSimulator
+from hypothesis import settings as hypothesis_settings
 from support import Warehouse, make_simulator
 from support.postgres import PostgresServer, PostgresUnavailable, require_psycopg2
+
+# Property tests (tests/test_properties_*.py): the same examples on every run, so CI is
+# deterministic and a failure reproduces; HYPOTHESIS_PROFILE=dev searches more, at random.
+hypothesis_settings.register_profile(
+    "ci", derandomize=True, database=None, max_examples=40, deadline=None, print_blob=True
+)
+hypothesis_settings.register_profile("dev", max_examples=1000, deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
