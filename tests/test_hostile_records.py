@@ -417,3 +417,19 @@ def test_an_open_run_with_an_integer_id_is_fetched_by_id_once_it_finishes(simula
     ]
     assert result.updated_runs == 1
     assert warehouse.runs()["12345"]["status"] == "completed"
+
+
+def test_an_integer_just_past_signed_64_bits_is_stored_as_text_and_the_page_loads(
+    simulator, warehouse
+):
+    """2**63 .. 2**64-1 pass a plain JSON encoder (unsigned 64 bits) but not dlt's BIGINT."""
+    simulator.advance(600, new_runs=3)
+    [run] = simulator.add_runs(1, status="completed", output={"n": 2**63}, runtime_ms=2**64 - 1)
+
+    result = warehouse.sync()
+
+    assert result.new_runs == 4
+    row = warehouse.runs()[run]
+    assert (row["output__n__v_text"], row["runtime_ms__v_text"]) == (
+        "9223372036854775808", "18446744073709551615"
+    )

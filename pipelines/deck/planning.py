@@ -19,15 +19,14 @@ from typing import Any
 from .state import ListingState, Plan
 from .windows import (
     EARLIEST_PLAUSIBLE,
-    ONE_S,
     Window,
     after,
-    ceil,
     coarsest_grain,
     estimate_pages,
     floor,
     format_timestamp,
     is_plausible,
+    lookback_start,
     page_direction,
     page_stamps,
 )
@@ -47,8 +46,8 @@ OPEN_START_SLICES = 8
 def top_window(watermark: datetime, end: datetime | None, lookback: timedelta) -> Window:
     """New runs: from the lookback below the watermark, so runs that became visible late
     (created before runs already listed, committed after) are still found. Its start is a whole
-    second (outward), whatever precision Deck prints at."""
-    return Window(floor(watermark - lookback, ONE_S), end)
+    second (`windows.lookback_start`)."""
+    return Window(lookback_start(watermark, lookback), end)
 
 
 def initial_plan(
@@ -175,7 +174,7 @@ def split_window(
         slices = OPEN_START_SLICES if window.start is None else 1
         cuts = [floor(_back(low, slice_span * i), step) for i in range(1, slices + 1)]
     elif direction == "oldest_first":
-        cuts = [ceil(_forward(high, slice_span, clock), step)]
+        cuts = [floor(_forward(high, slice_span, clock), step)]  # never past Deck's clock
     elif span is not None:
         parts = int(min(16, max(2, ceil_int(pages / pages_per_window))))
         return window.split(parts, step)

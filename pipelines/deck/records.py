@@ -164,10 +164,13 @@ def sanitize_run(record: dict[str, Any]) -> dict[str, Any]:
 def is_clean(value: Any) -> bool:
     """True when dlt's writers accept `value` as is (no wide int, no lone surrogate).
 
-    orjson raises on exactly those two, and is fast enough to ask about a whole page at once.
+    orjson raises on lone surrogates and, held to 53-bit integers, on every integer that might
+    not fit dlt's signed 64 bits (plain orjson takes unsigned 64-bit ones, which dlt's
+    normalize then fails on: "Python int too large to convert to C long"). It is fast enough
+    to ask about a whole page at once; the rare page it flags is checked field by field.
     """
     try:
-        orjson.dumps(value)
+        orjson.dumps(value, option=orjson.OPT_STRICT_INTEGER)
     except (orjson.JSONEncodeError, TypeError):
         return False
     return True

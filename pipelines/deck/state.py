@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from .windows import Window, format_timestamp, parse_timestamp
+from .windows import Window, format_timestamp, lookback_start, parse_timestamp
 
 STATE_VERSION = 2
 UNKNOWN_FINGERPRINT = ""
@@ -158,14 +158,14 @@ class Plan:
         """Record a listed run: it may move `max_seen` (never past `clock`) and the recent zone."""
         if created_at <= clock and (self.max_seen is None or created_at > self.max_seen):
             self.max_seen = created_at
-            floor = created_at - lookback
+            floor = lookback_start(created_at, lookback)
             self.recent = {k: v for k, v in self.recent.items() if v.created_at >= floor}
-        if self.max_seen is None or created_at >= self.max_seen - lookback:
+        if self.max_seen is None or created_at >= lookback_start(self.max_seen, lookback):
             self.recent[run_id] = SeenRun(created_at, digest)
 
     def in_zone(self, created_at: datetime, lookback: timedelta) -> bool:
         """Whether a run at `created_at` would be remembered by `see` (worth a fingerprint)."""
-        return self.max_seen is None or created_at >= self.max_seen - lookback
+        return self.max_seen is None or created_at >= lookback_start(self.max_seen, lookback)
 
 
 @dataclass

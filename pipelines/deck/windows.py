@@ -92,6 +92,13 @@ def coarsest_grain(stamps: list[datetime]) -> timedelta:
     return max((grain(stamp) for stamp in stamps), default=ONE_MS)
 
 
+def lookback_start(newest: datetime, lookback: timedelta) -> datetime:
+    """Where the zone re-listed below the newest run starts: `lookback` below it, on a whole
+    second (outward, whatever precision Deck prints at). The plan's window and the runs it
+    remembers (`state.Plan.see`) use this one edge."""
+    return floor(newest - lookback, ONE_S)
+
+
 def after(stamp: datetime) -> datetime:
     """The first instant, on a whole millisecond, that no run printed as `stamp` can precede
     inside Deck: the edge that puts every run sharing `stamp` on its lower side."""
