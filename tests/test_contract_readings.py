@@ -50,22 +50,22 @@ def sync_to_the_end(warehouse: Warehouse, **options):
 @pytest.mark.parametrize("order", ORDERS)
 def test_a_backfill_over_many_small_loads_loads_every_run_once(tmp_path, reading, order):
     sim = deck(reading, order)
-    sim.advance(3600 * 24 * 2, new_runs=1_200)
+    sim.advance(3600 * 24 * 2, new_runs=500)
     warehouse = warehouse_of(tmp_path, sim)
 
-    result = sync_to_the_end(warehouse, max_runs_per_load=150, **SMALL)
+    result = sync_to_the_end(warehouse, max_runs_per_load=100, **SMALL)
 
-    assert result.loads >= 8
+    assert result.loads >= 5
     assert_matches_ground_truth(warehouse, sim.runs())
 
 
 @pytest.mark.parametrize("order", ORDERS)
 def test_a_cut_inside_runs_sharing_one_millisecond_loses_none_of_them(tmp_path, reading, order):
     sim = deck(reading, order)
-    sim.advance(3600 * 6, new_runs=300)
+    sim.advance(3600 * 6, new_runs=120)
     tie_at = sim.now - timedelta(hours=3)
     sim.add_runs(160, created_at=tie_at + timedelta(milliseconds=7), status="completed")
-    sim.advance(60, new_runs=40)
+    sim.advance(60, new_runs=20)
     warehouse = warehouse_of(tmp_path, sim)
 
     sync_to_the_end(warehouse, max_runs_per_load=100, **SMALL)
@@ -75,20 +75,20 @@ def test_a_cut_inside_runs_sharing_one_millisecond_loses_none_of_them(tmp_path, 
 
 def test_a_sync_stopped_after_a_commit_resumes_exactly(tmp_path, reading):
     sim = deck(reading)
-    sim.advance(3600 * 24, new_runs=900)
+    sim.advance(3600 * 24, new_runs=450)
     warehouse = warehouse_of(tmp_path, sim)
-    first = warehouse.sync(max_loads=2, max_runs_per_load=200, **SMALL)
-    assert first.loads == 2 and len(warehouse.runs()) < 900  # stopped half-way, committed
+    first = warehouse.sync(max_loads=2, max_runs_per_load=120, **SMALL)
+    assert first.loads == 2 and len(warehouse.runs()) < 450  # stopped half-way, committed
     sim.advance(120, new_runs=30)
 
-    sync_to_the_end(warehouse, max_runs_per_load=200, **SMALL)
+    sync_to_the_end(warehouse, max_runs_per_load=120, **SMALL)
 
     assert_matches_ground_truth(warehouse, sim.runs())
 
 
 def test_an_incremental_sync_finds_new_runs_and_one_visible_late(tmp_path, reading):
     sim = deck(reading)
-    sim.advance(3600 * 24, new_runs=300)
+    sim.advance(3600 * 24, new_runs=150)
     warehouse = warehouse_of(tmp_path, sim)
     sync_to_the_end(warehouse, **SMALL)
     newest = max(ts(run["created_at"]) for run in sim.runs())
@@ -171,7 +171,7 @@ def test_events_answering_404_end_the_sync_with_the_runs_loaded(tmp_path, readin
 
 def test_a_host_with_a_skewed_clock_hides_no_run(tmp_path, reading):
     sim = deck(reading)
-    sim.advance(3600 * 24, new_runs=200)
+    sim.advance(3600 * 24, new_runs=100)
     warehouse = warehouse_of(tmp_path, sim)
     sync_to_the_end(warehouse, **SMALL)
     # one Deck host two hours ahead: its Date header, and a run it dated by its own clock
@@ -180,7 +180,7 @@ def test_a_host_with_a_skewed_clock_hides_no_run(tmp_path, reading):
     sim.skew_dates(7200, requests={2})
     sync_to_the_end(warehouse, **SMALL)
     sim.skew_dates(None)
-    sim.advance(3600, new_runs=200)  # created after the skewed run's date minus the lookback
+    sim.advance(3600, new_runs=100)  # created after the skewed run's date minus the lookback
 
     sync_to_the_end(warehouse, **SMALL)
 
