@@ -145,11 +145,11 @@ def test_a_lookback_holding_more_than_a_load_ends_every_sync(tmp_path, reading):
 
 def test_a_tie_larger_than_a_load_at_the_newest_millisecond_ends_the_sync(tmp_path, reading):
     sim = deck(reading)
-    sim.advance(3600, new_runs=50)
+    sim.advance(3600 * 6, new_runs=400)
     sim.add_runs(350, created_at=sim.now, status="completed")
     warehouse = warehouse_of(tmp_path, sim)
 
-    sync_to_the_end(warehouse, max_runs_per_load=300, **SMALL)
+    sync_to_the_end(warehouse, max_runs_per_load=300, **SMALL)  # a multi-load plan, re-listed
     result = sync_to_the_end(warehouse, max_runs_per_load=300, **SMALL)
 
     assert result.loads <= 2
@@ -180,7 +180,9 @@ def test_a_host_with_a_skewed_clock_hides_no_run(tmp_path, reading):
     sim.skew_dates(7200, requests={2})
     sync_to_the_end(warehouse, **SMALL)
     sim.skew_dates(None)
-    sim.advance(3600, new_runs=100)  # created after the skewed run's date minus the lookback
+    # the next sync comes when the skewed run's date minus the lookback lies behind Deck's clock:
+    # had that run moved the watermark, the runs created until then would never be listed
+    sim.advance(3600 * 2 - 300, new_runs=100)
 
     sync_to_the_end(warehouse, **SMALL)
 
