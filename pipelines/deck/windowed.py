@@ -139,7 +139,7 @@ class WindowedLoad(Generic[StateT]):
             return self.loaded + in_flight * per_window < budget
 
         walk = self.walker.walk(
-            plan.windows, has_room, limit=budget - self.loaded, loaded=self.loaded
+            plan.windows, has_room, limit=budget - self.loaded
         )
         for listed in walk:
             self._listed_top |= listed.window.end == self.options.end
