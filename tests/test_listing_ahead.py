@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck import planning
 from deck.client import Page
 from deck.progress import ListingProgress
 from deck.walker import ListedWindow, ListingAhead, WindowWalker, _Fetched
@@ -178,22 +177,19 @@ def test_windows_listed_ahead_wait_packed_and_the_next_load_gets_every_run_of_th
     assert deck.pages_served == 5 * 4  # nothing listed ahead was listed again
 
 
-def late_load_of_a_backfill(
-    monkeypatch, started: bool
-) -> tuple[WindowWalker, InMemoryDeck, list[ListedWindow]]:
-    """One walk over five windows of 400 runs (1 s apart) with room for all of them, in a
-    sync whose earlier load did (`started`) or did not stop at its budget."""
-    monkeypatch.setattr(planning, "SMALL_LAST_LOAD", 300)
+def late_load_of_a_backfill() -> list[ListedWindow]:
+    """One walk over five windows of 400 runs (1 s apart) with room for all of them, in a sync
+    whose earlier load stopped at its budget (the progress estimate is known by then)."""
     deck = InMemoryDeck(2_000)
     ahead = ListingAhead(workers=1, limit=1)
-    ahead.started = started
+    ahead.started = True
     walker = WindowWalker(
         deck.list_pages, {}, page_size=100, workers=1, pages_per_window=5,
         clock=lambda: T0 + timedelta(days=1), progress=ListingProgress("runs"), ahead=ahead,
     )
     plan = [Window(T0 + timedelta(seconds=400 * i), T0 + timedelta(seconds=400 * (i + 1)))
             for i in range(5)]
-    return walker, deck, list(walker.walk(plan, has_room=lambda n: True, limit=50_000))
+    return list(walker.walk(plan, has_room=lambda n: True, limit=50_000))
 
 
 def ids_inside(listed: list[ListedWindow]) -> list[str]:
@@ -206,22 +202,7 @@ def ids_inside(listed: list[ListedWindow]) -> list[str]:
     ]
 
 
-def test_a_late_load_of_a_backfill_commits_when_it_holds_about_half_of_what_is_left(monkeypatch):
-    _, _, listed = late_load_of_a_backfill(monkeypatch, started=True)
+def test_a_late_load_of_a_backfill_ends_at_its_budget_not_at_the_progress_estimate():
+    listed = late_load_of_a_backfill()
 
-    assert 900 <= len(ids_inside(listed)) <= 1_100  # of 2,000: the next load lists the rest
-
-
-def test_the_next_load_lists_the_rest_of_a_split_load_each_run_once(monkeypatch):
-    walker, deck, first = late_load_of_a_backfill(monkeypatch, started=True)
-    walker.ahead = None  # the next load, listing on its own
-
-    second = list(walker.walk(walker.pending, has_room=lambda n: True))
-
-    assert sorted(ids_inside(first) + ids_inside(second)) == sorted(r["id"] for r in deck.runs)
-
-
-def test_the_first_load_of_a_sync_is_not_split(monkeypatch):
-    _, _, listed = late_load_of_a_backfill(monkeypatch, started=False)
-
-    assert len(ids_inside(listed)) == 2_000
+    assert len(ids_inside(listed)) == 2_000  # room for all: the estimate does not split it

@@ -4,11 +4,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from deck.planning import (
-    SMALL_LAST_LOAD,
     clip_windows,
     finish_plan,
     initial_plan,
-    shares_the_rest,
     split_window,
 )
 from deck.state import Plan, SeenRun, TaskRunState
@@ -168,16 +166,3 @@ def test_clipping_to_an_unbounded_rest_keeps_the_parts_it_overlaps():
         Window(T0 - TEN_MIN, T0),
         Window(T0, T0 + TEN_MIN),
     ]
-
-
-def test_a_backfills_load_shares_the_rest_once_it_holds_as_much_as_is_left():
-    assert shares_the_rest(taken=25_000, left=25_000)
-    assert not shares_the_rest(taken=24_900, left=25_000)
-
-
-def test_what_is_left_below_the_smallest_load_is_loaded_at_once():
-    assert not shares_the_rest(taken=SMALL_LAST_LOAD, left=SMALL_LAST_LOAD - 1)
-
-
-def test_a_load_is_not_split_when_what_is_left_cannot_be_told():
-    assert not shares_the_rest(taken=50_000, left=None)

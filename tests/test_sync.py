@@ -212,3 +212,22 @@ def test_runs_arriving_between_the_loads_of_a_long_backfill_are_all_loaded(simul
     warehouse.sync(max_runs_per_load=200, pages_per_window=2)
 
     assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+@pytest.mark.parametrize("max_runs_per_load", [500, 50_000])
+def test_a_backfill_costs_requests_in_proportion_to_its_pages_at_any_load_size(
+    tmp_path: Path, max_runs_per_load: int
+):
+    sim = make_simulator(seed=3, runs=8_000, history_days=60)
+    warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", sim)
+
+    result = warehouse.sync(max_runs_per_load=max_runs_per_load)
+
+    assert len(warehouse.runs()) == 8_000
+    listings = list_requests(sim)
+    pages = 8_000 // 100
+    # the pages that find the start of history are the windows open towards the past
+    probes = sum("created_after" not in r.params for r in listings)
+    assert len(listings) <= 1.1 * pages + (result.loads - 1) + probes, (
+        len(listings), result.loads, probes
+    )

@@ -118,25 +118,6 @@ def retention_gap(
     return Window(state.watermark, oldest_kept)
 
 
-# The smallest load a backfill's end is split into (`shares_the_rest`): dlt normalizes and
-# loads ~10,000 runs in about its own fixed cost per load (~3 s here), so splitting smaller
-# would add more time in loads than it takes off the end.
-SMALL_LAST_LOAD = 10_000
-
-
-def shares_the_rest(taken: int, left: float | None) -> bool:
-    """Whether a load of a backfill that holds `taken` records commits now, with room left in
-    its budget, so that it and the next share what is `left` (an estimate; None: unknown).
-
-    dlt normalizes and loads each load after its last request, while Deck's budget goes
-    unspent, and a sync's last load has no next one to list ahead for: its whole normalize and
-    load is added to the sync's time (~12-15 s for 50,000 runs). Halving what is left at each
-    of the last loads (50k, 25k, 12.5k, ...) leaves a small last load. Below `SMALL_LAST_LOAD`
-    what is left is loaded at once.
-    """
-    return left is not None and left >= SMALL_LAST_LOAD and taken >= left
-
-
 def split_window(
     window: Window,
     first_page: list[dict[str, Any]],

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import planning, records
+from . import records
 from .client import Page
 from .intake import checked_page, created_at_of
-from .planning import clip_windows, cut_listed_part, shares_the_rest, split_window
+from .planning import clip_windows, cut_listed_part, split_window
 from .progress import ListingProgress
 from .records import Rejection
 from .windows import ONE_US, Window, page_stamps
@@ -150,7 +150,6 @@ class WindowWalker:
         self.limit: int | None = None  # records one walk may list (None: no limit)
         self._lock = threading.Lock()
         self._reserved = 0  # records on pages fetched (or being fetched) of windows kept
-        self._loaded_before = 0  # records an earlier walk of this load listed
         self._in_flight: dict[Window, int] = {}  # records fetched so far, per window in flight
 
     @property
@@ -169,16 +168,13 @@ class WindowWalker:
         windows: list[Window],
         has_room: Callable[[int], bool],
         limit: int | None = None,
-        loaded: int = 0,
     ) -> Iterator[ListedWindow]:
         """Listed windows, oldest first among those done together. `has_room(n)` says whether
         the load can take another window while `n` are in flight; `limit` bounds the records
-        listed (see the module docstring); `loaded`: records an earlier walk of the same load
-        listed (for `planning.shares_the_rest`)."""
+        listed (see the module docstring)."""
         with self._lock:
             self.pending = sorted(windows, key=Window.sort_key)
             self.limit, self._reserved, self._in_flight = limit, 0, {}
-            self._loaded_before = loaded
         if self.progress is not None:  # from now on this walk is the work left
             self.progress.follow(self.outlook, self.clock, self.page_size)
         if self.ahead is not None:
@@ -266,37 +262,22 @@ class WindowWalker:
         return fetched
 
     def _has_budget(self) -> bool:
-        left = self._left()
         with self._lock:
-            return self._room(left)
+            return self._room()
 
-    def _room(self, left: float | None) -> bool:
+    def _room(self) -> bool:
         """Whether one more full page fits in `limit` (the walk's first page always does, so
-        that every load makes progress), unless this load of a backfill already holds as much
-        as is `left` after it (`planning.shares_the_rest`)."""
+        that every load makes progress). Counted from what was listed, never from the progress
+        estimate: where a load ends depends on the data, not on thread timing."""
         if self.limit is None or (self._reserved == 0 and self.limit > 0):
             return True
-        return self._reserved + self.page_size <= self.limit and not shares_the_rest(
-            self._loaded_before + self._reserved, left
-        )
-
-    def _left(self) -> float | None:
-        """Records estimated left after this load's, when this load is one of a backfill that
-        an earlier load of the sync stopped at its budget (else None: the load is not split).
-        Read before taking the lock: the estimate reads the walk's outlook under it."""
-        if self.limit is None or self.progress is None or self.ahead is None:
-            return None
-        taken = self._loaded_before + self._reserved  # read unlocked: only a hint
-        if not self.ahead.started or taken < planning.SMALL_LAST_LOAD:
-            return None  # cannot share yet: the estimate (a walk over the plan) is not read
-        return self.progress.remaining_records()
+        return self._reserved + self.page_size <= self.limit
 
     def _reserve(self, force: bool = False) -> bool:
         """Room for one more page: its records are counted before it is fetched, so that the
         workers together never list more than `limit` (`force`: the page is fetched anyway)."""
-        left = None if force else self._left()
         with self._lock:
-            if not force and not self._room(left):
+            if not force and not self._room():
                 return False
             self._reserved += self.page_size
             return True

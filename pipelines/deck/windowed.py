@@ -71,7 +71,7 @@ class WindowedLoad(Generic[StateT]):
             params,
             page_size=client.page_size,
             workers=options.workers,
-            pages_per_window=options.pages_per_window,
+            pages_per_window=options.window_pages(client.page_size),
             # Deck's clock itself, not the bound `self.clock`: the sync's progress keeps the
             # walker's clock until the next load, and through a bound method it kept this whole
             # load (its state of open runs, the runs it handled) alive while dlt loaded it.
@@ -139,7 +139,7 @@ class WindowedLoad(Generic[StateT]):
             return self.loaded + in_flight * per_window < budget
 
         walk = self.walker.walk(
-            plan.windows, has_room, limit=budget - self.loaded, loaded=self.loaded
+            plan.windows, has_room, limit=budget - self.loaded
         )
         for listed in walk:
             self._listed_top |= listed.window.end == self.options.end
