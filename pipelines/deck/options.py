@@ -219,13 +219,19 @@ class SourceOptions:
         return max(self.workers, self.max_runs_per_load // per_window)
 
     def window_pages(self, page_size: int) -> int:
-        """Pages a window is cut to: `pages_per_window`, but never more than fit in one load.
-        A window is listed to its last page before a load takes it, and one bigger than a load
-        was listed ahead in vain and listed again cut to the budget (at 500 runs per load, 290
-        requests for 80 pages). Windows come out of the density cut up to 1.5x the target
-        (`planning.split_window`), hence the margin."""
-        fitting = int(self.max_runs_per_load / (1.5 * page_size))
-        return max(1, min(self.pages_per_window, fitting))
+        """Pages a window is cut to (`window_pages`)."""
+        return window_pages(self.pages_per_window, self.max_runs_per_load, page_size)
+
+
+def window_pages(pages_per_window: int, max_runs_per_load: int, page_size: int) -> int:
+    """Pages a window is cut to: `pages_per_window`, but never more than fit in one load.
+
+    A window is listed to its last page before a load takes it, and one bigger than a load was
+    listed ahead in vain and listed again cut to the budget (at 500 runs per load, 290 requests
+    for 80 pages). Windows come out of the density cut up to 1.5x the target
+    (`planning.split_window`), hence the margin."""
+    fitting = int(max_runs_per_load / (1.5 * page_size))
+    return max(1, min(pages_per_window, fitting))
 
 
 def filter_flag(spec: FilterSpec) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from deck.client import Page
 from deck.intake import RunTracker
-from deck.options import Filters
+from deck.options import Filters, window_pages
 from deck.planning import finish_plan, initial_plan, top_window
 from deck.state import TaskRunState
 from deck.stats import SyncStats
@@ -213,7 +213,10 @@ def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
     tracker = RunTracker(state, Filters({}), SyncStats(), options.lookback)
     walker = WindowWalker(
         deck.list_pages, {}, page_size=options.page_size, workers=1,
-        pages_per_window=options.pages_per_window, clock=lambda: clock,
+        pages_per_window=window_pages(
+            options.pages_per_window, options.max_runs_per_load, options.page_size
+        ),
+        clock=lambda: clock,
     )
     loaded: list[str] = []
     listed_top = False
@@ -227,8 +230,7 @@ def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
         def has_room(in_flight: int) -> bool:
             return len(loaded) + in_flight * per_window < budget
 
-        for listed in walker.walk(windows, has_room, limit=budget - len(loaded),
-                                  loaded=len(loaded)):
+        for listed in walker.walk(windows, has_room, limit=budget - len(loaded)):
             listed_top |= listed.window.end == options.end
             if hasattr(plan, "account"):  # the records a cut deferred must come back
                 records = [r for page in listed.pages for r in page.items]
