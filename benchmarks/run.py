@@ -37,7 +37,7 @@ import duckdb
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SECTIONS = ("cpu", "backfill", "events", "incremental", "memory")
+SECTIONS = ("cpu", "backfill", "events", "incremental", "memory", "load_sizes")
 PAGE_SIZE = 100  # Deck's maximum page; every contestant asks for it
 SAFETY_TIMEOUT_S = 1800.0  # no single measured sync may hang the benchmark
 
@@ -60,7 +60,13 @@ class Sizes:
     budget: Tuple[int, float]
     peer_timeout_s: float
     incremental_advance_s: float
+    load_sizes_runs: int = 8_000  # the backfill listed at each max_runs_per_load of LOAD_SIZES
 
+
+LOAD_SIZES = (500, 1_000, 5_000, 50_000)
+# Requests a backfill may cost beyond its pages: the key check, the open-run re-check and the
+# probes that find the start of history (up to eight slices each, `planning.OPEN_START_SLICES`).
+FIXED_REQUESTS = 10
 
 FULL = Sizes(
     cpu_runs=100_000,
@@ -83,6 +89,7 @@ QUICK = Sizes(
     budget=(50, 2.5),
     peer_timeout_s=60.0,
     incremental_advance_s=24 * 3600.0,
+    load_sizes_runs=2_000,
 )
 
 
@@ -786,6 +793,45 @@ def section_incremental(
     return "\n".join(lines)
 
 
+def section_load_sizes(
+    tmp: Path, sizes: Sizes, args: argparse.Namespace, targets: List[Target]
+) -> str:
+    """One backfill at each load size: requests must follow the pages of data, not the loads
+    (issue: a window bigger than a load was listed ahead in vain, then again cut to it)."""
+    n = sizes.load_sizes_runs
+    pages = math.ceil(n / PAGE_SIZE)
+    rows = []
+    with Simulator(tmp, runs=n, seed=args.seed) as sim:
+        for per_load in LOAD_SIZES:
+            r = measure(
+                "ours", sim, tmp / f"loads-{per_load}", options={"max_runs_per_load": per_load}
+            )
+            loads = r.extra.get("loads") if r.ok else None
+            bound = None if loads is None else 1.1 * pages + (loads - 1) + FIXED_REQUESTS
+            met = None if bound is None or r.requests is None else r.requests <= bound
+            rows.append([
+                f"{per_load:,}", loads, r.requests, pages,
+                None if not r.ok else round(r.requests / pages, 2),
+                None if bound is None else math.floor(bound), r.seconds,
+                "ok" if r.ok else "FAILED",
+            ])
+            targets.append(Target(
+                f"load size {per_load:,}: requests <= 1.1 x pages + boundaries + {FIXED_REQUESTS}",
+                "<= bound", "n/a" if met is None else f"{r.requests} of {math.floor(bound)}", met,
+            ))
+    return "\n".join([
+        f"6. Requests at each load size: a backfill of {n:,} runs ({pages} pages), no latency,"
+        " no rate limit, events off",
+        table(
+            ["max_runs_per_load", "loads", "requests", "pages", "req/page", "bound", "wall s",
+             "status"],
+            rows,
+        ),
+        f"  bound: 1.1 x pages + one per load boundary + {FIXED_REQUESTS} (key check, open-run"
+        " re-check, probes for the start of history)",
+    ])
+
+
 def section_memory(tmp: Path, sizes: Sizes, args: argparse.Namespace, targets: List[Target]) -> str:
     # The client-side limiter is off (no rate limit here): memory is the question, and at Deck's
     # 20 req/s a 500k backfill alone would take longer than this whole benchmark should.
@@ -972,6 +1018,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "events": section_events,
         "incremental": section_incremental,
         "memory": section_memory,
+        "load_sizes": section_load_sizes,
     }
     targets: List[Target] = []
     reports: List[str] = []
