@@ -178,11 +178,10 @@ def test_windows_listed_ahead_wait_packed_and_the_next_load_gets_every_run_of_th
 
 
 def late_load_of_a_backfill() -> list[ListedWindow]:
-    """One walk over five windows of 400 runs (1 s apart) with room for all of them, in a sync
-    whose earlier load stopped at its budget (the progress estimate is known by then)."""
+    """One walk over five windows of 400 runs (1 s apart) with room for all of them, with a
+    progress estimate following it and windows listed ahead (as in a later load of a sync)."""
     deck = InMemoryDeck(2_000)
     ahead = ListingAhead(workers=1, limit=1)
-    ahead.started = True
     walker = WindowWalker(
         deck.list_pages, {}, page_size=100, workers=1, pages_per_window=5,
         clock=lambda: T0 + timedelta(days=1), progress=ListingProgress("runs"), ahead=ahead,

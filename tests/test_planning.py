@@ -166,3 +166,13 @@ def test_clipping_to_an_unbounded_rest_keeps_the_parts_it_overlaps():
         Window(T0 - TEN_MIN, T0),
         Window(T0, T0 + TEN_MIN),
     ]
+
+
+def test_a_window_too_short_for_a_whole_step_of_its_precision_is_listed_whole():
+    """A page in no time order holding a whole second (so maybe printed to the second): its
+    halves on whole seconds would be the window itself, listed again and again."""
+    window = Window(T0, T0 + timedelta(milliseconds=1_900))
+    in_no_order = [T0 + timedelta(milliseconds=ms) for ms in (300, 0, 600) * 3 + (300,)]
+
+    assert split_window(window, page(in_no_order), True, page_size=10, pages_per_window=2,
+                        clock=CLOCK) == []

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from deck.clock import DeckClock
 from deck.intake import RunTracker
 from deck.options import Filters
 from deck.session import RequestStats
@@ -104,36 +105,42 @@ def test_window_bounds_are_whole_milliseconds_rounded_outward():
     }
 
 
-def test_deck_clock_is_the_date_its_answers_agree_on_plus_the_truncated_second():
-    stats = RequestStats()
-    for header in ("Sun, 01 Mar 2026 11:59:58 GMT", "Sun, 01 Mar 2026 12:00:00 GMT",
-                   "Sun, 01 Mar 2026 12:00:01 GMT", "not a date"):
-        stats.observe_date(header)
+def answers(clock: DeckClock, headers: list[str], local: datetime) -> None:
+    """Answers received one after another at the same moment of this machine's clock."""
+    for header in headers:
+        clock.observe(header, local=local)
 
-    assert stats.deck_now() == T0 + timedelta(seconds=1)  # the median of three, + 1 s
+
+def test_deck_clock_is_the_date_its_answers_agree_on_plus_the_truncated_second():
+    clock = DeckClock()
+    local = T0 + timedelta(days=200)  # this machine's clock is far from Deck's: no matter
+    answers(clock, ["Sun, 01 Mar 2026 11:59:58 GMT", "Sun, 01 Mar 2026 12:00:00 GMT",
+                    "Sun, 01 Mar 2026 12:00:01 GMT", "not a date"], local)
+
+    assert clock.now(local=local) == T0 + timedelta(seconds=1)  # the median of three, + 1 s
+    later = local + timedelta(minutes=30)  # a pause between requests moves it along
+    assert clock.now(local=later) == T0 + timedelta(minutes=30, seconds=1)
 
 
 def test_one_skewed_answer_does_not_move_decks_clock(caplog):
-    stats = RequestStats()
-    for header in ("Sun, 01 Mar 2026 12:00:00 GMT",) * 3 + ("Sun, 01 Mar 2026 14:00:00 GMT",):
-        stats.observe_date(header)
-    stats.observe_date("Tue, 01 Jan 2036 00:00:00 GMT")
+    clock = DeckClock()
+    answers(clock, ["Sun, 01 Mar 2026 12:00:00 GMT"] * 3 + ["Sun, 01 Mar 2026 14:00:00 GMT",
+                                                           "Tue, 01 Jan 2036 00:00:00 GMT"], T0)
 
-    assert stats.deck_now() == T0 + timedelta(seconds=1)
+    assert clock.now(local=T0) == T0 + timedelta(seconds=1)
     [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warning.startswith(
         "Deck answered with a Date header of 2026-03-01T14:00:00+00:00, 2.0 h ahead of the clock"
-        " its other answers agree on (2026-03-01T12:00:00+00:00)"
+        " its other answers agree on (2026-03-01T12:00:00+00:00): a host with a skewed clock."
     )
 
 
 def test_before_answers_agree_the_lowest_date_is_decks_clock():
-    stats = RequestStats()
-    stats.observe_date("Sun, 01 Mar 2026 14:00:00 GMT")
-    stats.observe_date("Sun, 01 Mar 2026 12:00:00 GMT")
+    clock = DeckClock()
+    answers(clock, ["Sun, 01 Mar 2026 14:00:00 GMT", "Sun, 01 Mar 2026 12:00:00 GMT"], T0)
 
-    assert stats.deck_now() == T0 + timedelta(seconds=1)
-    assert stats.clock.agreed() is None  # not enough to plan from
+    assert clock.now(local=T0) == T0 + timedelta(seconds=1)
+    assert clock.agreed(local=T0) is None  # not enough to plan from
 
 
 def test_deck_clock_far_ahead_of_this_machine_is_bounded():

@@ -4,11 +4,12 @@ No run listed so far can have been created after Deck's "now", so the watermark 
 `created_at` listed) never passes it, and a run dated later stays in the re-listed zone until
 the clock catches up. That bound must not be movable by one answer: one Deck host whose clock is
 2 h ahead (or a `Date` of 2036) would otherwise let one run it dated ahead carry the watermark
-past every run created in the next two hours, which would never be listed. So the clock is the
-median of the last `SAMPLES` `Date` headers once at least `QUORUM` arrived (fewer: the lowest one
-seen), bounded by this machine's clock plus `settings.MAX_CLOCK_SKEW_S`; without any, this
-machine's clock plus `settings.FALLBACK_CLOCK_SKEW_S`. Too low a clock only costs re-reads of the
-newest runs (unchanged ones are not reloaded).
+past every run created in the next two hours, which would never be listed. So the clock is this
+machine's plus the median offset of the last `SAMPLES` `Date` headers from it, once at least
+`QUORUM` arrived (fewer: the lowest one seen), bounded by this machine's clock plus
+`settings.MAX_CLOCK_SKEW_S`; without any, this machine's clock plus
+`settings.FALLBACK_CLOCK_SKEW_S`. Too low a clock only costs re-reads of the newest runs
+(unchanged ones are not reloaded).
 
 Pure: the caller passes this machine's time, so the rule is tested without waiting.
 """
@@ -42,61 +43,71 @@ def parse_http_date(header: str | None) -> datetime | None:
 
 
 class DeckClock:
-    """The `Date` headers of a sync's recent answers, and the clock they agree on. Shared by
-    every worker thread of a sync."""
+    """The offsets of Deck's `Date` headers from this machine's clock, over a sync's recent
+    answers, and the clock they agree on. Offsets rather than dates: after a pause between
+    requests (a long load into a remote warehouse) the recent dates differ by the pause, their
+    offsets do not. Shared by every worker thread of a sync; the times are arguments so that
+    the rule is tested without waiting."""
 
     def __init__(self) -> None:
-        self._dates: deque[datetime] = deque(maxlen=SAMPLES)
+        self._offsets: deque[timedelta] = deque(maxlen=SAMPLES)
         self._lock = threading.Lock()
         self._warned = False
 
-    def observe(self, header: str | None) -> None:
-        """Remember one answer's `Date` header; warn once when it disagrees with the others."""
+    def observe(self, header: str | None, local: datetime | None = None) -> None:
+        """Remember one answer's `Date` header, received at `local` (this machine's clock);
+        warn once when it disagrees with the others."""
         date = parse_http_date(header)
         if date is None:
             return
+        local = local or datetime.now(timezone.utc)
+        offset = date - local
         with self._lock:
             agreed = self._median()
-            self._dates.append(date)
+            self._offsets.append(offset)
             if agreed is None or self._warned:
                 return
-            skew = (date - agreed).total_seconds()
+            skew = (offset - agreed).total_seconds()
             if abs(skew) <= settings.FALLBACK_CLOCK_SKEW_S:
                 return
             self._warned = True
+        clock = (local + agreed).isoformat()
         logger.warning(
             "Deck answered with a Date header of %s, %s %s the clock its other answers agree on"
-            " (%s): a host with a skewed clock. One answer does not move the sync's clock, so"
-            " no run is skipped; runs dated after %s stay in the re-listed zone until Deck's"
-            " clock reaches them. (Said once per sync.)",
+            " (%s): a host with a skewed clock. One answer does not move the clock this sync"
+            " bounds the watermark by, so no run is skipped%s. (Said once per sync.)",
             date.isoformat(),
             _duration(abs(skew)),
             "ahead of" if skew > 0 else "behind",
-            agreed.isoformat(),
-            agreed.isoformat(),
+            clock,
+            "; runs that host dates ahead stay in the re-listed zone until Deck's clock reaches"
+            " them" if skew > 0 else "",
         )
 
-    def _median(self) -> datetime | None:
-        if len(self._dates) < QUORUM:
+    def _median(self) -> timedelta | None:
+        if len(self._offsets) < QUORUM:
             return None
-        ordered = sorted(self._dates)
+        ordered = sorted(self._offsets)
         return ordered[(len(ordered) - 1) // 2]  # the lower median: never a mean of two
 
-    def agreed(self) -> datetime | None:
+    def agreed(self, local: datetime | None = None) -> datetime | None:
         """The clock at least `QUORUM` answers agree on (None before that many arrived)."""
         with self._lock:
-            return self._median()
+            offset = self._median()
+        return None if offset is None else (local or datetime.now(timezone.utc)) + offset
 
     def now(self, local: datetime | None = None) -> datetime:
         """The latest moment at which Deck can have created a run listed so far."""
         local = local or datetime.now(timezone.utc)
         with self._lock:
-            agreed = self._median()
-            if agreed is None and self._dates:
-                agreed = min(self._dates)  # too few to agree: the lowest is the safe one
-        if agreed is None:
+            offset = self._median()
+            if offset is None and self._offsets:
+                offset = min(self._offsets)  # too few to agree: the lowest is the safe one
+        if offset is None:
             return local + timedelta(seconds=settings.FALLBACK_CLOCK_SKEW_S)
-        return min(agreed + TRUNCATED, local + timedelta(seconds=settings.MAX_CLOCK_SKEW_S))
+        return min(
+            local + offset + TRUNCATED, local + timedelta(seconds=settings.MAX_CLOCK_SKEW_S)
+        )
 
 
 def _duration(seconds: float) -> str:

@@ -63,6 +63,9 @@ class TaskRunLoad(WindowedLoad[TaskRunState]):
         # Quarantined records are retried whatever the filters: their rows must not linger.
         return TaskRunState(rejected=self.state.rejected)
 
+    def _selects_by_state(self) -> bool:
+        return self.options.filters.selects_by_state
+
     def _load_window(self, listed: ListedWindow, plan: Plan) -> Iterator[Any]:
         self.stats.windows += 1
         clock = self.clock()

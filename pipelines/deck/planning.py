@@ -50,6 +50,28 @@ def top_window(watermark: datetime, end: datetime | None, lookback: timedelta) -
     return Window(lookback_start(watermark, lookback), end)
 
 
+def forget_future_watermark(
+    state: ListingState, deck_clock: datetime | None, lookback: timedelta
+) -> bool:
+    """Drop a watermark well after Deck's clock (None: its answers do not agree on one yet), so
+    that all of history is listed again: it can only come from a run dated in the future under
+    an older version of this code (one that let a single answer move its clock), and the runs it
+    skipped are found no other way. The lookback is the margin for servers whose clocks differ
+    by a few seconds. Checked when a plan is made and again when it is finished, since a sync's
+    first plan is made before several answers agree on a clock."""
+    if state.watermark is None or deck_clock is None or state.watermark <= deck_clock + lookback:
+        return False
+    logger.warning(
+        "The saved watermark %s lies after Deck's clock (%s): an earlier version followed a run"
+        " dated in the future. Listing all of history again to find the runs it skipped; rows"
+        " already loaded stay.",
+        format_timestamp(state.watermark),
+        format_timestamp(deck_clock),
+    )
+    state.watermark, state.covered_from, state.recent = None, None, {}
+    return True
+
+
 def initial_plan(
     state: ListingState,
     start: datetime | None,
@@ -57,23 +79,9 @@ def initial_plan(
     lookback: timedelta,
     deck_clock: datetime | None,
 ) -> Plan:
-    """The windows a sync must list, from what state says is already covered.
-
-    A watermark well after Deck's own clock (its `Date` header; None when Deck sent none) can only
-    come from a run dated in the future under an older version of this code; the runs it skipped
-    are found by listing all of history again. The lookback is the margin for servers whose
-    clocks differ by a few seconds.
-    """
-    clock = deck_clock
-    if state.watermark is not None and clock is not None and state.watermark > clock + lookback:
-        logger.warning(
-            "The saved watermark %s lies after Deck's clock (%s): an earlier version followed a"
-            " run dated in the future. Listing all of history again to find the runs it skipped;"
-            " rows already loaded stay.",
-            format_timestamp(state.watermark),
-            format_timestamp(clock),
-        )
-        state.watermark, state.covered_from, state.recent = None, None, {}
+    """The windows a sync must list, from what state says is already covered (after
+    `forget_future_watermark` with Deck's clock, when its answers agree on one yet)."""
+    forget_future_watermark(state, deck_clock, lookback)
     if state.watermark is None:
         return Plan([Window(start, end)], extends_coverage=True, new_covered_from=start)
     plan = Plan([], max_seen=state.watermark, recent=dict(state.recent))
@@ -157,8 +165,8 @@ def split_window(
     elif direction == "oldest_first":
         cuts = [floor(_forward(high, slice_span, clock), step)]  # never past Deck's clock
     elif span is not None:
-        parts = int(min(16, max(2, ceil_int(pages / pages_per_window))))
-        return window.split(parts, step)
+        parts = window.split(int(min(16, max(2, ceil_int(pages / pages_per_window)))), step)
+        return parts if len(parts) > 1 else []  # too short for a whole step: listed whole
     else:
         return []
     inside = sorted({cut for cut in cuts if window.contains(cut) and cut != window.start})
@@ -219,9 +227,9 @@ def cut_listed_part(window: Window, stamps: list[datetime]) -> tuple[Window, Win
     continue on the next page, and inside Deck it may stand for any instant up to the next step
     of the precision it was printed at (`windows.after`); so the rest is `[start, after(oldest))`
     and the listed part what is above it. Oldest-first mirrors that: the rest starts at the
-    newest one listed, on a whole step of the page's precision. None when the order is neither
-    (nothing can be said about what was read) or when the listed part would be empty (the pages
-    hold a single printed instant: the load must go on to make progress).
+    newest one listed (an instant Deck printed, so on a whole step of its precision). None when
+    the order is neither (nothing can be said about what was read) or when the listed part would
+    be empty (the pages hold a single printed instant: the load must go on to make progress).
     """
     inside = [s for s in stamps if window.contains(s)]
     direction = page_direction(inside) if len(set(inside)) > 1 else None
@@ -231,7 +239,7 @@ def cut_listed_part(window: Window, stamps: list[datetime]) -> tuple[Window, Win
             return None
         return Window(edge, window.end), Window(window.start, edge)
     if direction == "oldest_first":
-        edge = floor(max(inside), coarsest_grain(inside))
+        edge = max(inside)
         if edge <= min(inside):
             return None
         return Window(window.start, edge), Window(edge, window.end)

@@ -26,7 +26,7 @@ from .records import Rejection
 from .state import TaskRunState
 from .stats import SyncStats
 from .walker import locate
-from .windows import Window, after, format_timestamp, parse_timestamp
+from .windows import ONE_US, Window, after, format_timestamp, parse_timestamp
 
 logger = logging.getLogger("deck")
 
@@ -165,6 +165,8 @@ class Quarantine:
                 parse_timestamp(lower) if lower else None,
                 after(parse_timestamp(upper)) if upper else None,
             )
+            # the range itself, inclusive: a run found for a record without an id lies in it
+            inside = Window(window.start, parse_timestamp(upper) + ONE_US if upper else None)
             known = {run_id for key in keys for run_id in entries[key]["known"]}
             # A record that had an id is looked for by it; one without, as the run in its range
             # that was not listed there before.
@@ -176,9 +178,12 @@ class Quarantine:
                 page = checked_page(page, checks)
                 batch: list[dict[str, Any]] = []
                 for run in page.items:
-                    # No window.contains check: whatever Deck lists in the range is a candidate.
+                    # A run with a wanted id is a candidate wherever Deck lists it; one for a record
+                    # without an id must lie in the record's range (the request reaches further).
                     run_id = run["id"]
-                    if run_id in known or not (run_id in wanted or anonymous):
+                    if run_id in known or not (
+                        run_id in wanted or anonymous and inside.contains(created_at_of(run))
+                    ):
                         continue
                     found.add(run_id)
                     if run_id in self.tracker.seen:

@@ -89,9 +89,7 @@ class Plan:
     newest `created_at` listed so far that Deck's clock allows; `recent` the runs listed within
     the lookback below it. `extends_coverage` says the plan lists older history, and
     `new_covered_from` is then the lower bound to record (None: all history). `deferred` holds
-    the records a cut left to a window still to list (id -> created_at), until they come back;
-    `top_relisted` says the newest window was listed once more after the plan's own windows
-    (done once per plan, so that a re-list bigger than a load cannot repeat forever).
+    the records a cut left to a window still to list (id -> created_at), until they come back.
     """
 
     windows: list[Window]
@@ -100,7 +98,6 @@ class Plan:
     max_seen: datetime | None = None
     recent: dict[str, SeenRun] = field(default_factory=dict)
     deferred: dict[str, str] = field(default_factory=dict)
-    top_relisted: bool = False
 
     def to_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -112,8 +109,6 @@ class Plan:
         }
         if self.deferred:
             state["deferred"] = dict(self.deferred)
-        if self.top_relisted:
-            state["top_relisted"] = True
         return state
 
     @classmethod
@@ -137,20 +132,27 @@ class Plan:
             max_seen=_parse(value.get("max_seen")),
             recent={rid: SeenRun.from_state(v) for rid, v in value.get("recent", {}).items()},
             deferred=dict(value.get("deferred") or {}),
-            top_relisted=bool(value.get("top_relisted", False)),
         )
 
     def account(
-        self, window: Window, records: list[dict[str, Any]], deferred: dict[str, str]
+        self,
+        window: Window,
+        pages: list[list[dict[str, Any]]],
+        rejected_ids: list[str | None],
+        deferred: dict[str, str],
     ) -> None:
-        """A listed window: the deferred records it brought back are accounted for, and those
-        its own cut left to the rest are now awaited."""
+        """A listed window (its checked pages, the ids of the records it had to reject): the
+        deferred records it brought back are accounted for, and those its own cut left to the
+        rest are now awaited."""
         if self.deferred:
-            for record in records:
-                if record["id"] in self.deferred and window.contains(
-                    parse_timestamp(record["created_at"])
-                ):
-                    del self.deferred[record["id"]]
+            for page in pages:
+                for record in page:
+                    if record["id"] in self.deferred and window.contains(
+                        parse_timestamp(record["created_at"])
+                    ):
+                        del self.deferred[record["id"]]
+            for run_id in rejected_ids:  # came back, but broken: quarantined, not lost
+                self.deferred.pop(run_id or "", None)
         self.deferred.update(deferred)
 
     def see(self, run_id: str, created_at: datetime, digest: str, clock: datetime,

@@ -24,6 +24,7 @@ class SyncStats:
     quarantined: int = 0  # distinct records put in (or kept in) quarantine
     not_relisted: int = 0  # records a cut left to the rest of a window that did not come back
     ended_early: list[str] = field(default_factory=list)  # why a sync ended with work left
+    top_relisted: set[str] = field(default_factory=set)  # listings whose top was re-listed
     requests: RequestStats = field(default_factory=RequestStats)
     # what is left and how fast (progress.py): the estimate the progress display shows
     progress: SyncProgress = field(default_factory=SyncProgress)

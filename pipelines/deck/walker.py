@@ -61,7 +61,7 @@ class ListedWindow:
     packed_pages: bytes | None = None  # `pages`, pickled and compressed (`pages` is empty)
     packed_records: int = 0
     # Records listed here that a cut left to the rest of the window (id -> created_at): the
-    # listing of the rest must bring each of them again (`Plan.expect`).
+    # listing of the rest must bring each of them again (`Plan.account`).
     deferred: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -388,14 +388,12 @@ class ListingAhead:
         self._halt = threading.Event()  # set when the next walk begins: no new fetch starts
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self.started = False  # an earlier load of the sync stopped at its budget
 
     def start(
         self, windows: list[Window], fetch: Callable[[Window, threading.Event], _Fetched]
     ) -> None:
         self.halt()
         self._halt.clear()
-        self.started = True
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="deck-ahead")
         self._thread = threading.Thread(
             target=self._list, args=(sorted(windows, key=Window.sort_key), fetch, self._pool),

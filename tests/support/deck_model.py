@@ -206,9 +206,12 @@ class Load:
     not_relisted: int  # records a cut deferred that never came back (where the code counts)
 
 
-def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOptions) -> Load:
+def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOptions,
+             relisted: set[str] | None = None) -> Load:
     """One load, as `WindowedLoad.items` (with `TaskRunLoad`'s intake) plays it; the same
-    driver follows the code before and after `Plan.account`/`Plan.top_relisted` existed."""
+    driver follows the code before and after `Plan.account` existed. `relisted`: the sync's
+    listings whose top window was re-listed (`SyncStats.top_relisted`)."""
+    relisted = set() if relisted is None else relisted
     state = TaskRunState.load(json.loads(committed))
     tracker = RunTracker(state, Filters({}), SyncStats(), options.lookback)
     walker = WindowWalker(
@@ -233,8 +236,12 @@ def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
         for listed in walker.walk(windows, has_room, limit=budget - len(loaded)):
             listed_top |= listed.window.end == options.end
             if hasattr(plan, "account"):  # the records a cut deferred must come back
-                records = [r for page in listed.pages for r in page.items]
-                plan.account(listed.window, records, listed.deferred)
+                plan.account(
+                    listed.window,
+                    [page.items for page in listed.pages],
+                    [rejection.run_id for rejection in listed.rejected],
+                    listed.deferred,
+                )
             for page in listed.pages:
                 runs = tracker.accept(page.items, listed.window, plan, clock)
                 loaded.extend(run["id"] for run in runs)
@@ -247,12 +254,9 @@ def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
     walk(plan.windows)
     not_relisted = 0
     if not more_to_load:
-        # Once per plan where the code keeps `top_relisted` (else after every load that did not
-        # list the top window itself).
-        relisted = getattr(plan, "top_relisted", False)
-        if not listed_top and not relisted and plan.max_seen is not None:
-            if hasattr(plan, "top_relisted"):
-                plan.top_relisted = True
+        # Once per sync (`SyncStats.top_relisted`).
+        if not listed_top and "runs" not in relisted and plan.max_seen is not None:
+            relisted.add("runs")
             walk([top_window(plan.max_seen, options.end, options.lookback)])
         if not more_to_load:
             not_relisted = len(getattr(plan, "deferred", {}))  # `_report_missing`
@@ -270,9 +274,10 @@ def run_sync(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
     that would not end) or a load changed nothing (`stuck`: the runner ends such a sync early,
     and the next resumes the same plan). A bound Deck refuses ends the sync (`refused`)."""
     result = SyncResult()
+    relisted: set[str] = set()
     while result.loads < max_loads:
         try:
-            load = run_load(deck, committed, clock, options)
+            load = run_load(deck, committed, clock, options, relisted)
         except BoundRefused as exc:
             result.refused = exc
             return committed, result
