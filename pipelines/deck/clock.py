@@ -4,9 +4,9 @@ No run listed so far can have been created after Deck's "now", so the watermark 
 `created_at` listed) never passes it, and a run dated later stays in the re-listed zone until
 the clock catches up. That bound must not be movable by one answer: one Deck host whose clock is
 2 h ahead (or a `Date` of 2036) would otherwise let one run it dated ahead carry the watermark
-past every run created in the next two hours, which would never be listed. So the clock is this
-machine's plus the median offset of the last `SAMPLES` `Date` headers from it, once at least
-`QUORUM` arrived (fewer: the lowest one seen), bounded by this machine's clock plus
+past every run created in the next two hours, which would never be listed. So the clock is the
+median of the last `SAMPLES` `Date` headers, once at least `QUORUM` arrived (fewer: the lowest
+one seen), bounded by this machine's clock plus
 `settings.MAX_CLOCK_SKEW_S`; without any, this machine's clock plus
 `settings.FALLBACK_CLOCK_SKEW_S`. Too low a clock only costs re-reads of the newest runs
 (unchanged ones are not reloaded).
@@ -21,6 +21,7 @@ import threading
 from collections import deque
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from . import settings
 
@@ -43,13 +44,18 @@ def parse_http_date(header: str | None) -> datetime | None:
 
 
 class DeckClock:
-    """The offsets of Deck's `Date` headers from this machine's clock, over a sync's recent
-    answers, and the clock they agree on. Offsets rather than dates: after a pause between
-    requests (a long load into a remote warehouse) the recent dates differ by the pause, their
-    offsets do not. Shared by every worker thread of a sync; the times are arguments so that
-    the rule is tested without waiting."""
+    """The `Date` headers of a sync's recent answers, and the clock they agree on. Shared by
+    every worker thread of a sync; this machine's time is an argument so that the rule is tested
+    without waiting.
+
+    The clock is a date Deck sent (the median), never extrapolated with this machine's clock: a
+    Deck whose clock stands still between answers (the simulator's) or a slow machine must not
+    push it ahead of what Deck said. Whether one answer is skewed is judged by its offset from
+    this machine's clock instead, so that a pause between requests (a long load into a remote
+    warehouse) is not taken for a skewed host."""
 
     def __init__(self) -> None:
+        self._dates: deque[datetime] = deque(maxlen=SAMPLES)
         self._offsets: deque[timedelta] = deque(maxlen=SAMPLES)
         self._lock = threading.Lock()
         self._warned = False
@@ -60,18 +66,18 @@ class DeckClock:
         date = parse_http_date(header)
         if date is None:
             return
-        local = local or datetime.now(timezone.utc)
-        offset = date - local
+        offset = date - (local or datetime.now(timezone.utc))
         with self._lock:
-            agreed = self._median()
+            usual = _median(self._offsets)
+            agreed = _median(self._dates)
+            self._dates.append(date)
             self._offsets.append(offset)
-            if agreed is None or self._warned:
+            if usual is None or agreed is None or self._warned:
                 return
-            skew = (offset - agreed).total_seconds()
+            skew = (offset - usual).total_seconds()
             if abs(skew) <= settings.FALLBACK_CLOCK_SKEW_S:
                 return
             self._warned = True
-        clock = (local + agreed).isoformat()
         logger.warning(
             "Deck answered with a Date header of %s, %s %s the clock its other answers agree on"
             " (%s): a host with a skewed clock. One answer does not move the clock this sync"
@@ -79,35 +85,34 @@ class DeckClock:
             date.isoformat(),
             _duration(abs(skew)),
             "ahead of" if skew > 0 else "behind",
-            clock,
+            agreed.isoformat(),
             "; runs that host dates ahead stay in the re-listed zone until Deck's clock reaches"
             " them" if skew > 0 else "",
         )
 
-    def _median(self) -> timedelta | None:
-        if len(self._offsets) < QUORUM:
-            return None
-        ordered = sorted(self._offsets)
-        return ordered[(len(ordered) - 1) // 2]  # the lower median: never a mean of two
-
-    def agreed(self, local: datetime | None = None) -> datetime | None:
-        """The clock at least `QUORUM` answers agree on (None before that many arrived)."""
+    def agreed(self) -> datetime | None:
+        """The date at least `QUORUM` answers agree on (None before that many arrived)."""
         with self._lock:
-            offset = self._median()
-        return None if offset is None else (local or datetime.now(timezone.utc)) + offset
+            return _median(self._dates)
 
     def now(self, local: datetime | None = None) -> datetime:
         """The latest moment at which Deck can have created a run listed so far."""
         local = local or datetime.now(timezone.utc)
         with self._lock:
-            offset = self._median()
-            if offset is None and self._offsets:
-                offset = min(self._offsets)  # too few to agree: the lowest is the safe one
-        if offset is None:
+            agreed = _median(self._dates)
+            if agreed is None and self._dates:
+                agreed = min(self._dates)  # too few to agree: the lowest is the safe one
+        if agreed is None:
             return local + timedelta(seconds=settings.FALLBACK_CLOCK_SKEW_S)
-        return min(
-            local + offset + TRUNCATED, local + timedelta(seconds=settings.MAX_CLOCK_SKEW_S)
-        )
+        return min(agreed + TRUNCATED, local + timedelta(seconds=settings.MAX_CLOCK_SKEW_S))
+
+
+def _median(values: deque[Any]) -> Any:
+    """The lower median of at least `QUORUM` values (never a mean of two), else None."""
+    if len(values) < QUORUM:
+        return None
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def _duration(seconds: float) -> str:
