@@ -145,6 +145,24 @@ def test_a_lookback_holding_more_than_a_load_ends_every_sync(tmp_path, reading):
     assert_matches_ground_truth(warehouse, sim.runs())
 
 
+def test_a_sync_with_nothing_new_over_a_lookback_larger_than_a_load_finishes_its_plan(
+    tmp_path, reading
+):
+    sim = deck(reading)
+    sim.advance(480, new_runs=400)  # 400 runs in the last 8 minutes: all inside the lookback
+    warehouse = warehouse_of(tmp_path, sim)
+    sync_to_the_end(warehouse, max_runs_per_load=300, **SMALL)
+    sim.advance(60)
+
+    # nothing new: the top, its parts, the one re-list of the top, its parts; not ended early
+    # (which would leave the plan for the next sync, to end early the same way, for ever)
+    second = sync_to_the_end(warehouse, max_runs_per_load=300, **SMALL)
+    third = sync_to_the_end(warehouse, max_runs_per_load=300, **SMALL)
+
+    assert second.loads <= 4 and third.loads <= 4
+    assert_matches_ground_truth(warehouse, sim.runs())
+
+
 def test_a_tie_larger_than_a_load_at_the_newest_millisecond_ends_the_sync(tmp_path, reading):
     sim = deck(reading)
     sim.advance(3600 * 6, new_runs=400)

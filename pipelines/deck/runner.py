@@ -411,10 +411,12 @@ def _sync_locked(
             # a rebuild's first load ran only the rebuilt resources: the others still sync
             plans = unfinished_plans(pipeline, running)
             more_to_load = bool(plans) or bool(refresh and kept and result.loads == 1)
-            now = (plans, loaded_records(scope.stats))
+            now = (plans, loaded_records(scope.stats), sorted(scope.stats.top_relisted))
             if plans and previous == now:
                 # A load that loaded nothing and left the plan as it found it would be followed
                 # by another identical one, for ever: the sync ends; the next resumes the plan.
+                # Not after the sync's one re-list of the top (`top_relisted`): the next load
+                # differs, it finishes the plan instead of listing the top again.
                 scope.stats.ended_early.append(
                     f"load {result.loads} loaded nothing and left the plan of"
                     f" {', '.join(sorted(plans))} unchanged; the next sync resumes it"
