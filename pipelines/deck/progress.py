@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from .density import DensityMap
 from .windows import Window, page_stamps
 
 if TYPE_CHECKING:
@@ -47,15 +48,6 @@ _MIN = datetime.min.replace(tzinfo=timezone.utc)
 
 
 # ---- pure bookkeeping ----------------------------------------------------------------------------
-
-
-def window_seconds(window: Window, now: datetime) -> float | None:
-    """Seconds of `created_at` time a window spans, up to `now` (Deck's clock); None without a
-    start (its size is not known until its oldest record is found)."""
-    if window.start is None:
-        return None
-    end = now if window.end is None or window.end > now else window.end
-    return max(0.0, (end - window.start).total_seconds())
 
 
 def merge_windows(windows: Iterable[Window]) -> list[Window]:
@@ -130,18 +122,30 @@ class RateMeter:
         return (c1 - c0) / (t1 - t0)
 
 
+@dataclass(frozen=True)
+class Left:
+    """What a listing has left, estimated: `records` to list in `windows` windows, each at least
+    one request (`pages`). `at_least`: a window open towards the past is still to be sized, so
+    the records are those of the other windows only."""
+
+    records: float
+    pages: int
+    at_least: bool = False
+
+
 class ListingProgress:
-    """What one listing (task runs or events) has done and has left, across a sync's loads.
+    """What one listing (task runs or events) has listed and has left, across a sync's loads.
 
     The walker of each load reports to it (`follow`, `probed`, `listed`, from worker threads
-    too); the estimate is read by the reporter's thread, hence the lock.
+    too); the estimate is read by the reporter's thread, hence the lock. Done and left are both
+    records listed: the estimate is of the records the listing will have listed at its end.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._lock = threading.Lock()
-        self._records = 0  # records seen where their time span is known (density)
-        self._seconds = 0.0
+        self._map = DensityMap()
+        self._listed = 0  # records on the pages of windows listed to their end
         self._covered: list[Window] = []
         self._outlook: Outlook | None = None
         self._clock: Callable[[], datetime] | None = None
@@ -154,25 +158,22 @@ class ListingProgress:
             self._outlook, self._clock, self.finished = outlook, clock, False
             self.page_size = page_size
 
-    def probed(self, items: list[dict[str, Any]]) -> None:
-        """A full first page of a window: its records and the time they span, for the density."""
-        stamps = page_stamps(items)
-        if len(stamps) < 2:
-            return
-        seconds = (max(stamps) - min(stamps)).total_seconds()
-        if seconds > 0:
-            with self._lock:
-                self._records += len(items)
-                self._seconds += seconds
+    def _now(self) -> datetime:
+        return self._clock() if self._clock is not None else datetime.now(timezone.utc)
+
+    def probed(self, window: Window, items: list[dict[str, Any]]) -> None:
+        """The first page of `window`, when more follow: how dense its stretch is, and that the
+        window holds nothing beyond the record Deck returned first."""
+        now = self._now()
+        with self._lock:
+            self._map.probed(window, page_stamps(items), now)
 
     def listed(self, window: Window, records: int) -> None:
         """A window listed to its end (`records` on its pages)."""
-        now = self._clock() if self._clock is not None else datetime.now(timezone.utc)
-        seconds = window_seconds(window, now)
+        now = self._now()
         with self._lock:
-            if seconds is not None:
-                self._records += records
-                self._seconds += seconds
+            self._listed += records
+            self._map.listed(window, records, now)
             self._covered = merge_windows([*self._covered, window])
 
     def finish(self) -> None:
@@ -185,38 +186,41 @@ class ListingProgress:
         with self._lock:
             return list(self._covered)
 
-    def density(self) -> float | None:
-        """Records per second of `created_at` time seen so far; None before any."""
+    def listed_records(self) -> int:
+        """Records listed so far: windows listed to their end and the pages fetched of those in
+        flight."""
         with self._lock:
-            if self._seconds <= 0:
-                return None
-            return self._records / self._seconds
+            outlook = self._outlook
+            listed = self._listed
+        in_flight = outlook()[1] if outlook is not None else {}
+        return listed + sum(in_flight.values())
 
-    def remaining_records(self, now: datetime | None = None) -> float | None:
-        """Records estimated left to list; None when it cannot be told yet (no density, or a
-        window without a start). `now`: Deck's clock (defaults to the walker's)."""
+    def remaining(self, now: datetime | None = None) -> Left | None:
+        """Records estimated left to list; None when nothing was seen to judge by yet. `now`:
+        Deck's clock (defaults to the walker's)."""
         with self._lock:
             if self.finished:
-                return 0.0
+                return Left(0.0, 0)
             outlook, clock = self._outlook, self._clock
         if outlook is None:
             return None
         pending, in_flight = outlook()
-        windows = [*pending, *in_flight]
-        if not windows:
-            return 0.0
-        density = self.density()
-        if density is None:
-            return None
         if now is None:
             now = clock() if clock is not None else datetime.now(timezone.utc)
-        left = 0.0
-        for window in windows:
-            seconds = window_seconds(window, now)
-            if seconds is None:
-                return None
-            left += max(0.0, seconds * density - in_flight.get(window, 0))
-        return left
+        records, pages, at_least = 0.0, 0, False
+        for window in [*pending, *in_flight]:
+            with self._lock:
+                judged = self._map.records_in(window, now)
+            if judged is None:
+                if window.start is not None:
+                    return None  # nothing observed yet
+                at_least = True
+                pages += 1
+                continue
+            left = max(0.0, judged - in_flight.get(window, 0))
+            records += left
+            pages += max(0 if window in in_flight else 1, math.ceil(left / self.page_size))
+        return Left(records, pages, at_least)
 
 
 @dataclass(frozen=True)
@@ -230,8 +234,12 @@ class Snapshot:
     throttled: int  # answers with HTTP 429
     loads: int
     elapsed_s: float
-    runs_left: float | None = None
+    runs_listed: int = 0  # records listed so far: the same unit as what is left
+    events_listed: int = 0
+    runs_left: float | None = None  # records estimated left to list
     events_left: float | None = None
+    runs_at_least: bool = False  # the oldest runs are still being looked for
+    events_at_least: bool = False
     requests_left: float | None = None
     rate: float | None = None  # requests per second, recently
     coverage: tuple[tuple[str, str], ...] = ()  # (listing, its ranges listed, oldest first)
@@ -261,13 +269,17 @@ class Snapshot:
             return 0.0
         if self.requests_left is None or not self.rate or self.rate <= 0:
             return None
-        return self.requests_left / self.rate
+        return max(1.0, self.requests_left / self.rate)  # never 0:00:00 while work is left
 
 
-def _of(done: int, left: float | None) -> str:
-    if left is None or left <= 0:
-        return f"{done:,}"
-    return f"{done:,} of ~{done + math.ceil(left):,}"
+def counted(loaded: int, listed: int, left: float | None, at_least: bool = False) -> str:
+    """`1,200 (1,250 of ~2,468 listed)`: records loaded, then those listed out of the estimate
+    of all the sync will list (the same unit on both sides of "of"); the loaded count alone when
+    nothing is estimated or nothing is left."""
+    if left is None or (left <= 0 and not at_least):
+        return f"{loaded:,}"
+    total = f"{'at least ' if at_least else ''}~{listed + math.ceil(left):,}"
+    return f"{loaded:,} ({listed:,} of {total} listed)"
 
 
 def requests_done(s: Snapshot) -> str:
@@ -280,9 +292,11 @@ def describe(snapshot: Snapshot, *, loads: bool = True) -> str:
     """The body of a progress log line: cumulative over the sync, what was listed named oldest
     first. `loads`: include the count of loads committed (a `Load N committed` line has it)."""
     s = snapshot
-    counts = f"runs {_of(s.runs, s.runs_left)}"
+    counts = f"runs {counted(s.runs, s.runs_listed, s.runs_left, s.runs_at_least)}"
     if s.with_events:
-        counts += f", events {_of(s.events, s.events_left)}"
+        counts += (
+            f", events {counted(s.events, s.events_listed, s.events_left, s.events_at_least)}"
+        )
     requests = requests_done(s)
     rate = f" at {s.rate:.1f}/s" if s.rate is not None else ""
     parts = [
@@ -340,15 +354,12 @@ class SyncProgress:
             self.meter.add(elapsed_s, requests)
             rate = self.meter.rate()
             listings = list(self.listings.values())
-        left: dict[str, float | None] = {}
-        pages: list[float | None] = []
-        for item in listings:
-            records = 0.0 if done else item.remaining_records(now)
-            left[item.name] = records
-            pages.append(None if records is None else math.ceil(records / item.page_size))
+        left = {item.name: Left(0.0, 0) if done else item.remaining(now) for item in listings}
+        listed = {item.name: item.listed_records() for item in listings}
         requests_left = None
-        if pages and all(p is not None for p in pages):
-            requests_left = float(sum(p for p in pages if p is not None))
+        known = [one for one in left.values() if one is not None]
+        if known and len(known) == len(left) and not any(one.at_least for one in known):
+            requests_left = float(sum(one.pages for one in known))
         coverage = tuple(
             (item.name, describe_ranges(item.covered)) for item in listings if item.covered
         )
@@ -360,11 +371,23 @@ class SyncProgress:
             throttled=stats.requests.throttled,
             loads=self.loads,
             elapsed_s=elapsed_s,
-            runs_left=left.get("runs"),
-            events_left=left.get("events"),
+            runs_listed=listed.get("runs", 0),
+            events_listed=listed.get("events", 0),
+            runs_left=_records(left.get("runs")),
+            events_left=_records(left.get("events")),
+            runs_at_least=_at_least(left.get("runs")),
+            events_at_least=_at_least(left.get("events")),
             requests_left=requests_left,
             rate=rate,
             coverage=coverage,
             done=done,
             with_events="events" in left or stats.new_events > 0,
         )
+
+
+def _records(left: Left | None) -> float | None:
+    return None if left is None else left.records
+
+
+def _at_least(left: Left | None) -> bool:
+    return left is not None and left.at_least

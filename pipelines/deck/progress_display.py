@@ -27,7 +27,7 @@ from .progress import (
     RateMeter,
     Snapshot,
     SyncProgress,
-    _of,
+    counted,
     describe,
     format_duration,
     requests_done,
@@ -247,9 +247,11 @@ def render(snapshot: Snapshot) -> Any:
         width=40,
     )
     head.add_row(Text("Deck sync"), bar, Text(f"{percent}  {status}".rstrip()))
-    counts = f"  runs {_of(s.runs, s.runs_left)}"
+    counts = f"  runs {counted(s.runs, s.runs_listed, s.runs_left, s.runs_at_least)}"
     if s.with_events:
-        counts += f" | events {_of(s.events, s.events_left)}"
+        counts += (
+            f" | events {counted(s.events, s.events_listed, s.events_left, s.events_at_least)}"
+        )
     requests = requests_done(s)
     rate = f" ({s.rate:.1f}/s)" if s.rate is not None else ""
     traffic = (

@@ -309,7 +309,7 @@ class WindowWalker:
             clock=self.clock(),
         )
         if budgeted and self.progress is not None and first.has_more:
-            self.progress.probed(first.items)
+            self.progress.probed(window, first.items)
         if parts:
             pages.close()
             # The first page is data, not only a probe: the part of the window it covers is

@@ -22,6 +22,7 @@ from deck.client import Page
 from deck.intake import RunTracker
 from deck.options import Filters, window_pages
 from deck.planning import finish_plan, initial_plan, top_window
+from deck.progress import ListingProgress
 from deck.state import TaskRunState
 from deck.stats import SyncStats
 from deck.walker import WindowWalker
@@ -152,19 +153,19 @@ class DeckModel:
 
     def list_pages(self, params: dict[str, Any]) -> Iterator[Page]:
         """Every page for these bounds, by keyset cursor: each page is one request."""
-        cursor: tuple[int, int] | None = None
+        selected = self._selected(params)  # runs are not added while one listing pages
+        position = 0  # the keyset cursor: everything before it in `selected` was returned
         while True:
             self.requests += 1
-            rest = [r for r in self._selected(params) if cursor is None or self._key(r) > cursor]
-            page = rest[: self.contract.page_size]
+            page = selected[position: position + self.contract.page_size]
+            position += len(page)
             yield Page(
                 items=[_item(run) for run in page],
-                has_more=len(rest) > len(page),
+                has_more=position < len(selected),
                 request_id=f"req_{self.requests}",
             )
-            if len(rest) <= len(page):
+            if position >= len(selected):
                 return
-            cursor = self._key(page[-1])
 
 
 def _item(run: Run) -> dict[str, Any]:
@@ -207,7 +208,7 @@ class Load:
 
 
 def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOptions,
-             relisted: set[str] | None = None) -> Load:
+             relisted: set[str] | None = None, progress: ListingProgress | None = None) -> Load:
     """One load, as `WindowedLoad.items` (with `TaskRunLoad`'s intake) plays it; the same
     driver follows the code before and after `Plan.account` existed. `relisted`: the sync's
     listings whose top window was re-listed (`SyncStats.top_relisted`)."""
@@ -220,6 +221,7 @@ def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
             options.pages_per_window, options.max_runs_per_load, options.page_size
         ),
         clock=lambda: clock,
+        progress=progress,
     )
     loaded: list[str] = []
     listed_top = False
@@ -277,6 +279,7 @@ def run_sync(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
     relisted: set[str] = set()
     while result.loads < max_loads:
         try:
+            relisted_before = set(relisted)  # `SyncStats.top_relisted`: the runner's backstop
             load = run_load(deck, committed, clock, options, relisted)
         except BoundRefused as exc:
             result.refused = exc
@@ -284,7 +287,9 @@ def run_sync(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
         result.loads += 1
         result.loaded.extend(load.loaded)
         result.not_relisted += load.not_relisted
-        unchanged = load.committed == committed and not load.loaded
+        unchanged = (
+            load.committed == committed and not load.loaded and relisted == relisted_before
+        )
         committed = load.committed
         if not load.more_to_load:
             result.finished = True
