@@ -348,6 +348,16 @@ _SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 _received: list[int] = []
 
 
+def received_signal(cause: BaseException | None = None) -> int:
+    """The signal that stopped the sync: the one our handler received, else the one dlt's own
+    handler turned into `cause` (dlt's SignalReceivedException carries its number), else SIGINT
+    (a KeyboardInterrupt raised by Python's default handler)."""
+    if _received:
+        return _received[0]
+    code = getattr(cause, "signal_code", None)
+    return code if isinstance(code, int) and code > 0 else signal.SIGINT
+
+
 def interrupt_message(signum: int) -> str:
     verb = "interrupted" if signum == signal.SIGINT else "stopped"
     return (
@@ -387,12 +397,26 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def install_signal_handlers() -> None:
-    """SIGINT and SIGTERM (what schedulers send) both unwind the sync like Ctrl-C."""
+    """SIGINT and SIGTERM (what schedulers send) both unwind the sync like Ctrl-C.
+
+    dlt replaces these handlers with its own while its normalize and load steps run, unless
+    told not to (`keep_our_signal_handlers`): its handler records the signal and lets the step
+    finish its jobs, so a signal during the last job of a load was forgotten, and one during an
+    earlier job came back as an exception our handler never saw (reported as Ctrl-C)."""
     if threading.current_thread() is not threading.main_thread():
         return
     _received.clear()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _on_signal)
+
+
+def keep_our_signal_handlers(pipeline: dlt.Pipeline) -> None:
+    """Our handlers stay in place through dlt's normalize and load steps (dlt's setting
+    `runtime.intercept_signals`, set on this pipeline only): a signal there stops the sync like
+    anywhere else, with the exit code and message of the signal received, within
+    INTERRUPT_GRACE_S. Ending a load at any moment is safe: data and state are committed
+    together, and the next sync completes the package (README, Crash-safe)."""
+    pipeline.config.runtime.intercept_signals = False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -434,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
                 destination=destination,
                 dataset_name=args.dataset or settings.DATASET_NAME,
             )
+            keep_our_signal_handlers(pipeline)
             pending_before = pipeline.has_pending_data
             footprint.note_destination(pipeline)
             # Resolve the destination's settings now: missing credentials otherwise fail only at
@@ -450,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         cause = explain(exc)
         if isinstance(cause, KeyboardInterrupt):
             _stop(simulator)
-            _hard_exit(_received[0] if _received else signal.SIGINT)
+            _hard_exit(received_signal(cause))
         if footprint is not None and _loaded_nothing(pipeline, reporter, pending_before, cause):
             footprint.erase()
         if args.debug:
@@ -460,9 +485,9 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(cause, (DeckError, ConfigurationException)):
             print("Run again with --debug for the full traceback.", file=sys.stderr)
         return code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         _stop(simulator)
-        _hard_exit(_received[0] if _received else signal.SIGINT)
+        _hard_exit(received_signal(interrupt))
         raise  # not reached
     finally:
         _stop(simulator)
