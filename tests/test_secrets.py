@@ -127,7 +127,8 @@ def sync_echoing(tmp_path: Path, kind: str, *, path: str = "/task-runs", times: 
         if raw_record:  # a record without an id: quarantined, with the request_id of its page
             sim.add_raw_record({"status": "completed"}, created_at=sim.now - timedelta(hours=1))
         sim.inject(kind, echo=ECHO, path=path, times=times)
-        result = run_cli(tmp_path, env={
+        result = run_cli(tmp_path, "--debug", env={  # tracebacks and dlt's debug log too
+            "RUNTIME__LOG_LEVEL": "DEBUG",
             "SOURCES__DECK__API_KEY": ECHOED_KEY,
             "SOURCES__DECK__BASE_URL": sim.base_url,
             "SOURCES__DECK__EVENTS": "true" if events else "false",
