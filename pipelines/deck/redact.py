@@ -9,8 +9,9 @@ end up on stderr, in logs, in exceptions and dlt's trace, in the warehouse (the 
 (`remember_secret`, done by `check_api_key`), and every text that leaves the client goes
 through `scrub`:
 
+- every DeckError scrubs its text and request_id as it is made (errors.py);
 - the client scrubs what it keeps of Deck's answers (request ids) and the texts of its warnings
-  and errors (session.py, client.py); an exception leaving the client is replaced by a scrubbed
+  (session.py, client.py); any other exception leaving the client is replaced by a scrubbed
   copy (`scrubbed_exception`), before dlt records it in its trace;
 - every log record of the "deck" and "dlt" loggers is scrubbed (`ScrubbingFilter`), message,
   arguments and traceback alike;
