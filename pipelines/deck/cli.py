@@ -39,6 +39,7 @@ from .local_files import shown_path
 from .options import FILTERS, filter_flag, flatten_cli_values
 from .progress_display import Reporter, reporter_for, restore_terminal
 from .quarantine import REJECTED_TABLE
+from .redact import install_log_filter, scrub
 from .runner import DeckSyncLockedError, SyncResult, sync
 
 logger = logging.getLogger("deck")
@@ -103,10 +104,17 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
 def configure_logging(debug: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    install_log_filter(handler)  # also the records of deck.* loggers (the demo's simulator)
     root = logging.getLogger("deck")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     root.propagate = False
+
+
+def _say(text: str, file: Any = None) -> None:
+    """Print a line the user sees (stdout unless `file`), scrubbed of the key like every text
+    that leaves the connector (redact.scrub)."""
+    print(scrub(text), file=file or sys.stdout)
 
 
 def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
@@ -114,11 +122,11 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
     location = traits.location or traits.name
     total = result.runs_in_warehouse
     in_warehouse = f" ({total:,} in the warehouse)" if total is not None else ""
-    print(f"Deck task runs -> {traits.name} dataset '{pipeline.dataset_name}' at {location}")
+    _say(f"Deck task runs -> {traits.name} dataset '{pipeline.dataset_name}' at {location}")
     resumed = ""
     if result.resumed_runs:
         resumed = f" + {result.resumed_runs:,} from an interrupted earlier sync"
-    print(
+    _say(
         f"  runs:     {result.new_runs:,} new, {result.updated_runs:,} updated{resumed}"
         f"{in_warehouse}"
     )
@@ -129,28 +137,28 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
                 f"; history has a gap (Deck keeps events {settings.EVENT_RETENTION_DAYS} days,"
                 f" see {pipeline.dataset_name}.{EVENT_GAPS_TABLE})"
             )
-        print(f"  events:   {result.new_events:,} new{gaps}")
-    print(
+        _say(f"  events:   {result.new_events:,} new{gaps}")
+    _say(
         f"  requests: {result.requests:,} ({result.pages:,} pages, {result.open_rechecked:,} open"
         f" runs fetched by id, {result.retries:,} retries) in {result.loads} load(s),"
         f" {result.seconds:.1f} s"
     )
     if result.quarantined:
-        print(
+        _say(
             f"  quarantined: {result.quarantined:,} run{'s' if result.quarantined != 1 else ''}"
             f" (see {pipeline.dataset_name}.{REJECTED_TABLE}); they are retried at the next sync"
         )
     if result.not_relisted:
-        print(
+        _say(
             f"  missing:  {result.not_relisted:,} record(s) Deck listed before a cut did not come"
             " back with the rest of their window (see the warning above)"
         )
     for reason in result.ended_early:
-        print(f"  ended:    {reason}")
+        _say(f"  ended:    {reason}")
     if result.models:
-        print(f"  models:   {', '.join(result.models)} (views in '{pipeline.dataset_name}')")
+        _say(f"  models:   {', '.join(result.models)} (views in '{pipeline.dataset_name}')")
     if traits.name == "duckdb" and traits.location:
-        print(f"  try:      {try_command(traits.location, pipeline.dataset_name)}")
+        _say(f"  try:      {try_command(traits.location, pipeline.dataset_name)}")
 
 
 def try_command(database: str, dataset: str) -> str:
@@ -340,6 +348,16 @@ _SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 _received: list[int] = []
 
 
+def received_signal(cause: BaseException | None = None) -> int:
+    """The signal that stopped the sync: the one our handler received, else the one dlt's own
+    handler turned into `cause` (dlt's SignalReceivedException carries its number), else SIGINT
+    (a KeyboardInterrupt raised by Python's default handler)."""
+    if _received:
+        return _received[0]
+    code = getattr(cause, "signal_code", None)
+    return code if isinstance(code, int) and code > 0 else signal.SIGINT
+
+
 def interrupt_message(signum: int) -> str:
     verb = "interrupted" if signum == signal.SIGINT else "stopped"
     return (
@@ -379,12 +397,26 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def install_signal_handlers() -> None:
-    """SIGINT and SIGTERM (what schedulers send) both unwind the sync like Ctrl-C."""
+    """SIGINT and SIGTERM (what schedulers send) both unwind the sync like Ctrl-C.
+
+    dlt replaces these handlers with its own while its normalize and load steps run, unless
+    told not to (`keep_our_signal_handlers`): its handler records the signal and lets the step
+    finish its jobs, so a signal during the last job of a load was forgotten, and one during an
+    earlier job came back as an exception our handler never saw (reported as Ctrl-C)."""
     if threading.current_thread() is not threading.main_thread():
         return
     _received.clear()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _on_signal)
+
+
+def keep_our_signal_handlers(pipeline: dlt.Pipeline) -> None:
+    """Our handlers stay in place through dlt's normalize and load steps (dlt's setting
+    `runtime.intercept_signals`, set on this pipeline only): a signal there stops the sync like
+    anywhere else, with the exit code and message of the signal received, within
+    INTERRUPT_GRACE_S. Ending a load at any moment is safe: data and state are committed
+    together, and the next sync completes the package (README, Crash-safe)."""
+    pipeline.config.runtime.intercept_signals = False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
                 destination=destination,
                 dataset_name=args.dataset or settings.DATASET_NAME,
             )
+            keep_our_signal_handlers(pipeline)
             pending_before = pipeline.has_pending_data
             footprint.note_destination(pipeline)
             # Resolve the destination's settings now: missing credentials otherwise fail only at
@@ -442,19 +475,19 @@ def main(argv: list[str] | None = None) -> int:
         cause = explain(exc)
         if isinstance(cause, KeyboardInterrupt):
             _stop(simulator)
-            _hard_exit(_received[0] if _received else signal.SIGINT)
+            _hard_exit(received_signal(cause))
         if footprint is not None and _loaded_nothing(pipeline, reporter, pending_before, cause):
             footprint.erase()
         if args.debug:
             logger.exception("Sync failed")
         message, code = describe_failure(cause)
-        print(f"Deck sync failed: {message}", file=sys.stderr)
+        _say(f"Deck sync failed: {message}", file=sys.stderr)
         if not isinstance(cause, (DeckError, ConfigurationException)):
             print("Run again with --debug for the full traceback.", file=sys.stderr)
         return code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         _stop(simulator)
-        _hard_exit(_received[0] if _received else signal.SIGINT)
+        _hard_exit(received_signal(interrupt))
         raise  # not reached
     finally:
         _stop(simulator)

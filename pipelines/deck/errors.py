@@ -1,7 +1,8 @@
 """Errors a user can see, each phrased as: what happened, the request id, what to do.
 
 The CLI prints `str(error)` as-is (no traceback unless --debug), so every message must stand alone
-and must never contain the API key.
+and must never contain the API key: each error's text (and request_id) goes through the scrubber
+(redact.scrub) as the error is made, whatever part of it Deck sent.
 """
 
 import socket
@@ -10,7 +11,12 @@ from typing import Any
 
 
 class DeckError(Exception):
-    """Base of every error this connector raises on purpose."""
+    """Base of every error this connector raises on purpose; its text never holds the key."""
+
+    def __init__(self, *args: Any) -> None:
+        from .redact import scrub  # redact imports this module
+
+        super().__init__(*(scrub(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class DeckConfigError(DeckError):
@@ -23,8 +29,10 @@ class DeckAPIError(DeckError):
     def __init__(
         self, message: str, *, status: int | None = None, request_id: str | None = None
     ) -> None:
+        from .redact import scrub_optional
+
         self.status = status
-        self.request_id = request_id
+        self.request_id = request_id = scrub_optional(request_id)
         if request_id:
             message = f"{message} (request_id {request_id})"
         super().__init__(message)

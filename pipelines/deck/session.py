@@ -37,7 +37,7 @@ from .errors import (
     resolver_error,
 )
 from .ratelimit import RateLimiter
-from .redact import scrub
+from .redact import scrub, scrub_optional
 
 logger = logging.getLogger("deck")
 
@@ -153,7 +153,7 @@ class DeckSession(requests.Session):
         self.policy = policy or RetryPolicy()
         self.limiter = limiter
         self.stats = stats or RequestStats()
-        self.secret = ""  # scrubbed from every text this session logs
+        self.secret = ""  # scrubbed from every text this session logs (redact.scrub)
         self.trust_env = False  # no proxies or .netrc credentials picked up from the environment
         self.mount("http://", WatchedAdapter())
         self.mount("https://", WatchedAdapter())
@@ -201,7 +201,7 @@ class DeckSession(requests.Session):
             if response is not None:
                 self.stats.observe_date(response.headers.get("Date"))
                 body = _parse_json(response)
-                rid = request_id_of(body, response.headers)
+                rid = scrub_optional(request_id_of(body, response.headers))
                 if rid:
                     self.stats.last_request_id = rid
                 if response.status_code in RETRY_STATUSES:
@@ -218,6 +218,7 @@ class DeckSession(requests.Session):
                     _raise_for_permanent(response, body, rid, what)
                     response.json = _constant(body)  # type: ignore[method-assign]
                     return response
+            reason = scrub(reason, self.secret)  # Deck's message and headers may quote the key
             attempts = self.policy.max_attempts
             if unresolved is not None:  # a name that does not resolve is not worth minutes
                 attempts = min(settings.UNRESOLVED_MAX_ATTEMPTS, attempts)
@@ -280,7 +281,8 @@ def _short(text: str) -> str:
 
 
 def _raise_for_permanent(response: Response, body: Any, rid: str | None, what: str) -> None:
-    """Turn a non-retryable answer into one clear paragraph."""
+    """Turn a non-retryable answer into one clear paragraph (scrubbed as the error is made:
+    Deck's message and Location may quote the key)."""
     status = response.status_code
     if status < 300:
         return
