@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -35,12 +36,20 @@ from .destination import DestinationTraits
 from .errors import DeckConfigError, DeckError
 from .events import EVENT_GAPS_TABLE
 from .footprint import Footprint
+from .local_faults import LocalPlaces, QuietStorageFaults, raise_for_storage_fault
 from .local_files import shown_path
 from .options import FILTERS, filter_flag, flatten_cli_values
 from .progress_display import Reporter, reporter_for, restore_terminal
 from .quarantine import REJECTED_TABLE
 from .redact import install_log_filter, scrub
-from .runner import DeckSyncLockedError, SyncResult, sync
+from .runner import SyncResult, sync
+from .working_folder import (
+    DeckSyncLockedError,
+    check_working_folder,
+    folder_lock,
+    reset_working_folder,
+    working_dir_of,
+)
 
 logger = logging.getLogger("deck")
 
@@ -71,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop the runs' tables and saved state first, then load all runs again"
         f" (task_run_events are kept: Deck keeps only {settings.EVENT_RETENTION_DAYS} days of"
         " them)",
+    )
+    parser.add_argument(
+        "--reset-state",
+        action="store_true",
+        help="empty the pipeline's working folder and forget its saved state (locally and in the"
+        " warehouse), keep every table, then list all runs again and merge them: the way out of"
+        " a damaged working folder",
     )
     parser.add_argument(
         "--no-events",
@@ -109,6 +125,13 @@ def configure_logging(debug: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     root.propagate = False
+    # dlt logs the tracebacks of a full disk or a read-only folder (its load workers, its trace)
+    # before the sync fails with one paragraph about it; --debug keeps them
+    dlt_logger = logging.getLogger("dlt")
+    for quiet in [f for f in dlt_logger.filters if isinstance(f, QuietStorageFaults)]:
+        dlt_logger.removeFilter(quiet)
+    if not debug:
+        dlt_logger.addFilter(QuietStorageFaults())
 
 
 def _say(text: str, file: Any = None) -> None:
@@ -428,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     footprint: Footprint | None = None
     reporter = reporter_for(sys.stderr)  # the one choice: a live display on a terminal, or logs
     pending_before = False
+    held = ExitStack()  # the pipeline's lock, held from a --reset-state to the end of the sync
     try:
         options = source_options(args)
         if args.demo:
@@ -451,7 +475,23 @@ def main(argv: list[str] | None = None) -> int:
         else:
             pipeline_name = args.pipeline_name or settings.PIPELINE_NAME
             destination = args.destination or "duckdb"
-        footprint = Footprint.before(pipeline_name)
+        working_dir = working_dir_of(pipeline_name)
+        try:
+            if args.reset_state:
+                held.enter_context(folder_lock(working_dir, pipeline_name))
+                removed = reset_working_folder(working_dir)
+                if removed:
+                    logger.info(
+                        "Emptied the working folder %s (%s)",
+                        shown_path(working_dir),
+                        ", ".join(removed),
+                    )
+            else:  # before dlt reads it, so that damage is named (--full-refresh drops the runs')
+                check_working_folder(working_dir, ("task_runs",) if args.full_refresh else ())
+            footprint = Footprint.before(pipeline_name)
+        except OSError as exc:
+            raise_for_storage_fault(exc, LocalPlaces(working_dir))
+            raise
         try:
             pipeline = dlt.pipeline(
                 pipeline_name=pipeline_name,
@@ -467,8 +507,15 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigurationException:
             raise  # a broken settings file or value, missing credentials: explained below
         except Exception as exc:  # unknown destination names fail here, before any request
+            raise_for_storage_fault(exc, LocalPlaces(working_dir))  # DLT_DATA_DIR read-only
             raise DeckConfigError(describe_destination_error(str(args.destination), exc)) from None
-        result = sync(pipeline, full_refresh=args.full_refresh, progress=reporter, **options)
+        result = sync(
+            pipeline,
+            full_refresh=args.full_refresh,
+            reset_state=args.reset_state,
+            progress=reporter,
+            **options,
+        )
         print_summary(pipeline, result)
         return EXIT_QUARANTINED if result.quarantined else 0
     except (DeckError, ConfigurationException, PipelineStepFailed) as exc:
@@ -490,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         _hard_exit(received_signal(interrupt))
         raise  # not reached
     finally:
+        held.close()
         _stop(simulator)
 
 

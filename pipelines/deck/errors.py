@@ -62,9 +62,10 @@ class DeckUnreachableError(DeckError):
     """
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
+def causes(exc: BaseException) -> Iterator[BaseException]:
     """`exc` and what it wraps: requests -> urllib3's MaxRetryError -> its reason -> the socket
-    error (through args, `reason`, `__cause__` and `__context__`)."""
+    error, dlt's PipelineStepFailed -> the step's exception (through args, `reason`,
+    `exception`, `__cause__` and `__context__`)."""
     seen: set[int] = set()
     stack = [exc]
     while stack:
@@ -74,13 +75,14 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         linked = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        linked.append(getattr(current, "exception", None))
         linked += [arg for arg in current.args if isinstance(arg, BaseException)]
         stack.extend(item for item in linked if isinstance(item, BaseException))
 
 
 def resolver_error(exc: BaseException) -> str | None:
     """The resolver's message when `exc` is a host name that did not resolve, else None."""
-    for cause in _causes(exc):
+    for cause in causes(exc):
         if isinstance(cause, socket.gaierror):
             return str(cause)
         if type(cause).__name__ == "NameResolutionError":  # urllib3 2.x, without the gaierror
@@ -95,9 +97,9 @@ def describe_request_exception(exc: BaseException) -> str:
     resolver = resolver_error(exc)
     if resolver is not None:
         return f"the host name does not resolve ({resolver})"
-    causes = list(_causes(exc))
-    if any(type(c).__name__ in _CONNECT_ERRORS for c in causes):
-        for cause in causes:
+    chain = list(causes(exc))
+    if any(type(c).__name__ in _CONNECT_ERRORS for c in chain):
+        for cause in chain:
             if isinstance(cause, OSError) and type(cause).__module__ in ("builtins", "socket"):
                 return f"could not connect ({type(cause).__name__}: {cause})"
     return str(exc)
