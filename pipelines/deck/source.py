@@ -34,6 +34,7 @@ from dlt.extract.resource import DltResource
 
 from . import dlt_defaults, records, settings
 from .client import DeckClient
+from .configured import check_no_unknown_options
 from .events import (
     EVENT_COLUMNS,
     EVENT_GAPS_TABLE,
@@ -44,7 +45,7 @@ from .events import (
     EventLoad,
 )
 from .load import TaskRunLoad
-from .options import SourceOptions
+from .options import SourceOptions, check_option
 from .quarantine import REJECTED_COLUMNS, REJECTED_TABLE
 from .ratelimit import RateLimiter
 from .scope import SyncScope, current_scope
@@ -74,9 +75,9 @@ def deck(
     base_url: str = settings.DEFAULT_BASE_URL,
     start_date: str | None = None,
     end_date: str | None = None,
-    status: list[str] | None = None,
-    outcome: list[str] | None = None,
-    source_id: list[str] | None = None,
+    status: str | list[str] | None = None,
+    outcome: str | list[str] | None = None,
+    source_id: str | list[str] | None = None,
     agent_id: str | None = None,
     credential_id: str | None = None,
     task_id: str | None = None,
@@ -101,11 +102,19 @@ def deck(
     """Deck task runs, one row per run with its latest state, and their status-change events.
 
     Every argument can come from `[sources.deck]` in `.dlt/config.toml` (the key from
-    `.dlt/secrets.toml` or `SOURCES__DECK__API_KEY`); the filters are those of `options.FILTERS`.
-    Everything is checked here, before any request, so a typo fails in a second rather than
-    after an hour of backfill. `events=False` leaves out `task_run_events` (and its requests).
+    `.dlt/secrets.toml` or `SOURCES__DECK__API_KEY`); the filters are those of `options.FILTERS`
+    (a list, or a comma-separated text as the CLI takes them), every other option is declared
+    with its range in `options.OPTIONS`. Everything is checked here, each option once, before
+    any request, so a typo fails in a second rather than after an hour of backfill; a key under
+    `[sources.deck]` that is no option fails too. `events=False` leaves out `task_run_events`
+    (and its requests).
     """
     dlt_defaults.register()  # before dlt reads them: the pipeline extracts after this returns
+    check_no_unknown_options()
+    page_size = check_option("page_size", page_size)
+    rate_limit_requests = check_option("rate_limit_requests", rate_limit_requests)
+    rate_limit_period_s = check_option("rate_limit_period_s", rate_limit_period_s)
+    events = check_option("events", events)
     options = SourceOptions.parse(
         start_date=start_date,
         end_date=end_date,
