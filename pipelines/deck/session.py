@@ -115,9 +115,10 @@ class RequestStats:
     clock: DeckClock = field(default_factory=DeckClock, repr=False)  # from `Date` headers
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def observe_date(self, header: str | None) -> None:
-        """Remember Deck's clock from a response's `Date` header (see `clock.DeckClock`)."""
-        self.clock.observe(header)
+    def observe_date(self, header: str | None, source: str | None = None) -> None:
+        """Remember Deck's clock from a response's `Date` header (see `clock.DeckClock`);
+        `source` names the request ("GET /v2/test") for a warning."""
+        self.clock.observe(header, source=source)
 
     def deck_now(self) -> datetime:
         """The latest moment at which Deck can have created a run listed so far."""
@@ -202,7 +203,7 @@ class DeckSession(requests.Session):
                     " (request_deadline_s)"
                 )
             if response is not None:
-                self.stats.observe_date(response.headers.get("Date"))
+                self.stats.observe_date(response.headers.get("Date"), what)
                 body = _parse_json(response)
                 rid = request_id_of(body, response.headers)
                 if rid:
