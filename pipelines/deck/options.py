@@ -194,10 +194,6 @@ FILTER_NAMES = tuple(spec.name for spec in FILTERS)
 
 # The field of a run each state filter is compared with (Deck's `outcome` filter maps to `result`).
 _STATE_FIELDS = {"status": "status", "outcome": "result"}
-# Filters naming what a run belongs to, which a run summary carries as fields of the same name.
-_OWNER_FILTERS = frozenset(
-    spec.name for spec in FILTERS if not spec.selects_state and spec.name != "search"
-)
 
 
 def split_filters(values: Any) -> tuple[str, ...] | None:
@@ -290,25 +286,6 @@ class Filters:
     def fingerprint(self) -> str:
         """Kept in state: a change of filters starts the listing over."""
         return repr(sorted(self.values.items()))
-
-    @property
-    def for_events(self) -> Filters:
-        """The filters events follow: those naming what a run belongs to (agent, source...),
-        applied to the run summary each event carries (`owns`). `GET /events` cannot filter by
-        them, and status/outcome/search describe a run's current state or its task's name, not
-        its history."""
-        return Filters({
-            name: value for name, value in self.values.items() if name in _OWNER_FILTERS
-        })
-
-    def owns(self, run: Mapping[str, Any]) -> bool:
-        """Whether a run (summary) belongs to the selection by its agent, source, task... ids."""
-        for name, value in self.values.items():
-            if name in _OWNER_FILTERS and run.get(name) not in (
-                value if isinstance(value, tuple) else (value,)
-            ):
-                return False
-        return True
 
 
 def parse_date_option(value: Any) -> datetime | None:

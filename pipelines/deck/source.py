@@ -157,9 +157,25 @@ def deck(
     client = scope.client_for(build_client)  # checks base_url and the key before any request
 
     redact = [str(api_key).strip()]
-    # the sync's open runs are re-checked once, not by each of its loads (open_runs.py)
-    loads = {"task_runs": partial(TaskRunLoad, open_seen=scope.open_seen), EVENTS_TABLE: EventLoad}
+    # Events of a filtered sync are those of the runs its task_runs handled, by id.
+    by_runs = events and bool(options.filters.values)
+    selected = scope.selected_runs if by_runs else None
+    loads = {
+        # the sync's open runs are re-checked once, not by each of its loads (open_runs.py)
+        "task_runs": partial(TaskRunLoad, open_seen=scope.open_seen, selected=selected),
+        EVENTS_TABLE: partial(EventLoad, selected=selected),
+    }
     unfinished = set(loads) if events else {"task_runs"}
+
+    def after_the_runs() -> Iterator[None]:
+        """In a filtered sync, wait (yielding None: dlt takes task_runs' items meanwhile) until
+        task_runs of this load has ended, so that every run it handles is known."""
+        try:
+            extracting = dlt.current.source().selected_resources
+        except Exception:  # not extracted by dlt (a resource iterated on its own)
+            extracting = {}
+        while "task_runs" in extracting and "task_runs" in unfinished:
+            yield None
 
     def load_items(name: str) -> Iterator[Any]:
         """One load of resource `name`, under the sync's client (closed after the last resource
@@ -167,6 +183,14 @@ def deck(
         try:
             if name in scope.finished:
                 return  # listed to the end earlier in this sync
+            if name == EVENTS_TABLE and by_runs:
+                yield from after_the_runs()
+                if "task_runs" not in scope.finished:
+                    # its runs are not all listed yet (a backfill's next load lists on): the
+                    # events are listed by the load that lists the last of them
+                    logger.debug("task_run_events waits for task_runs to be listed to its end")
+                    return
+                say_what_events_follow(options, scope)
             if not scope.credentials_checked:
                 client.check_credentials()
                 scope.credentials_checked = True
@@ -215,6 +239,20 @@ def deck(
     add_table_variant(task_run_events, EVENT_GAPS_TABLE, "gap_start", GAP_COLUMNS)
     add_table_variant(task_run_events, EVENTS_REJECTED_TABLE, "key", EVENTS_REJECTED_COLUMNS)
     return [task_runs, task_run_events] if events else [task_runs]
+
+
+def say_what_events_follow(options: SourceOptions, scope: SyncScope) -> None:
+    """Once per sync, when status/outcome filters are set: which events those let in."""
+    if not options.filters.selects_by_state or "events_by_state" in scope.said:
+        return
+    scope.said.add("events_by_state")
+    logger.warning(
+        "task_run_events follows the runs this sync selects, by id; status and outcome select"
+        " runs by their current state, so it also holds the events of the open runs in scope"
+        " that the sync tracks (they may yet reach a selected state), and a run that ends in"
+        " another state keeps the events loaded while it was open. Join task_run_events to"
+        " task_runs (task_run_id = id) to keep only the runs in the selected states."
+    )
 
 
 def add_table_variant(
