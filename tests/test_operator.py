@@ -272,9 +272,10 @@ def test_max_table_nesting_0_is_refused_because_the_models_need_the_errors_table
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        "Deck sync failed: max_table_nesting = 0 would store each run's `errors` as JSON in"
-        " task_runs instead of the task_runs__errors table, and the SQL models would then report"
-        " no errors at all. Use 1 or more (default 2); deeper JSON is kept as JSON anyway."
+        "Deck sync failed: max_table_nesting = 0 in environment variable"
+        " SOURCES__DECK__MAX_TABLE_NESTING is not valid: use a whole number from 1 to 100"
+        " (default 2); below 1 each run's `errors` would be stored as JSON in task_runs instead"
+        " of the task_runs__errors table, and the SQL models would report no errors."
     )
     assert small_sim.requests == []
     assert not (tmp_path / "deck_task_runs.duckdb").exists()
