@@ -9,7 +9,6 @@ a resource's own section) are dlt's and are left alone.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
@@ -21,8 +20,6 @@ import dlt
 
 from .local_files import shown_path
 from .options import known_options, unknown_option
-
-logger = logging.getLogger("deck")
 
 SECTION = ("sources", "deck")
 ENV_PREFIX = "SOURCES__DECK__"
