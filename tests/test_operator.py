@@ -338,8 +338,8 @@ def test_a_wrong_typed_option_in_config_toml_is_one_paragraph_and_exit_2(tmp_pat
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
-        "Deck sync failed: max_runs_per_load = 'lots' in .dlt/config.toml, line 3 is not a whole"
-        " number. Fix the value (see the options in README); nothing was synced."
+        "Deck sync failed: max_runs_per_load = 'lots' in .dlt/config.toml, line 3 is not valid:"
+        " use a whole number from 1 to 10000000 (default 50000)."
     ]
     assert small_sim.requests == []
 
@@ -352,8 +352,8 @@ def test_a_wrong_typed_option_in_the_environment_names_the_variable(tmp_path, sm
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "Deck sync failed: rate_limit_period_s = 'ten' in environment variable"
-        " SOURCES__DECK__RATE_LIMIT_PERIOD_S is not a number. Fix the value (see the options in"
-        " README); nothing was synced."
+        " SOURCES__DECK__RATE_LIMIT_PERIOD_S is not valid: use a number of seconds above 0, up"
+        " to 3600 (default 10)."
     )
 
 
@@ -386,9 +386,10 @@ def test_max_table_nesting_0_is_refused_because_the_models_need_the_errors_table
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        "Deck sync failed: max_table_nesting = 0 would store each run's `errors` as JSON in"
-        " task_runs instead of the task_runs__errors table, and the SQL models would then report"
-        " no errors at all. Use 1 or more (default 2); deeper JSON is kept as JSON anyway."
+        "Deck sync failed: max_table_nesting = 0 in environment variable"
+        " SOURCES__DECK__MAX_TABLE_NESTING is not valid: use a whole number from 1 to 100"
+        " (default 2); below 1 each run's `errors` would be stored as JSON in task_runs instead"
+        " of the task_runs__errors table, and the SQL models would report no errors."
     )
     assert small_sim.requests == []
     assert not (tmp_path / "deck_task_runs.duckdb").exists()

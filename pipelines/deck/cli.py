@@ -32,13 +32,14 @@ from dlt.common.exceptions import MissingDependencyException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
+from .configured import locate_setting
 from .destination import DestinationTraits
-from .errors import DeckConfigError, DeckError
+from .errors import DeckConfigError, DeckError, DeckOptionError
 from .events import EVENT_GAPS_TABLE
 from .footprint import Footprint
 from .local_faults import LocalPlaces, QuietStorageFaults, raise_for_storage_fault
 from .local_files import shown_path
-from .options import FILTERS, filter_flag, flatten_cli_values
+from .options import FILTERS, OPTION_SPECS, filter_flag, flatten_cli_values
 from .progress_display import Reporter, reporter_for, restore_terminal
 from .quarantine import REJECTED_TABLE
 from .redact import install_log_filter, scrub
@@ -251,39 +252,28 @@ def describe_toml_error(exc: TomlProviderReadException) -> str:
     return f"a settings file could not be read: {exc}. Nothing was synced."
 
 
-def locate_setting(field: str, value: Any) -> str:
-    """Where a configured value came from: an environment variable or a line of a .toml file."""
-    suffix = "__" + field.upper()
-    for key, val in sorted(os.environ.items()):
-        if (key.upper().endswith(suffix) or key.upper() == field.upper()) and val == str(value):
-            return f"environment variable {key}"
-    try:
-        settings_dir = dlt.current.run_context().settings_dir
-    except Exception:
-        settings_dir = ".dlt"
-    assignment = re.compile(rf"\s*{re.escape(field)}\s*=")
-    for name in ("config.toml", "secrets.toml"):
-        path = os.path.join(settings_dir, name)
-        try:
-            lines = Path(path).read_text().splitlines()
-        except OSError:
-            continue
-        for number, line in enumerate(lines, 1):
-            if assignment.match(line):
-                return f"{shown_path(path)}, line {number}"
-    return "the configuration"
-
-
 def describe_wrong_type(exc: ConfigValueCannotBeCoercedException) -> str:
     """Name the option, its value and where it was set. Only values meant to be numbers or
-    booleans are echoed: a credential that failed to parse may hold a password."""
-    expected = _TYPE_NAMES.get(exc.hint, getattr(exc.hint, "__name__", str(exc.hint)))
+    booleans are echoed: a credential that failed to parse may hold a password. An option of
+    `[sources.deck]` says what it accepts (`options.OPTIONS`), as its own check would."""
     where = locate_setting(exc.field_name, exc.field_value)
+    spec = OPTION_SPECS.get(exc.field_name)
+    if spec is not None:
+        return spec.refuse(exc.field_value).describe(where)
+    expected = _TYPE_NAMES.get(exc.hint, getattr(exc.hint, "__name__", str(exc.hint)))
     shown = f" = {exc.field_value!r}" if exc.hint in (int, float, bool) else ""
     return (
-        f"{exc.field_name}{shown} in {where} is not {expected}. Fix the value"
-        " (see the options in README); nothing was synced."
+        f"{exc.field_name}{shown} in {where or 'the configuration'} is not {expected}. Fix the"
+        " value (see the options in README); nothing was synced."
     )
+
+
+def describe_option_error(exc: DeckOptionError) -> str:
+    """The option's one line, saying where its value was set when that can be found."""
+    where = exc.where
+    if where is None and exc.shown:
+        where = locate_setting(exc.option, exc.value)
+    return exc.describe(where)
 
 
 def describe_missing_config(exc: ConfigFieldMissingException) -> str:
@@ -356,6 +346,8 @@ def describe_failure(cause: BaseException) -> tuple[str, int]:
         return describe_toml_error(cause), 2
     if isinstance(cause, ConfigValueCannotBeCoercedException):
         return describe_wrong_type(cause), 2
+    if isinstance(cause, DeckOptionError):
+        return describe_option_error(cause), 2
     if isinstance(cause, ConfigurationException):
         return str(cause).strip(), 2
     return str(cause), 2 if isinstance(cause, DeckConfigError) else 1

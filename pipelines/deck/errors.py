@@ -23,6 +23,29 @@ class DeckConfigError(DeckError):
     """A configuration value is unusable; raised before the first request is sent."""
 
 
+class DeckOptionError(DeckConfigError):
+    """An option of `[sources.deck]` is unusable (`options.OptionSpec`), or a key there is no
+    option: the name, the value as given (`shown`, "" for an unknown key) and what it accepts,
+    in one line. `where` (an environment variable, a line of .dlt/config.toml) is added when
+    known; the CLI looks it up otherwise (`configured.locate_setting`)."""
+
+    def __init__(
+        self, option: str, shown: str, problem: str, *, value: Any = None,
+        where: str | None = None,
+    ) -> None:
+        self.option = option
+        self.shown = shown
+        self.problem = problem
+        self.value = value
+        self.where = where
+        super().__init__(self.describe(where))
+
+    def describe(self, where: str | None) -> str:
+        """The one line, saying where the value was set when `where` is known."""
+        located = f" in {where}" if where else ""
+        return f"{self.option}{self.shown}{located} {self.problem}"
+
+
 class DeckAPIError(DeckError):
     """The API answered in a way the sync cannot continue from."""
 

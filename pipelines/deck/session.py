@@ -27,7 +27,6 @@ from .clock import DeckClock
 from .deadline import Watchdog, WatchedAdapter
 from .errors import (
     DeckAuthError,
-    DeckConfigError,
     DeckPermanentError,
     DeckTransientError,
     DeckUnreachableError,
@@ -36,6 +35,7 @@ from .errors import (
     request_id_of,
     resolver_error,
 )
+from .options import check_option
 from .ratelimit import RateLimiter
 from .redact import scrub, scrub_optional
 
@@ -68,10 +68,13 @@ class RetryPolicy:
     request_deadline_s: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout_s", "read_timeout_s", "request_deadline_s"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise DeckConfigError(f"{name} must be above 0 seconds (got {value}).")
+        """Each option checked by its spec (`options.OPTIONS`): finite and in range."""
+        for name in (
+            "max_attempts", "backoff_base_s", "backoff_cap_s", "connect_timeout_s",
+            "read_timeout_s", "request_deadline_s",
+        ):
+            option = "request_max_attempts" if name == "max_attempts" else name
+            setattr(self, name, check_option(option, getattr(self, name)))
 
     @property
     def deadline_s(self) -> float:
@@ -112,9 +115,10 @@ class RequestStats:
     clock: DeckClock = field(default_factory=DeckClock, repr=False)  # from `Date` headers
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def observe_date(self, header: str | None) -> None:
-        """Remember Deck's clock from a response's `Date` header (see `clock.DeckClock`)."""
-        self.clock.observe(header)
+    def observe_date(self, header: str | None, source: str | None = None) -> None:
+        """Remember Deck's clock from a response's `Date` header (see `clock.DeckClock`);
+        `source` names the request ("GET /v2/test") for a warning."""
+        self.clock.observe(header, source=source)
 
     def deck_now(self) -> datetime:
         """The latest moment at which Deck can have created a run listed so far."""
@@ -199,7 +203,7 @@ class DeckSession(requests.Session):
                     " (request_deadline_s)"
                 )
             if response is not None:
-                self.stats.observe_date(response.headers.get("Date"))
+                self.stats.observe_date(response.headers.get("Date"), what)
                 body = _parse_json(response)
                 rid = scrub_optional(request_id_of(body, response.headers))
                 if rid:
