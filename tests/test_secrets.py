@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from deck.redact import scrub
 from deck_simulator import DeckSimulator
-from support.cli import files_containing, run_cli
+from support.cli import files_containing, project_env, run_cli
 
 CANARY = "sk_live_CANARY_7f3a9c1e5b2d4f60"
 
@@ -308,3 +308,59 @@ def test_scrub_hides_the_key_in_every_form_a_server_may_quote_it(form):
     text, expected = KEY_FORMS[form]
 
     assert scrub(text, ECHOED_KEY) == expected
+
+
+# ---- the key pasted into another option ---------------------------------------------------------
+#
+# An option's refusal (options.OPTIONS, dlt's own for a value it cannot coerce) echoes the value,
+# and is made before the client ever sees the key: the scrubber knows the key from the start
+# (the CLI reads it from the configuration; deck() remembers it before checking its options).
+
+MISPLACED = "sk_live_MISPLACED_4c8e2a6f0b1d3e57"
+
+
+@pytest.mark.parametrize(
+    "option, where",
+    [
+        ("lookback_s", "env"),  # refused by dlt: not a float
+        ("events", "env"),  # refused by dlt: not a bool
+        ("start_date", "env"),  # refused by its spec (DeckOptionError)
+        ("start_date", "toml"),  # key in secrets.toml, the option in config.toml
+    ],
+)
+def test_a_key_pasted_into_another_option_is_refused_without_being_shown(
+    tmp_path, simulator, option, where
+):
+    env = {"SOURCES__DECK__BASE_URL": simulator.base_url}
+    if where == "env":
+        env["SOURCES__DECK__API_KEY"] = MISPLACED
+        env[f"SOURCES__DECK__{option.upper()}"] = MISPLACED
+    else:
+        project_env(tmp_path)  # the project's config.toml, copied into tmp_path/.dlt
+        settings = tmp_path / ".dlt"
+        (settings / "secrets.toml").write_text(f'[sources.deck]\napi_key = "{MISPLACED}"\n')
+        config = settings / "config.toml"
+        line = f'[sources.deck]\n{option} = "{MISPLACED}"\n'
+        config.write_text(config.read_text().replace("[sources.deck]\n", line))
+
+    result = run_cli(tmp_path, env=env)
+
+    assert result.returncode == 2, result.stderr
+    assert f"Deck sync failed: {option} = '[api_key hidden]' in " in result.stderr
+    assert "is not valid: use " in result.stderr
+    for output in (result.stdout, result.stderr):
+        assert MISPLACED[len("sk_live_"):] not in output
+    assert simulator.requests == []
+
+
+def test_deck_source_refuses_the_key_as_an_option_value_without_showing_it(simulator):
+    from deck import deck
+    from deck.errors import DeckOptionError
+
+    key = "sk_live_INPROCESS_9b7d5f3a1c2e4d68"  # this test's own: no other one remembers it
+    with pytest.raises(DeckOptionError) as caught:
+        deck(api_key=key, base_url=simulator.base_url, start_date=key)
+
+    assert str(caught.value).startswith("start_date = '[api_key hidden]' is not valid: use ")
+    assert key[len("sk_live_"):] not in str(caught.value)
+    assert simulator.requests == []

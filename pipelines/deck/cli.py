@@ -42,7 +42,7 @@ from .local_files import shown_path
 from .options import FILTERS, OPTION_SPECS, filter_flag, flatten_cli_values
 from .progress_display import Reporter, reporter_for, restore_terminal
 from .quarantine import REJECTED_TABLE
-from .redact import install_log_filter, scrub
+from .redact import install_log_filter, remember_secret, scrub
 from .runner import SyncResult, sync
 from .working_folder import (
     DeckSyncLockedError,
@@ -133,6 +133,19 @@ def configure_logging(debug: bool) -> None:
         dlt_logger.removeFilter(quiet)
     if not debug:
         dlt_logger.addFilter(QuietStorageFaults())
+
+
+def remember_configured_key() -> None:
+    """Have the scrubber know the key configured for the source (SOURCES__DECK__API_KEY,
+    `api_key` under [sources.deck]) before anything can fail: an option's refusal echoes its
+    value, which may be the key pasted into the wrong option, and dlt's own refusals of a value
+    it cannot coerce come before `deck()` runs."""
+    try:
+        key = dlt.secrets.get("sources.deck.api_key")
+    except Exception:  # a settings file that cannot be read: its own paragraph says so
+        return
+    if isinstance(key, str):
+        remember_secret(key.strip())
 
 
 def _say(text: str, file: Any = None) -> None:
@@ -445,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     pending_before = False
     held = ExitStack()  # the pipeline's lock, held from a --reset-state to the end of the sync
     try:
+        remember_configured_key()
         options = source_options(args)
         if args.demo:
             from deck_simulator import DEMO_API_KEY, DeckSimulator

@@ -6,8 +6,9 @@ answers (error messages, `request_id`, `traceId`, header values), URL-encoded (`
 JSON-escaped (`\\/`, `\\u002B`), broken across lines, or cut short after "Bearer ". Such texts
 end up on stderr, in logs, in exceptions and dlt's trace, in the warehouse (the quarantine's
 `request_id`). So the key is checked before it is ever put in a header, remembered
-(`remember_secret`, done by `check_api_key`), and every text that leaves the client goes
-through `scrub`:
+(`remember_secret`, done by `check_api_key`, and earlier by the CLI and `deck()`, before any
+option is checked: an option's refusal echoes its value, which may be the key pasted into the
+wrong option), and every text that leaves the client goes through `scrub`:
 
 - every DeckError scrubs its text and request_id as it is made (errors.py);
 - the client scrubs what it keeps of Deck's answers (request ids) and the texts of its warnings

@@ -48,6 +48,7 @@ from .load import TaskRunLoad
 from .options import SourceOptions, check_option
 from .quarantine import REJECTED_COLUMNS, REJECTED_TABLE
 from .ratelimit import RateLimiter
+from .redact import remember_secret
 from .scope import SyncScope, current_scope
 from .session import RetryPolicy
 from .stats import SyncStats
@@ -110,6 +111,9 @@ def deck(
     (and its requests).
     """
     dlt_defaults.register()  # before dlt reads them: the pipeline extracts after this returns
+    # before the options' checks: a refusal echoes the value, which may be the key pasted into
+    # the wrong option (the client checks the key itself later, and remembers it too)
+    remember_secret(str(api_key or "").strip())
     check_no_unknown_options()
     page_size = check_option("page_size", page_size)
     rate_limit_requests = check_option("rate_limit_requests", rate_limit_requests)
