@@ -4,9 +4,10 @@ Each scenario runs the sync over real HTTP against the simulator and compares th
 the simulator's ground truth.
 """
 
+import re
 from datetime import datetime, timedelta, timezone
 
-from support import assert_matches_ground_truth
+from support import assert_events_match, assert_matches_ground_truth
 
 FAILED_WITH_TIMEOUT = {
     "status": "failed",
@@ -157,3 +158,90 @@ def test_a_multi_load_backfill_counts_each_run_once(simulator, warehouse):
     assert result.loads > 3
     assert (result.new_runs, result.updated_runs) == (1_800, 0)
     assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+# ---- a wrong Date header costs no re-list (issue 22, item 7) ------------------------------------
+
+NINETEEN_NINETY_NINE = datetime(1999, 6, 1, tzinfo=timezone.utc)
+WRONG_HEADER = (
+    r", and [0-9.]+ (years|days|h) behind this machine's clock: the header is wrong \(a host's"
+    r" clock, or a stale cache in front of Deck\), so it is not taken for Deck's clock and"
+    r" nothing is listed again\. With no other answer to go by, this machine's clock \+ 5\.0 min"
+    r" bounds the watermark, as without a Date header\. \(Said once per sync\.\)"
+)
+
+
+def requests_received(simulator) -> list[tuple[str, list]]:
+    """What the server received (path and query), in a comparable order."""
+    return sorted((r.path, sorted(r.params.items())) for r in simulator.requests)
+
+
+def warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def synced_with_events(simulator, warehouse):
+    """A history of runs and events, synced; then the requests of a no-change sync."""
+    warehouse.with_events = True
+    simulator.advance(3600 * 24 * 3, new_runs=300)
+    warehouse.sync()
+    simulator.clear_requests()
+    warehouse.sync()
+    baseline = requests_received(simulator)
+    simulator.clear_requests()
+    return baseline
+
+
+def test_a_date_in_1999_on_every_answer_costs_a_no_change_sync_nothing_more(
+    simulator, warehouse, caplog
+):
+    baseline = synced_with_events(simulator, warehouse)
+    simulator.skew_dates((NINETEEN_NINETY_NINE - simulator.now).total_seconds())
+
+    for _ in range(2):  # the second sync under the wrong clock costs no re-list either
+        caplog.clear()
+        warehouse.sync()
+
+        assert requests_received(simulator) == baseline
+        [warning] = warnings(caplog)
+        assert re.fullmatch(
+            r"Deck answered GET /v2/test with a Date header of 1999-06-01T00:00:00\+00:00,"
+            r" outside the years 2000-2100" + WRONG_HEADER, warning
+        ), warning
+        simulator.clear_requests()
+    assert_matches_ground_truth(warehouse, simulator.runs())
+    assert_events_match(warehouse, simulator.events())
+
+
+def test_a_stale_date_on_the_key_check_alone_lists_nothing_again(simulator, warehouse, caplog):
+    baseline = synced_with_events(simulator, warehouse)
+
+    for _ in range(2):
+        simulator.skew_dates(-86400, requests={1})  # GET /test, the first request of the sync
+        caplog.clear()
+        warehouse.sync()
+
+        assert requests_received(simulator) == baseline
+        [warning] = warnings(caplog)  # what was seen, and nothing of an "earlier version"
+        assert re.fullmatch(
+            r"Deck answered GET /v2/test with a Date header of 2026-01-03T00:00:00\+00:00,"
+            r" 2[34]\.\d h behind the newest record an earlier sync listed"
+            r" \(2026-01-03T23:5[0-9:.]+\+00:00\)" + WRONG_HEADER, warning
+        ), warning
+        simulator.clear_requests()
+
+
+def test_after_a_sync_under_a_wrong_clock_the_next_lists_nothing_again(simulator, warehouse):
+    baseline = synced_with_events(simulator, warehouse)
+    simulator.advance(3600, new_runs=120)
+    simulator.skew_dates((NINETEEN_NINETY_NINE - simulator.now).total_seconds())
+    result = warehouse.sync()  # loads what is new, under a clock of 1999
+    assert result.new_runs == 120
+    simulator.skew_dates(None)
+    simulator.clear_requests()
+
+    warehouse.sync()
+
+    assert len(simulator.requests) == len(baseline), requests_received(simulator)
+    assert_matches_ground_truth(warehouse, simulator.runs())
+    assert_events_match(warehouse, simulator.events())

@@ -100,11 +100,13 @@ def test_debug_shows_the_traceback(tmp_path, sim):
     "args, expected",
     [
         (["--start-date", "yesterday"],
-         "start_date 'yesterday' is not a date: use ISO 8601, e.g. 2026-01-31 or"
-         " 2026-01-31T08:00:00Z."),
+         "start_date = 'yesterday' is not valid: use an ISO 8601 date or timestamp (e.g."
+         " 2026-01-31 or 2026-01-31T08:00:00Z) from 2000-01-01 to 2100-01-01 (default all"
+         " history)."),
         (["--end-date", "2026-13-45"],
-         "end_date '2026-13-45' is not a date: use ISO 8601, e.g. 2026-01-31 or"
-         " 2026-01-31T08:00:00Z."),
+         "end_date = '2026-13-45' is not valid: use an ISO 8601 date or timestamp (e.g."
+         " 2026-01-31 or 2026-01-31T08:00:00Z) from 2000-01-01 to 2100-01-01 (default up to"
+         " now)."),
         (["--start-date", "2026-02-01", "--end-date", "2026-01-01"],
          "start_date 2026-02-01 is not before end_date 2026-01-01: swap them or widen the range."),
         (["--status", "done"],

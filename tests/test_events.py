@@ -285,3 +285,107 @@ def test_events_turned_off_in_the_middle_of_their_backfill_leave_their_plan_for_
     assert 0 < len(warehouse.events()) < len(simulator.events())
     warehouse.sync()
     assert_events_match(warehouse, simulator.events())
+
+
+# ---- events of a filtered sync: those of the runs it selected (issue 22, item 6) ---------------
+
+# Deck documents an event's `data` only as "a summary of the run": none of these need be there.
+OWNER_FIELDS = {"agent_id", "credential_id", "source_id", "task_id", "workflow_id"}
+OPEN = {"queued", "running", "canceling", "interaction_required", "review_required"}
+
+
+def first(truth, key):
+    """A value of `key` that some but not all runs have, from the ground truth."""
+    return sorted({r[key] for r in truth if r.get(key)})[0]
+
+
+def task_name_search(sim):
+    """A task's name, as `search` matches it (task name, task id or run id), and the runs'."""
+    task_id, name = sorted(sim.tasks.items(), key=lambda item: item[1])[0]
+    needle = name.lower()
+
+    def matches(run):
+        return (needle in sim.tasks.get(run["task_id"] or "", "").lower()
+                or needle in (run["task_id"] or "") or needle in run["id"])
+    return needle, matches
+
+
+SCOPE_FILTERS = {
+    "agent_id": lambda sim, t: ({"agent_id": first(t, "agent_id")},
+                                lambda r, v: r["agent_id"] == v["agent_id"]),
+    "credential_id": lambda sim, t: ({"credential_id": first(t, "credential_id")},
+                                     lambda r, v: r["credential_id"] == v["credential_id"]),
+    "task_id": lambda sim, t: ({"task_id": first(t, "task_id")},
+                               lambda r, v: r["task_id"] == v["task_id"]),
+    "workflow_id": lambda sim, t: ({"workflow_id": first(t, "workflow_id")},
+                                   lambda r, v: r.get("workflow_id") == v["workflow_id"]),
+    "source_id": lambda sim, t: ({"source_id": sorted({r["source_id"] for r in t
+                                                      if r["source_id"]})[:2]},
+                                 lambda r, v: r["source_id"] in v["source_id"]),
+    "search": lambda sim, t: (lambda needle, matches: (
+        {"search": needle}, lambda r, v: matches(r)))(*task_name_search(sim)),
+}
+
+
+def events_of(sim, run_ids):
+    return [e for e in sim.events() if e["data"]["id"] in run_ids]
+
+
+@pytest.mark.parametrize("name", sorted(SCOPE_FILTERS))
+def test_events_of_a_filtered_sync_are_those_of_the_runs_it_selected(
+    simulator, warehouse, name
+):
+    simulator.advance(3 * DAY, new_runs=400)
+    simulator.event_summary_omits = OWNER_FIELDS
+    options, predicate = SCOPE_FILTERS[name](simulator, simulator.runs())
+
+    warehouse.sync(**options)
+
+    selected = [r for r in simulator.runs() if predicate(r, options)]
+    assert 0 < len(selected) < 400
+    assert_matches_ground_truth(warehouse, selected)
+    expected = events_of(simulator, {r["id"] for r in selected})
+    assert expected and set(warehouse.events()) == {e["id"] for e in expected}
+
+
+@pytest.mark.parametrize("options, in_state", [
+    ({"status": ["completed"]}, lambda r: r["status"] == "completed"),
+    ({"outcome": ["failure"]}, lambda r: r["result"] == "failure"),
+])
+def test_events_of_a_sync_filtered_by_state_are_those_of_its_runs_and_its_open_runs(
+    simulator, warehouse, caplog, options, in_state
+):
+    simulator.advance(3 * DAY, new_runs=400)
+    simulator.event_summary_omits = OWNER_FIELDS
+
+    warehouse.sync(**options)
+
+    selected = [r for r in simulator.runs() if in_state(r)]
+    assert_matches_ground_truth(warehouse, selected)
+    tracked = {r["id"] for r in selected} | {
+        r["id"] for r in simulator.runs() if r["status"] in OPEN
+    }
+    assert set(warehouse.events()) == {e["id"] for e in events_of(simulator, tracked)}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "task_run_events follows the runs this sync selects, by id; status and outcome select"
+        " runs by their current state, so it also holds the events of the open runs in scope"
+        " that the sync tracks (they may yet reach a selected state), and a run that ends in"
+        " another state keeps the events loaded while it was open. Join task_run_events to"
+        " task_runs (task_run_id = id) to keep only the runs in the selected states."
+    ]
+
+
+def test_events_of_a_filtered_sync_follow_its_runs_across_loads_and_syncs(simulator, warehouse):
+    simulator.advance(6 * DAY, new_runs=2_000)
+    simulator.event_summary_omits = OWNER_FIELDS
+    agent = first(simulator.runs(), "agent_id")
+
+    first_sync = warehouse.sync(agent_id=agent, max_runs_per_load=150, pages_per_window=1)
+    simulator.advance(2 * 3600, new_runs=150)  # new runs, and open ones move on
+    warehouse.sync(agent_id=agent, max_runs_per_load=150, pages_per_window=1)
+
+    assert first_sync.loads > 1
+    selected = [r for r in simulator.runs() if r["agent_id"] == agent]
+    assert_matches_ground_truth(warehouse, selected)
+    expected = events_of(simulator, {r["id"] for r in selected})
+    assert set(warehouse.events()) == {e["id"] for e in expected}

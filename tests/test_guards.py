@@ -285,7 +285,7 @@ def test_retry_policy_deadline_defaults_to_twice_the_read_timeout_unless_set():
     assert RetryPolicy().deadline_s == 120.0
     assert RetryPolicy(read_timeout_s=5).deadline_s == 10.0
     assert RetryPolicy(read_timeout_s=5, request_deadline_s=7).deadline_s == 7.0
-    with pytest.raises(DeckConfigError, match=r"request_deadline_s must be above 0 seconds"):
+    with pytest.raises(DeckConfigError, match=r"request_deadline_s = 0 is not valid: use a numb"):
         RetryPolicy(request_deadline_s=0)
 
 

@@ -240,7 +240,7 @@ def test_the_api_key_is_never_written_into_the_quarantine(simulator, warehouse):
     warehouse.sync()
 
     (row,) = quarantine(warehouse).values()
-    assert row["raw_json"] == '{"status":"completed","input":{"token":"[redacted]"}}'
+    assert row["raw_json"] == '{"status":"completed","input":{"token":"[api_key hidden]"}}'
 
 
 def test_quarantined_records_are_retried_and_leave_the_quarantine_once_fixed(hostile, warehouse):

@@ -15,7 +15,7 @@ import pytest
 from deck import ratelimit, session
 from deck.errors import DeckConfigError, DeckError, DeckPermanentError
 from deck.ratelimit import RateLimiter
-from deck.redact import check_api_key, scrubbed_exception
+from deck.redact import check_api_key, scrub, scrubbed_exception
 from deck.session import RetryPolicy
 from deck.urls import path_segment
 
@@ -266,11 +266,28 @@ KEY = "sk_live_AB12cd34EF56"
 
 def test_an_exception_without_the_key_is_left_alone():
     assert scrubbed_exception(ValueError("bad header"), KEY) is None
-    assert scrubbed_exception(ValueError(f"bad {KEY}"), "") is None
+
+
+def test_a_checked_key_is_hidden_from_every_later_text_without_being_named():
+    key = "sk_live_REMEMBERED_9d8c7b6a5f4e"
+    check_api_key(key)
+
+    assert scrub(f"Deck said: {key}") == "Deck said: [api_key hidden]"
+    assert scrubbed_exception(ValueError(f"bad {key}")) is not None
+
+
+def test_a_deck_error_never_holds_the_key_it_was_made_with():
+    check_api_key(KEY)
+
+    error = DeckPermanentError(f"refused {KEY}", status=404, request_id=f"req_{KEY}")
+
+    assert str(error) == "refused [api_key hidden] (request_id req_[api_key hidden])"
+    assert (error.status, error.request_id) == (404, "req_[api_key hidden]")
 
 
 def test_a_deck_error_carrying_the_key_keeps_its_type_status_and_request_id():
-    original = DeckPermanentError(f"refused Bearer {KEY}", status=404, request_id="req_1")
+    original = DeckPermanentError("refused", status=404, request_id="req_1")
+    original.args = (f"refused Bearer {KEY} (request_id req_1)",)  # set past the scrubber
 
     clean = scrubbed_exception(original, KEY)
 

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import List
 
 import dlt
@@ -20,7 +21,7 @@ from deck import deck
 from deck_simulator import DeckSimulator
 from support import FAST_RETRIES, Warehouse, assert_matches_ground_truth
 from support.cli import SCRIPT, cli_env, run_cli
-from support.destinations import make_warehouse
+from support.destinations import DestinationWarehouse, make_warehouse
 
 SAFETY_TIMEOUT_S = 60  # only so that a broken build cannot hang the suite; never asserted
 
@@ -33,9 +34,9 @@ def reader(tmp_path: Path, sim: DeckSimulator) -> Warehouse:
 class CLIProcess:
     """The CLI as a background process whose stderr lines are collected as they come."""
 
-    def __init__(self, tmp_path: Path, sim: DeckSimulator, **settings: str) -> None:
+    def __init__(self, tmp_path: Path, sim: DeckSimulator, *args: str, **settings: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(SCRIPT)],
+            [sys.executable, str(SCRIPT), *args],
             cwd=tmp_path,
             env={**cli_env(tmp_path, sim), **settings},
             stdout=subprocess.PIPE,
@@ -132,6 +133,119 @@ def test_sigterm_mid_backfill_exits_143_keeps_committed_loads_and_the_rerun_is_e
     assert_matches_ground_truth(reader(tmp_path, backfill_sim), backfill_sim.runs())
 
 
+# Signals while dlt's load step runs. dlt installs its own handlers of SIGINT and SIGTERM for its
+# normalize and load steps; the signal is sent while the load is held at a deterministic point:
+# a PostgreSQL table the load needs is locked by the test, and the signal goes once the load's
+# statement is seen waiting for that lock (pg_stat_activity). The lock is released right after.
+
+
+class TableLock:
+    """An ACCESS EXCLUSIVE lock on one table of the warehouse, held by the test."""
+
+    def __init__(self, url: str, table: str) -> None:
+        import psycopg2
+
+        self.url = url
+        self.con = psycopg2.connect(url)
+        with self.con.cursor() as cur:
+            cur.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        self.pid = self.con.get_backend_pid()
+        self._watch = psycopg2.connect(url)
+        self._watch.autocommit = True
+
+    def blocks_the_load(self) -> bool:
+        """Whether one of dlt's load statements (they read the staging dataset) waits for it."""
+        with self._watch.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+                " AND query LIKE '%%deck_staging%%'",
+                (self.pid,),
+            )
+            return cur.fetchone()[0] > 0
+
+    def release(self) -> None:
+        self.con.rollback()
+        self.con.close()
+        self._watch.close()
+
+
+@pytest.fixture
+def postgres_cli(tmp_path, postgres_server, backfill_sim):
+    """A CLI syncing into a fresh PostgreSQL database: the first sync is done, and new runs
+    wait for the next one."""
+    url = postgres_server.database_url(postgres_server.create_database())
+    env = {**cli_env(tmp_path, backfill_sim), "DESTINATION__POSTGRES__CREDENTIALS": url}
+    first = run_cli(tmp_path, "--destination", "postgres", env=env)
+    assert first.returncode == 0, first.stderr
+    backfill_sim.advance(3600, new_runs=30)
+    return SimpleNamespace(url=url, env=env, sim=backfill_sim)
+
+
+def signal_while_dlt_loads(tmp_path: Path, postgres_cli, table: str, signum: int) -> CLIProcess:
+    lock = TableLock(postgres_cli.url, table)
+    try:
+        cli = CLIProcess(tmp_path, postgres_cli.sim, "--destination", "postgres",
+                         DESTINATION__POSTGRES__CREDENTIALS=postgres_cli.url)
+        cli.wait_for(lock.blocks_the_load, f"dlt's load step waiting for {table}")
+        cli.proc.send_signal(signum)
+    finally:
+        lock.release()
+    cli.finish()
+    return cli
+
+
+def test_sigterm_while_dlt_loads_a_package_exits_143_and_says_sigterm(tmp_path, postgres_cli):
+    # The staging table: the load has jobs left when the signal comes (dlt logs "Exiting runner
+    # due to signal 15"), and the next sync loads the package.
+    cli = signal_while_dlt_loads(tmp_path, postgres_cli, "deck_staging.task_runs", signal.SIGTERM)
+
+    assert cli.proc.returncode == 143, cli.lines
+    assert cli.lines[-1] == SIGTERM_MESSAGE
+    assert not any("Deck sync failed" in line for line in cli.lines)
+    rerun = run_cli(tmp_path, "--destination", "postgres", env=postgres_cli.env)
+    assert rerun.returncode == 0, rerun.stderr
+    reader = DestinationWarehouse(
+        "postgres", dlt.destinations.postgres(postgres_cli.url), tmp_path / "reader",
+        postgres_cli.sim,
+    )
+    assert_matches_ground_truth(reader, postgres_cli.sim.runs())
+
+
+@pytest.mark.parametrize(
+    "signum, message, code",
+    [(signal.SIGTERM, SIGTERM_MESSAGE, 143), (signal.SIGINT, CTRL_C_MESSAGE, 130)],
+    ids=["SIGTERM", "SIGINT"],
+)
+def test_a_signal_during_the_last_job_of_dlts_load_stops_the_sync(
+    tmp_path, postgres_cli, signum, message, code
+):
+    # The merge into deck.task_runs is the package's last job: dlt finishes it and, with no job
+    # left, would go on as if no signal had come.
+    cli = signal_while_dlt_loads(tmp_path, postgres_cli, "deck.task_runs", signum)
+
+    assert cli.proc.returncode == code, cli.lines
+    assert cli.lines[-1] == message
+    assert not any("Deck sync failed" in line for line in cli.lines)
+    assert cli.stdout == ""  # no summary: the sync did not complete
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "signum, message", [(signal.SIGTERM, SIGTERM_MESSAGE), (signal.SIGINT, CTRL_C_MESSAGE)],
+    ids=["SIGTERM", "SIGINT"],
+)
+def test_a_signal_dlts_handler_turned_into_an_exception_is_reported_as_that_signal(
+    signum, message
+):
+    # Should dlt's own handler catch a signal after all (its SignalReceivedException, a
+    # KeyboardInterrupt carrying the signal's number), the message still follows the signal.
+    from deck.cli import interrupt_message, received_signal
+    from dlt.common.exceptions import SignalReceivedException
+
+    assert received_signal(SignalReceivedException(signum)) == signum
+    assert interrupt_message(received_signal(SignalReceivedException(signum))) == message
+
+
 # ---- 12: a destination without its settings ---------------------------------------------------
 
 
@@ -224,8 +338,8 @@ def test_a_wrong_typed_option_in_config_toml_is_one_paragraph_and_exit_2(tmp_pat
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
-        "Deck sync failed: max_runs_per_load = 'lots' in .dlt/config.toml, line 3 is not a whole"
-        " number. Fix the value (see the options in README); nothing was synced."
+        "Deck sync failed: max_runs_per_load = 'lots' in .dlt/config.toml, line 3 is not valid:"
+        " use a whole number from 1 to 10000000 (default 50000)."
     ]
     assert small_sim.requests == []
 
@@ -238,8 +352,8 @@ def test_a_wrong_typed_option_in_the_environment_names_the_variable(tmp_path, sm
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "Deck sync failed: rate_limit_period_s = 'ten' in environment variable"
-        " SOURCES__DECK__RATE_LIMIT_PERIOD_S is not a number. Fix the value (see the options in"
-        " README); nothing was synced."
+        " SOURCES__DECK__RATE_LIMIT_PERIOD_S is not valid: use a number of seconds above 0, up"
+        " to 3600 (default 10)."
     )
 
 
@@ -272,9 +386,10 @@ def test_max_table_nesting_0_is_refused_because_the_models_need_the_errors_table
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        "Deck sync failed: max_table_nesting = 0 would store each run's `errors` as JSON in"
-        " task_runs instead of the task_runs__errors table, and the SQL models would then report"
-        " no errors at all. Use 1 or more (default 2); deeper JSON is kept as JSON anyway."
+        "Deck sync failed: max_table_nesting = 0 in environment variable"
+        " SOURCES__DECK__MAX_TABLE_NESTING is not valid: use a whole number from 1 to 100"
+        " (default 2); below 1 each run's `errors` would be stored as JSON in task_runs instead"
+        " of the task_runs__errors table, and the SQL models would report no errors."
     )
     assert small_sim.requests == []
     assert not (tmp_path / "deck_task_runs.duckdb").exists()

@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 from deck import deck, settings
 from deck.cli import build_parser, source_options
-from deck.errors import DeckConfigError
-from deck.options import FILTERS, Filters, SourceOptions
+from deck.errors import DeckConfigError, DeckOptionError
+from deck.options import (
+    FILTERS,
+    OPTION_SPECS,
+    Filters,
+    SourceOptions,
+    check_option,
+    known_options,
+    unknown_option,
+)
 
 pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
 
@@ -90,19 +98,144 @@ def test_dates_are_parsed_and_must_be_ordered():
     assert options.end == datetime(2026, 2, 1, 6, tzinfo=timezone.utc)
     with pytest.raises(DeckConfigError, match="is not before end_date"):
         parse(start_date="2026-02-01", end_date="2026-01-01")
-    with pytest.raises(DeckConfigError, match="is not a date"):
-        parse(start_date="last tuesday")
-
-
-@pytest.mark.parametrize("name, value, message", [
-    ("lookback_s", -1, "lookback_s must be 0 or more seconds"),
-    ("max_workers", 0, "must be at least 1"),
-    ("max_table_nesting", 0, "max_table_nesting = 0 would store each run's `errors` as JSON"),
-])
-def test_unusable_numbers_are_refused(name, value, message):
-    with pytest.raises(DeckConfigError, match=message.replace("(", r"\(")):
-        parse(**{name: value})
 
 
 def test_lookback_becomes_a_duration():
     assert parse(lookback_s=90).lookback == timedelta(seconds=90)
+
+
+# ---- every option's range, and the one line that refuses a value outside it -----------------
+
+NAN, INF = float("nan"), float("inf")
+DATES = (
+    "an ISO 8601 date or timestamp (e.g. 2026-01-31 or 2026-01-31T08:00:00Z) from 2000-01-01"
+    " to 2100-01-01"
+)
+# What each option accepts, as its refusal says it: the specification, written out.
+ACCEPTS = {
+    "start_date": f"{DATES} (default all history)",
+    "end_date": f"{DATES} (default up to now)",
+    "max_table_nesting": (
+        "a whole number from 1 to 100 (default 2); below 1 each run's `errors` would be stored"
+        " as JSON in task_runs instead of the task_runs__errors table, and the SQL models would"
+        " report no errors"
+    ),
+    "page_size": "a whole number from 1 to 100 (default 100)",
+    "max_runs_per_load": "a whole number from 1 to 10000000 (default 50000)",
+    "pages_per_window": "a whole number from 1 to 10000 (default 25)",
+    "max_workers": "a whole number from 1 to 64 (default 6)",
+    "rate_limit_requests": (
+        "a whole number from 0 to 100000 (default 200); 0 turns the client-side limit off"
+    ),
+    "rate_limit_period_s": "a number of seconds above 0, up to 3600 (default 10)",
+    "request_max_attempts": "a whole number from 1 to 100 (default 8)",
+    "backoff_base_s": "a number of seconds above 0, up to 3600 (default 1)",
+    "backoff_cap_s": "a number of seconds above 0, up to 3600 (default 30)",
+    "connect_timeout_s": "a number of seconds above 0, up to 3600 (default 10)",
+    "read_timeout_s": "a number of seconds above 0, up to 3600 (default 60)",
+    "request_deadline_s": (
+        "a number of seconds above 0, up to 7200 (default twice read_timeout_s)"
+    ),
+    "lookback_s": "a number of seconds from 0 to 2592000 (default 600)",
+    "events": "true or false (default true)",
+    "lock_wait_s": (
+        "a number of seconds from 0 to 86400 (default 300); 0 fails at once when another"
+        " process has the DuckDB file open"
+    ),
+}
+# Odd values (as dlt hands them over from .dlt/config.toml, the environment or an argument):
+# not finite, negative, huge, of another type; zero and fractions where a kind refuses them.
+ODD_NUMBERS = [NAN, INF, -INF, -1, 1e12, "ten", True, [1]]
+ODD_BY_OPTION = {
+    name: (
+        ["0001-01-01", "2999-01-01", "last tuesday", True, 20260101]
+        if name in ("start_date", "end_date")
+        else ["yes", 1, None]
+        if name == "events"
+        else ODD_NUMBERS
+        + ([] if name in ("lookback_s", "rate_limit_requests", "lock_wait_s") else [0])
+        + ([2.5] if ACCEPTS[name].startswith("a whole number") else [])
+    )
+    for name in ACCEPTS
+}
+ODD_CASES = [(name, value) for name, values in ODD_BY_OPTION.items() for value in values]
+
+
+def test_the_table_covers_every_option_of_the_source():
+    filters = {spec.name for spec in FILTERS}
+    # the key and base_url have checks of their own; lock_wait_s is deck.sync()'s
+    elsewhere = {"api_key", "base_url"}
+    assert set(ACCEPTS) == set(OPTION_SPECS)
+    assert set(ACCEPTS) == set(DECK_PARAMETERS) - filters - elsewhere | {"lock_wait_s"}
+
+
+@pytest.mark.parametrize("name", sorted(set(OPTION_SPECS) - {"lock_wait_s"}))
+def test_each_options_default_is_declared_once_beside_its_range(name):
+    assert OPTION_SPECS[name].default == DECK_PARAMETERS[name].default
+
+
+@pytest.mark.parametrize("name, value", ODD_CASES, ids=[f"{n}={v!r}" for n, v in ODD_CASES])
+def test_an_odd_value_is_refused_in_one_line_naming_the_option_value_and_range(name, value):
+    with pytest.raises(DeckOptionError) as caught:
+        check_option(name, value)
+
+    shown = repr(value)
+    assert str(caught.value) == f"{name} = {shown} is not valid: use {ACCEPTS[name]}."
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("lookback_s", 0, 0.0), ("lookback_s", 600, 600.0),
+    ("rate_limit_requests", 0, 0), ("max_runs_per_load", 50_000.0, 50_000),
+    ("request_deadline_s", None, None), ("lock_wait_s", 0, 0.0), ("events", False, False),
+    ("start_date", "2000-01-01", datetime(2000, 1, 1, tzinfo=timezone.utc)),
+    ("end_date", None, None),
+])
+def test_values_at_the_edges_of_a_range_are_accepted(name, value, expected):
+    assert check_option(name, value) == expected
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({"status": 5}, "status = 5 is not valid: use a list of texts or a comma-separated text"
+                    " (default none)."),
+    ({"source_id": ["src_1", 2]}, "source_id = ['src_1', 2] is not valid: use a list of texts or"
+                                  " a comma-separated text (default none)."),
+    ({"agent_id": ["agt_1"]}, "agent_id = ['agt_1'] is not valid: use a text (default none)."),
+    ({"outcome": "ok"}, "outcome 'ok' is not one of Deck's values: success, failure, unknown."),
+])
+def test_an_odd_filter_is_refused_naming_it(options, expected):
+    with pytest.raises(DeckConfigError) as caught:
+        Filters.from_options(options)
+
+    assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "completed,failed", " completed , failed ", '["completed", "failed"]', ["completed", "failed"],
+])
+def test_a_list_filter_takes_the_comma_form_the_environment_gives(text):
+    assert Filters.from_options({"status": text}).values == {"status": ("completed", "failed")}
+
+
+def test_a_misspelled_option_names_the_closest_valid_one():
+    error = unknown_option("lookbak_s", "environment variable SOURCES__DECK__LOOKBAK_S")
+
+    assert str(error) == (
+        "lookbak_s in environment variable SOURCES__DECK__LOOKBAK_S is not an option of"
+        " [sources.deck]: did you mean lookback_s?"
+    )
+    assert str(unknown_option("colour")) == (
+        "colour is not an option of [sources.deck]: the options are "
+        + ", ".join(known_options()) + "."
+    )
+
+
+def test_readme_lists_each_options_range():
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    for spec in OPTION_SPECS.values():
+        [row] = [r for r in rows if f"`{spec.name}`" in r.split("|")[1]]
+        if spec.kind == "flag":
+            assert "true or false" in row
+            continue
+        high = spec.high.strftime("%Y-%m-%d") if spec.kind == "date" else f"{spec.high:.0f}"
+        assert high in row, (spec.name, row)

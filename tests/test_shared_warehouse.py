@@ -155,7 +155,7 @@ def test_a_reader_that_never_closes_fails_the_sync_after_lock_wait_s(tmp_path, s
 @pytest.mark.unit
 @pytest.mark.parametrize("value", [-1, float("inf"), float("nan"), "soon"])
 def test_lock_wait_s_must_be_a_finite_number_of_seconds(value):
-    with pytest.raises(DeckConfigError, match="lock_wait_s .* is not a number of seconds"):
+    with pytest.raises(DeckConfigError, match="lock_wait_s = .* is not valid: use a number of"):
         parse_lock_wait_s(value)
 
 
@@ -165,7 +165,7 @@ def test_lock_wait_s_comes_from_the_sources_configuration(monkeypatch):
     assert configured_lock_wait() == 12.5
     assert configured_lock_wait(0) == 0  # an explicit value (deck.sync's argument) wins
     monkeypatch.setenv("SOURCES__DECK__LOCK_WAIT_S", "soon")
-    with pytest.raises(DeckConfigError, match="lock_wait_s 'soon' is not a number of seconds"):
+    with pytest.raises(DeckConfigError, match="lock_wait_s = 'soon' is not valid: use a number"):
         configured_lock_wait()
     monkeypatch.delenv("SOURCES__DECK__LOCK_WAIT_S")
     assert configured_lock_wait() == settings.LOCK_WAIT_S

@@ -11,6 +11,7 @@ from deck.state import (
     UNKNOWN_FINGERPRINT,
     OpenRun,
     Plan,
+    SavedStateError,
     SeenRun,
     TaskRunState,
     fingerprint,
@@ -63,6 +64,27 @@ def test_state_round_trips_through_dlts_dict():
 
     assert "stale" not in raw and raw["version"] == 2
     assert TaskRunState.load(raw) == state
+
+
+@pytest.mark.parametrize(
+    ("saved", "field", "problem"),
+    [
+        ({"watermark": "garbage"}, "watermark", "= 'garbage' is not an ISO 8601 timestamp"),
+        ({"covered_from": 12}, "covered_from", "= 12 is not an ISO 8601 timestamp"),
+        ({"version": 2, "open_runs": {"trun_o": "open"}}, "open_runs", None),
+        ({"version": 2, "plan": {"windows": "all"}}, "plan", None),
+    ],
+    ids=["watermark", "covered_from", "open_runs", "plan"],
+)
+def test_a_saved_value_that_cannot_be_read_is_named_by_its_field(saved, field, problem):
+    with pytest.raises(SavedStateError) as info:
+        TaskRunState.load(saved)
+
+    assert info.value.field == field
+    if problem is not None:
+        assert info.value.problem == problem
+    else:
+        assert info.value.problem.startswith("is not in the layout this connector saves (")
 
 
 def test_plan_never_moves_max_seen_past_the_clock():

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,15 +32,25 @@ from dlt.common.exceptions import MissingDependencyException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
+from .configured import locate_setting
 from .destination import DestinationTraits
-from .errors import DeckConfigError, DeckError
+from .errors import DeckConfigError, DeckError, DeckOptionError
 from .events import EVENT_GAPS_TABLE
 from .footprint import Footprint
+from .local_faults import LocalPlaces, QuietStorageFaults, raise_for_storage_fault
 from .local_files import shown_path
-from .options import FILTERS, filter_flag, flatten_cli_values
+from .options import FILTERS, OPTION_SPECS, filter_flag, flatten_cli_values
 from .progress_display import Reporter, reporter_for, restore_terminal
 from .quarantine import REJECTED_TABLE
-from .runner import DeckSyncLockedError, SyncResult, sync
+from .redact import install_log_filter, remember_secret, scrub
+from .runner import SyncResult, sync
+from .working_folder import (
+    DeckSyncLockedError,
+    check_working_folder,
+    folder_lock,
+    reset_working_folder,
+    working_dir_of,
+)
 
 logger = logging.getLogger("deck")
 
@@ -70,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop the runs' tables and saved state first, then load all runs again"
         f" (task_run_events are kept: Deck keeps only {settings.EVENT_RETENTION_DAYS} days of"
         " them)",
+    )
+    parser.add_argument(
+        "--reset-state",
+        action="store_true",
+        help="empty the pipeline's working folder and forget its saved state (locally and in the"
+        " warehouse), keep every table, then list all runs again and merge them: the way out of"
+        " a damaged working folder",
     )
     parser.add_argument(
         "--no-events",
@@ -103,10 +121,37 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
 def configure_logging(debug: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    install_log_filter(handler)  # also the records of deck.* loggers (the demo's simulator)
     root = logging.getLogger("deck")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     root.propagate = False
+    # dlt logs the tracebacks of a full disk or a read-only folder (its load workers, its trace)
+    # before the sync fails with one paragraph about it; --debug keeps them
+    dlt_logger = logging.getLogger("dlt")
+    for quiet in [f for f in dlt_logger.filters if isinstance(f, QuietStorageFaults)]:
+        dlt_logger.removeFilter(quiet)
+    if not debug:
+        dlt_logger.addFilter(QuietStorageFaults())
+
+
+def remember_configured_key() -> None:
+    """Have the scrubber know the key configured for the source (SOURCES__DECK__API_KEY,
+    `api_key` under [sources.deck]) before anything can fail: an option's refusal echoes its
+    value, which may be the key pasted into the wrong option, and dlt's own refusals of a value
+    it cannot coerce come before `deck()` runs."""
+    try:
+        key = dlt.secrets.get("sources.deck.api_key")
+    except Exception:  # a settings file that cannot be read: its own paragraph says so
+        return
+    if isinstance(key, str):
+        remember_secret(key.strip())
+
+
+def _say(text: str, file: Any = None) -> None:
+    """Print a line the user sees (stdout unless `file`), scrubbed of the key like every text
+    that leaves the connector (redact.scrub)."""
+    print(scrub(text), file=file or sys.stdout)
 
 
 def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
@@ -114,11 +159,11 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
     location = traits.location or traits.name
     total = result.runs_in_warehouse
     in_warehouse = f" ({total:,} in the warehouse)" if total is not None else ""
-    print(f"Deck task runs -> {traits.name} dataset '{pipeline.dataset_name}' at {location}")
+    _say(f"Deck task runs -> {traits.name} dataset '{pipeline.dataset_name}' at {location}")
     resumed = ""
     if result.resumed_runs:
         resumed = f" + {result.resumed_runs:,} from an interrupted earlier sync"
-    print(
+    _say(
         f"  runs:     {result.new_runs:,} new, {result.updated_runs:,} updated{resumed}"
         f"{in_warehouse}"
     )
@@ -129,28 +174,28 @@ def print_summary(pipeline: dlt.Pipeline, result: SyncResult) -> None:
                 f"; history has a gap (Deck keeps events {settings.EVENT_RETENTION_DAYS} days,"
                 f" see {pipeline.dataset_name}.{EVENT_GAPS_TABLE})"
             )
-        print(f"  events:   {result.new_events:,} new{gaps}")
-    print(
+        _say(f"  events:   {result.new_events:,} new{gaps}")
+    _say(
         f"  requests: {result.requests:,} ({result.pages:,} pages, {result.open_rechecked:,} open"
         f" runs fetched by id, {result.retries:,} retries) in {result.loads} load(s),"
         f" {result.seconds:.1f} s"
     )
     if result.quarantined:
-        print(
+        _say(
             f"  quarantined: {result.quarantined:,} run{'s' if result.quarantined != 1 else ''}"
             f" (see {pipeline.dataset_name}.{REJECTED_TABLE}); they are retried at the next sync"
         )
     if result.not_relisted:
-        print(
+        _say(
             f"  missing:  {result.not_relisted:,} record(s) Deck listed before a cut did not come"
             " back with the rest of their window (see the warning above)"
         )
     for reason in result.ended_early:
-        print(f"  ended:    {reason}")
+        _say(f"  ended:    {reason}")
     if result.models:
-        print(f"  models:   {', '.join(result.models)} (views in '{pipeline.dataset_name}')")
+        _say(f"  models:   {', '.join(result.models)} (views in '{pipeline.dataset_name}')")
     if traits.name == "duckdb" and traits.location:
-        print(f"  try:      {try_command(traits.location, pipeline.dataset_name)}")
+        _say(f"  try:      {try_command(traits.location, pipeline.dataset_name)}")
 
 
 def try_command(database: str, dataset: str) -> str:
@@ -220,39 +265,28 @@ def describe_toml_error(exc: TomlProviderReadException) -> str:
     return f"a settings file could not be read: {exc}. Nothing was synced."
 
 
-def locate_setting(field: str, value: Any) -> str:
-    """Where a configured value came from: an environment variable or a line of a .toml file."""
-    suffix = "__" + field.upper()
-    for key, val in sorted(os.environ.items()):
-        if (key.upper().endswith(suffix) or key.upper() == field.upper()) and val == str(value):
-            return f"environment variable {key}"
-    try:
-        settings_dir = dlt.current.run_context().settings_dir
-    except Exception:
-        settings_dir = ".dlt"
-    assignment = re.compile(rf"\s*{re.escape(field)}\s*=")
-    for name in ("config.toml", "secrets.toml"):
-        path = os.path.join(settings_dir, name)
-        try:
-            lines = Path(path).read_text().splitlines()
-        except OSError:
-            continue
-        for number, line in enumerate(lines, 1):
-            if assignment.match(line):
-                return f"{shown_path(path)}, line {number}"
-    return "the configuration"
-
-
 def describe_wrong_type(exc: ConfigValueCannotBeCoercedException) -> str:
     """Name the option, its value and where it was set. Only values meant to be numbers or
-    booleans are echoed: a credential that failed to parse may hold a password."""
-    expected = _TYPE_NAMES.get(exc.hint, getattr(exc.hint, "__name__", str(exc.hint)))
+    booleans are echoed: a credential that failed to parse may hold a password. An option of
+    `[sources.deck]` says what it accepts (`options.OPTIONS`), as its own check would."""
     where = locate_setting(exc.field_name, exc.field_value)
+    spec = OPTION_SPECS.get(exc.field_name)
+    if spec is not None:
+        return spec.refuse(exc.field_value).describe(where)
+    expected = _TYPE_NAMES.get(exc.hint, getattr(exc.hint, "__name__", str(exc.hint)))
     shown = f" = {exc.field_value!r}" if exc.hint in (int, float, bool) else ""
     return (
-        f"{exc.field_name}{shown} in {where} is not {expected}. Fix the value"
-        " (see the options in README); nothing was synced."
+        f"{exc.field_name}{shown} in {where or 'the configuration'} is not {expected}. Fix the"
+        " value (see the options in README); nothing was synced."
     )
+
+
+def describe_option_error(exc: DeckOptionError) -> str:
+    """The option's one line, saying where its value was set when that can be found."""
+    where = exc.where
+    if where is None and exc.shown:
+        where = locate_setting(exc.option, exc.value)
+    return exc.describe(where)
 
 
 def describe_missing_config(exc: ConfigFieldMissingException) -> str:
@@ -325,6 +359,8 @@ def describe_failure(cause: BaseException) -> tuple[str, int]:
         return describe_toml_error(cause), 2
     if isinstance(cause, ConfigValueCannotBeCoercedException):
         return describe_wrong_type(cause), 2
+    if isinstance(cause, DeckOptionError):
+        return describe_option_error(cause), 2
     if isinstance(cause, ConfigurationException):
         return str(cause).strip(), 2
     return str(cause), 2 if isinstance(cause, DeckConfigError) else 1
@@ -338,6 +374,16 @@ def describe_failure(cause: BaseException) -> tuple[str, int]:
 INTERRUPT_GRACE_S = 3.0
 _SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 _received: list[int] = []
+
+
+def received_signal(cause: BaseException | None = None) -> int:
+    """The signal that stopped the sync: the one our handler received, else the one dlt's own
+    handler turned into `cause` (dlt's SignalReceivedException carries its number), else SIGINT
+    (a KeyboardInterrupt raised by Python's default handler)."""
+    if _received:
+        return _received[0]
+    code = getattr(cause, "signal_code", None)
+    return code if isinstance(code, int) and code > 0 else signal.SIGINT
 
 
 def interrupt_message(signum: int) -> str:
@@ -379,12 +425,26 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def install_signal_handlers() -> None:
-    """SIGINT and SIGTERM (what schedulers send) both unwind the sync like Ctrl-C."""
+    """SIGINT and SIGTERM (what schedulers send) both unwind the sync like Ctrl-C.
+
+    dlt replaces these handlers with its own while its normalize and load steps run, unless
+    told not to (`keep_our_signal_handlers`): its handler records the signal and lets the step
+    finish its jobs, so a signal during the last job of a load was forgotten, and one during an
+    earlier job came back as an exception our handler never saw (reported as Ctrl-C)."""
     if threading.current_thread() is not threading.main_thread():
         return
     _received.clear()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _on_signal)
+
+
+def keep_our_signal_handlers(pipeline: dlt.Pipeline) -> None:
+    """Our handlers stay in place through dlt's normalize and load steps (dlt's setting
+    `runtime.intercept_signals`, set on this pipeline only): a signal there stops the sync like
+    anywhere else, with the exit code and message of the signal received, within
+    INTERRUPT_GRACE_S. Ending a load at any moment is safe: data and state are committed
+    together, and the next sync completes the package (README, Crash-safe)."""
+    pipeline.config.runtime.intercept_signals = False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -396,7 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     footprint: Footprint | None = None
     reporter = reporter_for(sys.stderr)  # the one choice: a live display on a terminal, or logs
     pending_before = False
+    held = ExitStack()  # the pipeline's lock, held from a --reset-state to the end of the sync
     try:
+        remember_configured_key()
         options = source_options(args)
         if args.demo:
             from deck_simulator import DEMO_API_KEY, DeckSimulator
@@ -419,13 +481,30 @@ def main(argv: list[str] | None = None) -> int:
         else:
             pipeline_name = args.pipeline_name or settings.PIPELINE_NAME
             destination = args.destination or "duckdb"
-        footprint = Footprint.before(pipeline_name)
+        working_dir = working_dir_of(pipeline_name)
+        try:
+            if args.reset_state:
+                held.enter_context(folder_lock(working_dir, pipeline_name))
+                removed = reset_working_folder(working_dir)
+                if removed:
+                    logger.info(
+                        "Emptied the working folder %s (%s)",
+                        shown_path(working_dir),
+                        ", ".join(removed),
+                    )
+            else:  # before dlt reads it, so that damage is named (--full-refresh drops the runs')
+                check_working_folder(working_dir, ("task_runs",) if args.full_refresh else ())
+            footprint = Footprint.before(pipeline_name)
+        except OSError as exc:
+            raise_for_storage_fault(exc, LocalPlaces(working_dir))
+            raise
         try:
             pipeline = dlt.pipeline(
                 pipeline_name=pipeline_name,
                 destination=destination,
                 dataset_name=args.dataset or settings.DATASET_NAME,
             )
+            keep_our_signal_handlers(pipeline)
             pending_before = pipeline.has_pending_data
             footprint.note_destination(pipeline)
             # Resolve the destination's settings now: missing credentials otherwise fail only at
@@ -434,29 +513,37 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigurationException:
             raise  # a broken settings file or value, missing credentials: explained below
         except Exception as exc:  # unknown destination names fail here, before any request
+            raise_for_storage_fault(exc, LocalPlaces(working_dir))  # DLT_DATA_DIR read-only
             raise DeckConfigError(describe_destination_error(str(args.destination), exc)) from None
-        result = sync(pipeline, full_refresh=args.full_refresh, progress=reporter, **options)
+        result = sync(
+            pipeline,
+            full_refresh=args.full_refresh,
+            reset_state=args.reset_state,
+            progress=reporter,
+            **options,
+        )
         print_summary(pipeline, result)
         return EXIT_QUARANTINED if result.quarantined else 0
     except (DeckError, ConfigurationException, PipelineStepFailed) as exc:
         cause = explain(exc)
         if isinstance(cause, KeyboardInterrupt):
             _stop(simulator)
-            _hard_exit(_received[0] if _received else signal.SIGINT)
+            _hard_exit(received_signal(cause))
         if footprint is not None and _loaded_nothing(pipeline, reporter, pending_before, cause):
             footprint.erase()
         if args.debug:
             logger.exception("Sync failed")
         message, code = describe_failure(cause)
-        print(f"Deck sync failed: {message}", file=sys.stderr)
+        _say(f"Deck sync failed: {message}", file=sys.stderr)
         if not isinstance(cause, (DeckError, ConfigurationException)):
             print("Run again with --debug for the full traceback.", file=sys.stderr)
         return code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         _stop(simulator)
-        _hard_exit(_received[0] if _received else signal.SIGINT)
+        _hard_exit(received_signal(interrupt))
         raise  # not reached
     finally:
+        held.close()
         _stop(simulator)
 
 

@@ -21,7 +21,7 @@ from .errors import DeckConfigError, DeckPermanentError, DeckResponseError, requ
 from .paginator import DeckCursorPaginator
 from .ratelimit import RateLimiter
 from .records import run_id_of
-from .redact import check_api_key, scrubbed_exception
+from .redact import check_api_key, scrub_optional, scrubbed_exception
 from .session import DeckSession, RequestStats, RetryPolicy
 from .urls import path_segment, validate_base_url
 
@@ -118,7 +118,11 @@ class DeckClient:
         ):
             self.stats.count(page=True)
             body = page.response.json()
-            yield Page(items=list(page), has_more=body["has_more"], request_id=request_id_of(body))
+            yield Page(
+                items=list(page),
+                has_more=body["has_more"],
+                request_id=scrub_optional(request_id_of(body)),  # kept in the quarantine's rows
+            )
 
     def get_task_run(self, run_id: str) -> dict[str, Any] | None:
         """`GET /task-runs/{id}`; None when Deck no longer knows the run (404)."""

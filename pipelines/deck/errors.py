@@ -1,7 +1,8 @@
 """Errors a user can see, each phrased as: what happened, the request id, what to do.
 
 The CLI prints `str(error)` as-is (no traceback unless --debug), so every message must stand alone
-and must never contain the API key.
+and must never contain the API key: each error's text (and request_id) goes through the scrubber
+(redact.scrub) as the error is made, whatever part of it Deck sent.
 """
 
 import socket
@@ -10,11 +11,39 @@ from typing import Any
 
 
 class DeckError(Exception):
-    """Base of every error this connector raises on purpose."""
+    """Base of every error this connector raises on purpose; its text never holds the key."""
+
+    def __init__(self, *args: Any) -> None:
+        from .redact import scrub  # redact imports this module
+
+        super().__init__(*(scrub(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class DeckConfigError(DeckError):
     """A configuration value is unusable; raised before the first request is sent."""
+
+
+class DeckOptionError(DeckConfigError):
+    """An option of `[sources.deck]` is unusable (`options.OptionSpec`), or a key there is no
+    option: the name, the value as given (`shown`, "" for an unknown key) and what it accepts,
+    in one line. `where` (an environment variable, a line of .dlt/config.toml) is added when
+    known; the CLI looks it up otherwise (`configured.locate_setting`)."""
+
+    def __init__(
+        self, option: str, shown: str, problem: str, *, value: Any = None,
+        where: str | None = None,
+    ) -> None:
+        self.option = option
+        self.shown = shown
+        self.problem = problem
+        self.value = value
+        self.where = where
+        super().__init__(self.describe(where))
+
+    def describe(self, where: str | None) -> str:
+        """The one line, saying where the value was set when `where` is known."""
+        located = f" in {where}" if where else ""
+        return f"{self.option}{self.shown}{located} {self.problem}"
 
 
 class DeckAPIError(DeckError):
@@ -23,8 +52,10 @@ class DeckAPIError(DeckError):
     def __init__(
         self, message: str, *, status: int | None = None, request_id: str | None = None
     ) -> None:
+        from .redact import scrub_optional
+
         self.status = status
-        self.request_id = request_id
+        self.request_id = request_id = scrub_optional(request_id)
         if request_id:
             message = f"{message} (request_id {request_id})"
         super().__init__(message)
@@ -54,9 +85,10 @@ class DeckUnreachableError(DeckError):
     """
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
+def causes(exc: BaseException) -> Iterator[BaseException]:
     """`exc` and what it wraps: requests -> urllib3's MaxRetryError -> its reason -> the socket
-    error (through args, `reason`, `__cause__` and `__context__`)."""
+    error, dlt's PipelineStepFailed -> the step's exception (through args, `reason`,
+    `exception`, `__cause__` and `__context__`)."""
     seen: set[int] = set()
     stack = [exc]
     while stack:
@@ -66,13 +98,14 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         linked = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        linked.append(getattr(current, "exception", None))
         linked += [arg for arg in current.args if isinstance(arg, BaseException)]
         stack.extend(item for item in linked if isinstance(item, BaseException))
 
 
 def resolver_error(exc: BaseException) -> str | None:
     """The resolver's message when `exc` is a host name that did not resolve, else None."""
-    for cause in _causes(exc):
+    for cause in causes(exc):
         if isinstance(cause, socket.gaierror):
             return str(cause)
         if type(cause).__name__ == "NameResolutionError":  # urllib3 2.x, without the gaierror
@@ -87,9 +120,9 @@ def describe_request_exception(exc: BaseException) -> str:
     resolver = resolver_error(exc)
     if resolver is not None:
         return f"the host name does not resolve ({resolver})"
-    causes = list(_causes(exc))
-    if any(type(c).__name__ in _CONNECT_ERRORS for c in causes):
-        for cause in causes:
+    chain = list(causes(exc))
+    if any(type(c).__name__ in _CONNECT_ERRORS for c in chain):
+        for cause in chain:
             if isinstance(cause, OSError) and type(cause).__module__ in ("builtins", "socket"):
                 return f"could not connect ({type(cause).__name__}: {cause})"
     return str(exc)

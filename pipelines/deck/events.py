@@ -17,6 +17,14 @@ normalised in the SQL models), `data.created_at`/`updated_at` as `run_created_at
 
 Deck keeps events 30 days. A first sync therefore starts 30 days back; a connector not run for
 longer than that leaves a hole, which is said (a warning) and recorded (`task_run_event_gaps`).
+
+`GET /events` has no filters but the type. A filtered sync loads the events of the runs its
+`task_runs` handled (`SyncScope.selected_runs`), matched by the run's id (`data.id`): Deck's run
+summary need not carry the fields the filters name, and `search` matches a task's name, which no
+summary carries. So events are listed once `task_runs` is listed to its end in the sync (in
+the same load: `source.deck` waits for it), and an event of a run not handled is not remembered
+as loaded, so that the next sync's lookback finds it if its run was created after this sync
+listed runs.
 """
 
 from __future__ import annotations
@@ -139,8 +147,12 @@ class EventLoad(WindowedLoad[ListingState]):
         *,
         redact: list[str],
         ahead: ListingAhead | None = None,
+        selected: set[str] | None = None,
     ) -> None:
-        self.filters = options.filters.for_events
+        # With filters, the events of the runs the sync's task_runs handled (by run id: an
+        # event's run summary need not carry the fields the filters name, and `search` matches a
+        # task's name, which no summary carries); without, every event.
+        self.selected = selected if options.filters.values else None
         super().__init__(
             client,
             options,
@@ -149,7 +161,7 @@ class EventLoad(WindowedLoad[ListingState]):
             stats,
             list_pages=client.list_events,
             params={},
-            filters_fingerprint=self.filters.fingerprint(),
+            filters_fingerprint=options.filters.fingerprint(),
             ahead=ahead,
         )
         self.redact = [r for r in redact if r]
@@ -177,7 +189,8 @@ class EventLoad(WindowedLoad[ListingState]):
             self.state.save(self.raw_state)
 
     def _before_planning(self) -> None:
-        clock = self.clock()
+        # a moment Deck's clock has reached: a Date left out as wrong must not open a gap
+        clock = self.client.stats.clock.passed()
         gap = retention_gap(self.state, clock, RETENTION)
         if gap is None:
             return
@@ -218,9 +231,12 @@ class EventLoad(WindowedLoad[ListingState]):
                 plan.see(event_id, created_at, "", clock, lookback)
                 if known or not is_task_run_event(event):
                     continue
-                row = event_row(event, warnings)
-                if self.filters.owns(row):
-                    rows.append(row)
+                if self.selected is not None and not self._of_a_selected_run(event):
+                    # not remembered as loaded: while the lookback re-reads it, a run that the
+                    # next sync selects (created after this sync listed runs) gets it then
+                    plan.recent.pop(event_id, None)
+                    continue
+                rows.append(event_row(event, warnings))
             log_warnings(warnings)
             warnings.clear()
             self.loaded += len(rows)
@@ -228,6 +244,12 @@ class EventLoad(WindowedLoad[ListingState]):
             if rows:
                 yield rows
         yield from self._rejected_rows(listed)
+
+    def _of_a_selected_run(self, event: dict[str, Any]) -> bool:
+        """Whether the event's run (`data.id`) is one the sync's task_runs handled."""
+        data = event.get("data")
+        run_id = records.run_id_of(data) if isinstance(data, dict) else None
+        return run_id is not None and run_id in (self.selected or ())
 
     def _after_listing(self) -> Iterator[Any]:
         yield from self._recorded_gap()  # when no window was listed (nothing new)

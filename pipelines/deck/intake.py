@@ -60,7 +60,8 @@ class RunTracker:
 
     `seen` maps run id -> fingerprint of the version handled in this load; open runs and their
     fingerprints live in `state.open_runs`, recent runs in the plan's `recent` zone.
-    `open_seen` collects the ids of runs seen open in any load of the sync (`SyncScope.open_seen`).
+    `open_seen` collects the ids of runs seen open in any load of the sync (`SyncScope.open_seen`),
+    `selected` (None: not needed) the ids of every run handled (`SyncScope.selected_runs`).
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class RunTracker:
         stats: SyncStats,
         lookback: Any,
         open_seen: set[str] | None = None,
+        selected: set[str] | None = None,
     ) -> None:
         self.state = state
         self.filters = filters
@@ -77,6 +79,7 @@ class RunTracker:
         self.lookback = lookback
         self.seen: dict[str, str] = {}
         self.open_seen = open_seen if open_seen is not None else set()
+        self.selected = selected
 
     def accept(
         self, runs: list[dict[str, Any]], window: Window, plan: Plan, clock: datetime
@@ -125,6 +128,8 @@ class RunTracker:
         open run may be tracked only to load it once it finishes in a selected state.
         """
         self.seen[run_id] = digest
+        if self.selected is not None:
+            self.selected.add(run_id)
         open_runs = self.state.open_runs
         if is_final(status):
             open_runs.pop(run_id, None)

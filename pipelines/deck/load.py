@@ -40,6 +40,7 @@ class TaskRunLoad(WindowedLoad[TaskRunState]):
         redact: list[str],
         ahead: ListingAhead | None = None,
         open_seen: set[str] | None = None,
+        selected: set[str] | None = None,
     ) -> None:
         super().__init__(
             client,
@@ -53,7 +54,8 @@ class TaskRunLoad(WindowedLoad[TaskRunState]):
             ahead=ahead,
         )
         self.tracker = RunTracker(
-            self.state, options.filters, stats, options.lookback, open_seen=open_seen
+            self.state, options.filters, stats, options.lookback, open_seen=open_seen,
+            selected=selected,
         )
         self.quarantine = Quarantine(
             client, options.filters, self.state, stats, self.tracker, redact

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 import dlt
 from dlt.common.storages import LoadStorage, LoadStorageConfiguration
@@ -45,6 +46,33 @@ def prune_loaded_packages(pipeline: dlt.Pipeline, keep: int = settings.KEEP_LOAD
             continue
         removed += 1
     logger.debug("Deleted %d completed load packages of %s", removed, pipeline.pipeline_name)
+    return removed
+
+
+# dlt writes a file atomically as a temporary file named `uniq_id(8)` (16 hex digits) beside it,
+# then renames it; a write that failed (a full disk) leaves the temporary file behind.
+_UNFINISHED_WRITE = re.compile(r"[0-9a-f]{16}")
+
+
+def remove_unfinished_writes(working_dir: str) -> list[str]:
+    """Delete the temporary files that failed writes of dlt left in the pipeline's working
+    folder (its state, its trace); return their names. Under the sync lock only."""
+    try:
+        entries = os.listdir(working_dir)
+    except OSError:
+        return []
+    removed = []
+    for name in entries:
+        path = os.path.join(working_dir, name)
+        if _UNFINISHED_WRITE.fullmatch(name) and os.path.isfile(path):
+            try:
+                os.remove(path)
+            except OSError as exc:
+                logger.debug("Could not delete %s: %s", path, exc)
+                continue
+            removed.append(name)
+    if removed:
+        logger.debug("Deleted unfinished writes in %s: %s", working_dir, ", ".join(removed))
     return removed
 
 

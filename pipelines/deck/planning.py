@@ -12,10 +12,11 @@ what is read (and therefore what could be missed) are unit-tested in millisecond
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from math import ceil as ceil_int
 from typing import Any
 
+from . import settings
 from .state import ListingState, Plan
 from .windows import (
     EARLIEST_PLAUSIBLE,
@@ -51,22 +52,32 @@ def top_window(watermark: datetime, end: datetime | None, lookback: timedelta) -
 
 
 def forget_future_watermark(
-    state: ListingState, deck_clock: datetime | None, lookback: timedelta
+    state: ListingState,
+    deck_clock: datetime | None,
+    lookback: timedelta,
+    local: datetime | None = None,
 ) -> bool:
-    """Drop a watermark well after Deck's clock (None: its answers do not agree on one yet), so
-    that all of history is listed again: it can only come from a run dated in the future under
-    an older version of this code (one that let a single answer move its clock), and the runs it
-    skipped are found no other way. The lookback is the margin for servers whose clocks differ
-    by a few seconds. Checked when a plan is made and again when it is finished, since a sync's
-    first plan is made before several answers agree on a clock."""
+    """Drop a watermark after Deck's clock (None: its answers do not agree on one yet) and
+    after this machine's (`local`, default now), so that all of history is listed again: it can
+    only come from a run dated in the future under an older version of this code (one that let
+    a single answer move its clock), and the runs it skipped are found no other way. A watermark
+    in this machine's past is kept whatever Deck's `Date` says: then the header is what is wrong
+    (`clock.DeckClock.vouch` leaves it out), and listing everything again would find nothing.
+    The lookback is the margin for servers whose clocks differ by a few seconds. Checked when a
+    plan is made and again when it is finished, since a sync's first plan is made before
+    several answers agree on a clock."""
     if state.watermark is None or deck_clock is None or state.watermark <= deck_clock + lookback:
         return False
+    local = local or datetime.now(timezone.utc)
+    if state.watermark <= local + timedelta(seconds=settings.FALLBACK_CLOCK_SKEW_S):
+        return False
     logger.warning(
-        "The saved watermark %s lies after Deck's clock (%s): an earlier version followed a run"
-        " dated in the future. Listing all of history again to find the runs it skipped; rows"
-        " already loaded stay.",
+        "The saved watermark %s lies after Deck's clock (%s) and this machine's (%s): an"
+        " earlier version followed a run dated in the future. Listing all of history again to"
+        " find the runs it skipped; rows already loaded stay.",
         format_timestamp(state.watermark),
         format_timestamp(deck_clock),
+        format_timestamp(local),
     )
     state.watermark, state.covered_from, state.recent = None, None, {}
     return True

@@ -23,6 +23,7 @@ from .client import DeckClient
 from .intake import RunTracker, checked_page, created_at_of, prepare
 from .options import Filters
 from .records import Rejection
+from .redact import scrub, scrub_optional
 from .state import TaskRunState
 from .stats import SyncStats
 from .walker import locate
@@ -52,17 +53,13 @@ def quarantine_row(
     rejection: Rejection, first_seen: str, now: str, redact: list[str]
 ) -> dict[str, Any]:
     """The row of a rejected record: kept whole, with the API key (should a server echo it)
-    never written to the warehouse."""
-    raw, reason = rejection.raw, rejection.reason
-    for secret in redact:
-        raw = raw.replace(secret, "[redacted]")
-        reason = reason.replace(secret, "[redacted]")
+    never written to the warehouse (`redact.scrub`, which also knows `redact`)."""
     return {
         "key": rejection.key,
         "run_id": rejection.run_id,
-        "reason": reason,
-        "raw_json": raw,
-        "request_id": rejection.request_id,
+        "reason": scrub(rejection.reason, *redact),
+        "raw_json": scrub(rejection.raw, *redact),
+        "request_id": scrub_optional(rejection.request_id),
         "first_seen_at": first_seen,
         "last_seen_at": now,
     }

@@ -8,7 +8,6 @@ a killed process loses at most the window it was in.
 import itertools
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +27,8 @@ from .destination import DestinationTraits, SyncDestination
 from .errors import DeckError
 from .events import EVENTS_TABLE
 from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
-from .local_files import prune_loaded_packages
+from .local_faults import LocalPlaces, raise_for_storage_fault
+from .local_files import prune_loaded_packages, remove_unfinished_writes
 from .models import create_models, drop_models, refresh_models, table_exists
 from .packages import drop_extracted_copies_of_committed_packages
 from .progress_display import LogProgress, Reporter
@@ -37,6 +37,15 @@ from .source import deck
 from .stats import SyncStats
 from .tracing import forget_repeated_config_lookups, one_trace
 from .warehouse_lock import WarehouseLock, configured_lock_wait, duckdb_file
+from .working_folder import DeckSyncLockedError as DeckSyncLockedError  # raised by sync()
+from .working_folder import (
+    check_saved_state,
+    damaged,
+    folder_lock,
+    forget_saved_state,
+    saved_state_error,
+    state_problem,
+)
 
 logger = logging.getLogger("deck")
 
@@ -77,55 +86,11 @@ class SyncResult:
     load_infos: list[LoadInfo] = field(default_factory=list)
 
 
-class DeckSyncLockedError(DeckError):
-    """Another process is syncing the same pipeline."""
-
-
 @contextmanager
 def pipeline_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
-    """One sync per pipeline at a time: two would race on the same state and load packages.
-
-    The lock is an advisory `flock` in the pipeline's working directory, released by the kernel
-    when the process ends however it ends (kill -9 included), so it never needs cleaning up.
-    """
-    os.makedirs(pipeline.working_dir, exist_ok=True)
-    path = os.path.join(pipeline.working_dir, "deck-sync.lock")
-    handle = open(path, "a+")
-    try:
-        try:
-            _lock_exclusively(handle)
-        except (BlockingIOError, PermissionError):
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            raise DeckSyncLockedError(
-                f"Another sync of pipeline '{pipeline.pipeline_name}' is running (pid {holder},"
-                f" lock {path}). This run did nothing; let the other one finish, or schedule"
-                " syncs so that they do not overlap."
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+    """One sync per pipeline at a time (`working_folder.folder_lock`)."""
+    with folder_lock(pipeline.working_dir, pipeline.pipeline_name):
         yield
-    finally:
-        handle.close()
-
-
-def _lock_exclusively(handle: Any) -> None:
-    """Take an exclusive, non-blocking lock on an open file (BlockingIOError when held).
-
-    `fcntl` exists only on POSIX, so it is imported here (`import deck` works on Windows, where
-    `msvcrt` locks instead and raises PermissionError when the lock is held).
-    """
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-        return
-    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _sql_client(pipeline: dlt.Pipeline, job_client: JobClientBase | None) -> SqlClientBase[Any]:
@@ -310,6 +275,7 @@ def sync(
     pipeline: dlt.Pipeline,
     *,
     full_refresh: bool = False,
+    reset_state: bool = False,
     max_loads: int | None = None,
     lock_wait_s: float | None = None,
     progress: Reporter | None = None,
@@ -317,10 +283,17 @@ def sync(
 ) -> SyncResult:
     """Sync Deck task runs into `pipeline`'s destination until the warehouse is current.
 
+    `reset_state`: forget the saved state first (locally and in the warehouse), keep the
+    tables, and list everything again, merging by id (`working_folder.forget_saved_state`; a
+    folder dlt cannot read at all is emptied first with `working_folder.reset_working_folder`).
     `lock_wait_s`: how long to wait for a DuckDB file that another process has open (default
     `lock_wait_s` of `[sources.deck]`, else 300 s); see `warehouse_lock`. `progress` shows how
     far it is (default: log lines, `progress_display.LogProgress`); all its loads are one dlt trace
     (`tracing.one_trace`).
+
+    A read-only folder or a full disk raises `local_faults.LocalStorageError`, a saved state
+    that cannot be read `working_folder.DamagedWorkingFolderError`: each a paragraph naming the
+    path and what to do.
     """
     # dlt resolves the destination's configuration here, once for all of the sync's own steps
     destination = SyncDestination.of(pipeline)
@@ -328,13 +301,42 @@ def sync(
         duckdb_file(pipeline, destination.job_client), configured_lock_wait(lock_wait_s)
     )
     reporter = progress if progress is not None else LogProgress()
-    with pipeline_lock(pipeline), one_trace(pipeline), reporter:
-        warehouse.wait()  # before anything opens the file: a sync that cannot start does nothing
-        result = _sync_locked(
-            pipeline, destination, full_refresh, max_loads, source_options, warehouse, reporter
-        )
-        prune_loaded_packages(pipeline)  # completed packages: a resume needs none of them
+    try:
+        with pipeline_lock(pipeline), one_trace(pipeline), reporter:
+            # before anything opens the file: a sync that cannot start does nothing
+            warehouse.wait()
+            remove_unfinished_writes(pipeline.working_dir)  # a full disk's leftovers
+            if reset_state:
+                warehouse.call(_forget_saved_state, pipeline)
+            else:  # the rebuilt runs' state is dropped anyway
+                check_saved_state(
+                    pipeline.state, pipeline.working_dir, (RESOURCE,) if full_refresh else ()
+                )
+            result = _sync_locked(
+                pipeline, destination, full_refresh, max_loads, source_options, warehouse, reporter
+            )
+            prune_loaded_packages(pipeline)  # completed packages: a resume needs none of them
+    except DeckError:
+        raise
+    except Exception as exc:
+        raise_for_storage_fault(exc, LocalPlaces(pipeline.working_dir, warehouse.path))
+        # The local state was read above: this one dlt restored from the warehouse's copy
+        found = saved_state_error(exc)
+        if found is not None:
+            problem = state_problem(*found, restored=True)
+            raise damaged(pipeline.working_dir, problem, restored=True) from exc
+        raise
     return result
+
+
+def _forget_saved_state(pipeline: dlt.Pipeline) -> None:
+    dropped = forget_saved_state(pipeline)
+    logger.warning(
+        "Reset the saved state of pipeline '%s'%s: the tables are kept, and this sync lists"
+        " every run again and merges it",
+        pipeline.pipeline_name,
+        f" ({', '.join(dropped)})" if dropped else "",
+    )
 
 
 def _sync_locked(

@@ -36,6 +36,11 @@ class SyncScope:
     # Ids of the runs a load of this sync saw open (listed or re-checked): a later load of the
     # same sync does not re-check them (`open_runs.OpenRunRecheck`); the next sync does.
     open_seen: set[str] = field(default_factory=set)
+    # Ids of the runs the sync's task_runs handled (listed in a selected state, or open and in
+    # scope): in a filtered sync, task_run_events loads the events of these runs only.
+    selected_runs: set[str] = field(default_factory=set)
+    # What was said once for the whole sync (a warning not repeated by every load).
+    said: set[str] = field(default_factory=set)
 
     def client_for(self, build: Callable[[SyncStats], DeckClient]) -> DeckClient:
         """The sync's client, built by the first load that needs it."""

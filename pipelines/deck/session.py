@@ -27,7 +27,6 @@ from .clock import DeckClock
 from .deadline import Watchdog, WatchedAdapter
 from .errors import (
     DeckAuthError,
-    DeckConfigError,
     DeckPermanentError,
     DeckTransientError,
     DeckUnreachableError,
@@ -36,8 +35,9 @@ from .errors import (
     request_id_of,
     resolver_error,
 )
+from .options import check_option
 from .ratelimit import RateLimiter
-from .redact import scrub
+from .redact import scrub, scrub_optional
 
 logger = logging.getLogger("deck")
 
@@ -68,10 +68,13 @@ class RetryPolicy:
     request_deadline_s: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout_s", "read_timeout_s", "request_deadline_s"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise DeckConfigError(f"{name} must be above 0 seconds (got {value}).")
+        """Each option checked by its spec (`options.OPTIONS`): finite and in range."""
+        for name in (
+            "max_attempts", "backoff_base_s", "backoff_cap_s", "connect_timeout_s",
+            "read_timeout_s", "request_deadline_s",
+        ):
+            option = "request_max_attempts" if name == "max_attempts" else name
+            setattr(self, name, check_option(option, getattr(self, name)))
 
     @property
     def deadline_s(self) -> float:
@@ -112,9 +115,10 @@ class RequestStats:
     clock: DeckClock = field(default_factory=DeckClock, repr=False)  # from `Date` headers
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def observe_date(self, header: str | None) -> None:
-        """Remember Deck's clock from a response's `Date` header (see `clock.DeckClock`)."""
-        self.clock.observe(header)
+    def observe_date(self, header: str | None, source: str | None = None) -> None:
+        """Remember Deck's clock from a response's `Date` header (see `clock.DeckClock`);
+        `source` names the request ("GET /v2/test") for a warning."""
+        self.clock.observe(header, source=source)
 
     def deck_now(self) -> datetime:
         """The latest moment at which Deck can have created a run listed so far."""
@@ -153,7 +157,7 @@ class DeckSession(requests.Session):
         self.policy = policy or RetryPolicy()
         self.limiter = limiter
         self.stats = stats or RequestStats()
-        self.secret = ""  # scrubbed from every text this session logs
+        self.secret = ""  # scrubbed from every text this session logs (redact.scrub)
         self.trust_env = False  # no proxies or .netrc credentials picked up from the environment
         self.mount("http://", WatchedAdapter())
         self.mount("https://", WatchedAdapter())
@@ -199,9 +203,9 @@ class DeckSession(requests.Session):
                     " (request_deadline_s)"
                 )
             if response is not None:
-                self.stats.observe_date(response.headers.get("Date"))
+                self.stats.observe_date(response.headers.get("Date"), what)
                 body = _parse_json(response)
-                rid = request_id_of(body, response.headers)
+                rid = scrub_optional(request_id_of(body, response.headers))
                 if rid:
                     self.stats.last_request_id = rid
                 if response.status_code in RETRY_STATUSES:
@@ -218,6 +222,7 @@ class DeckSession(requests.Session):
                     _raise_for_permanent(response, body, rid, what)
                     response.json = _constant(body)  # type: ignore[method-assign]
                     return response
+            reason = scrub(reason, self.secret)  # Deck's message and headers may quote the key
             attempts = self.policy.max_attempts
             if unresolved is not None:  # a name that does not resolve is not worth minutes
                 attempts = min(settings.UNRESOLVED_MAX_ATTEMPTS, attempts)
@@ -280,7 +285,8 @@ def _short(text: str) -> str:
 
 
 def _raise_for_permanent(response: Response, body: Any, rid: str | None, what: str) -> None:
-    """Turn a non-retryable answer into one clear paragraph."""
+    """Turn a non-retryable answer into one clear paragraph (scrubbed as the error is made:
+    Deck's message and Location may quote the key)."""
     status = response.status_code
     if status < 300:
         return

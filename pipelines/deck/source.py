@@ -34,6 +34,7 @@ from dlt.extract.resource import DltResource
 
 from . import dlt_defaults, records, settings
 from .client import DeckClient
+from .configured import check_no_unknown_options
 from .events import (
     EVENT_COLUMNS,
     EVENT_GAPS_TABLE,
@@ -44,9 +45,10 @@ from .events import (
     EventLoad,
 )
 from .load import TaskRunLoad
-from .options import SourceOptions
+from .options import SourceOptions, check_option
 from .quarantine import REJECTED_COLUMNS, REJECTED_TABLE
 from .ratelimit import RateLimiter
+from .redact import remember_secret
 from .scope import SyncScope, current_scope
 from .session import RetryPolicy
 from .stats import SyncStats
@@ -74,9 +76,9 @@ def deck(
     base_url: str = settings.DEFAULT_BASE_URL,
     start_date: str | None = None,
     end_date: str | None = None,
-    status: list[str] | None = None,
-    outcome: list[str] | None = None,
-    source_id: list[str] | None = None,
+    status: str | list[str] | None = None,
+    outcome: str | list[str] | None = None,
+    source_id: str | list[str] | None = None,
     agent_id: str | None = None,
     credential_id: str | None = None,
     task_id: str | None = None,
@@ -101,11 +103,22 @@ def deck(
     """Deck task runs, one row per run with its latest state, and their status-change events.
 
     Every argument can come from `[sources.deck]` in `.dlt/config.toml` (the key from
-    `.dlt/secrets.toml` or `SOURCES__DECK__API_KEY`); the filters are those of `options.FILTERS`.
-    Everything is checked here, before any request, so a typo fails in a second rather than
-    after an hour of backfill. `events=False` leaves out `task_run_events` (and its requests).
+    `.dlt/secrets.toml` or `SOURCES__DECK__API_KEY`); the filters are those of `options.FILTERS`
+    (a list, or a comma-separated text as the CLI takes them), every other option is declared
+    with its range in `options.OPTIONS`. Everything is checked here, each option once, before
+    any request, so a typo fails in a second rather than after an hour of backfill; a key under
+    `[sources.deck]` that is no option fails too. `events=False` leaves out `task_run_events`
+    (and its requests).
     """
     dlt_defaults.register()  # before dlt reads them: the pipeline extracts after this returns
+    # before the options' checks: a refusal echoes the value, which may be the key pasted into
+    # the wrong option (the client checks the key itself later, and remembers it too)
+    remember_secret(str(api_key or "").strip())
+    check_no_unknown_options()
+    page_size = check_option("page_size", page_size)
+    rate_limit_requests = check_option("rate_limit_requests", rate_limit_requests)
+    rate_limit_period_s = check_option("rate_limit_period_s", rate_limit_period_s)
+    events = check_option("events", events)
     options = SourceOptions.parse(
         start_date=start_date,
         end_date=end_date,
@@ -148,9 +161,25 @@ def deck(
     client = scope.client_for(build_client)  # checks base_url and the key before any request
 
     redact = [str(api_key).strip()]
-    # the sync's open runs are re-checked once, not by each of its loads (open_runs.py)
-    loads = {"task_runs": partial(TaskRunLoad, open_seen=scope.open_seen), EVENTS_TABLE: EventLoad}
+    # Events of a filtered sync are those of the runs its task_runs handled, by id.
+    by_runs = events and bool(options.filters.values)
+    selected = scope.selected_runs if by_runs else None
+    loads = {
+        # the sync's open runs are re-checked once, not by each of its loads (open_runs.py)
+        "task_runs": partial(TaskRunLoad, open_seen=scope.open_seen, selected=selected),
+        EVENTS_TABLE: partial(EventLoad, selected=selected),
+    }
     unfinished = set(loads) if events else {"task_runs"}
+
+    def after_the_runs() -> Iterator[None]:
+        """In a filtered sync, wait (yielding None: dlt takes task_runs' items meanwhile) until
+        task_runs of this load has ended, so that every run it handles is known."""
+        try:
+            extracting = dlt.current.source().selected_resources
+        except Exception:  # not extracted by dlt (a resource iterated on its own)
+            extracting = {}
+        while "task_runs" in extracting and "task_runs" in unfinished:
+            yield None
 
     def load_items(name: str) -> Iterator[Any]:
         """One load of resource `name`, under the sync's client (closed after the last resource
@@ -158,6 +187,14 @@ def deck(
         try:
             if name in scope.finished:
                 return  # listed to the end earlier in this sync
+            if name == EVENTS_TABLE and by_runs:
+                yield from after_the_runs()
+                if "task_runs" not in scope.finished:
+                    # its runs are not all listed yet (a backfill's next load lists on): the
+                    # events are listed by the load that lists the last of them
+                    logger.debug("task_run_events waits for task_runs to be listed to its end")
+                    return
+                say_what_events_follow(options, scope)
             if not scope.credentials_checked:
                 client.check_credentials()
                 scope.credentials_checked = True
@@ -206,6 +243,20 @@ def deck(
     add_table_variant(task_run_events, EVENT_GAPS_TABLE, "gap_start", GAP_COLUMNS)
     add_table_variant(task_run_events, EVENTS_REJECTED_TABLE, "key", EVENTS_REJECTED_COLUMNS)
     return [task_runs, task_run_events] if events else [task_runs]
+
+
+def say_what_events_follow(options: SourceOptions, scope: SyncScope) -> None:
+    """Once per sync, when status/outcome filters are set: which events those let in."""
+    if not options.filters.selects_by_state or "events_by_state" in scope.said:
+        return
+    scope.said.add("events_by_state")
+    logger.warning(
+        "task_run_events follows the runs this sync selects, by id; status and outcome select"
+        " runs by their current state, so it also holds the events of the open runs in scope"
+        " that the sync tracks (they may yet reach a selected state), and a run that ends in"
+        " another state keeps the events loaded while it was open. Join task_run_events to"
+        " task_runs (task_run_id = id) to keep only the runs in the selected states."
+    )
 
 
 def add_table_variant(

@@ -21,14 +21,44 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from .windows import Window, format_timestamp, lookback_start, parse_timestamp
 
 STATE_VERSION = 2
 UNKNOWN_FINGERPRINT = ""
+T = TypeVar("T")
+# What reading a value of another layout raises (a string where a dict was, a missing key...)
+_UNREADABLE = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+_TIMESTAMPS = ("watermark", "covered_from")
+
+
+class SavedStateError(ValueError):
+    """A value of the saved state that this code cannot read: the state was damaged (edited
+    by hand, a disk fault) or written by something else. `field` names it in the state."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field} {problem}")
+
+
+def _read(field: str, value: Any, read: Callable[[Any], T]) -> T:
+    """`read(value)`, or SavedStateError naming `field` when the value is not readable."""
+    try:
+        return read(value)
+    except SavedStateError:
+        raise
+    except _UNREADABLE as exc:
+        if field in _TIMESTAMPS:
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            raise SavedStateError(field, f"= {shown} is not an ISO 8601 timestamp") from exc
+        raise SavedStateError(
+            field, f"is not in the layout this connector saves ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def fingerprint(run: dict[str, Any]) -> str:
@@ -184,22 +214,28 @@ class ListingState:
 
     @classmethod
     def load(cls, raw: dict[str, Any]) -> Self:
-        watermark = _parse(raw.get("watermark"))
+        """The state saved in dlt's resource state dict; SavedStateError names the first value
+        that cannot be read."""
+        if not isinstance(raw, dict):
+            raise SavedStateError("the resource state", f"is a {type(raw).__name__}, not a dict")
+        watermark = _read("watermark", raw.get("watermark"), _parse)
         covered = raw.get("covered_from")
         if raw.get("version", 1) < 2:
-            recent = {
+            recent = _read("boundary", raw.get("boundary", {}), lambda boundary: {
                 rid: SeenRun(watermark, UNKNOWN_FINGERPRINT)
-                for rid in raw.get("boundary", {})
+                for rid in boundary
                 if watermark is not None
-            }
+            })
         else:
-            recent = {rid: SeenRun.from_state(v) for rid, v in raw.get("recent", {}).items()}
+            recent = _read("recent", raw.get("recent", {}), lambda items: {
+                rid: SeenRun.from_state(v) for rid, v in items.items()
+            })
         state = cls(
             filters=raw.get("filters"),
             watermark=watermark,
-            covered_from=None if covered in (None, "-inf") else parse_timestamp(covered),
+            covered_from=_read("covered_from", covered, _parse_bound),
             recent=recent,
-            plan=Plan.from_state(raw["plan"]) if raw.get("plan") else None,
+            plan=_read("plan", raw.get("plan"), lambda p: Plan.from_state(p) if p else None),
         )
         state._load_more(raw)
         return state
@@ -235,10 +271,10 @@ class TaskRunState(ListingState):
     rejected: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _load_more(self, raw: dict[str, Any]) -> None:
-        self.open_runs = {
-            rid: OpenRun.from_state(v) for rid, v in raw.get("open_runs", {}).items()
-        }
-        self.rejected = dict(raw.get("rejected") or {})
+        self.open_runs = _read("open_runs", raw.get("open_runs", {}), lambda items: {
+            rid: OpenRun.from_state(v) for rid, v in items.items()
+        })
+        self.rejected = _read("rejected", raw.get("rejected"), lambda r: dict(r or {}))
 
     def _save_more(self, raw: dict[str, Any]) -> None:
         raw["open_runs"] = {rid: run.to_state() for rid, run in self.open_runs.items()}
@@ -252,3 +288,8 @@ def _fmt(value: datetime | None) -> str | None:
 
 def _parse(value: Any) -> datetime | None:
     return parse_timestamp(value) if value else None
+
+
+def _parse_bound(value: Any) -> datetime | None:
+    """A lower bound: None (or version 1's "-inf") for all history."""
+    return None if value in (None, "-inf") else parse_timestamp(value)

@@ -55,6 +55,9 @@ class WindowedLoad(Generic[StateT]):
         self.raw_state = raw_state
         self.stats = stats
         self.state = state
+        # Deck's clock had passed the watermark an earlier sync committed: a Date far behind it
+        # is a wrong clock, not Deck's (clock.DeckClock.vouch)
+        client.stats.clock.vouch(state.watermark)
         if state.filters not in (None, filters_fingerprint):
             logger.warning(
                 "The filters of %s changed since the last sync (%s -> %s): listing from"

@@ -57,20 +57,25 @@ class RequestControls:
         delay: float = 0.0,
         location: str | None = None,
         path: str | None = None,
+        echo: str | None = None,
     ) -> None:
         """Queue a fault for the next ``times`` requests (whose path contains ``path``, if given).
 
         Faults are consumed FIFO, one per matching request, before normal handling and auth.
-        Kinds: 404 (an endpoint this API version lacks), 429, 500, 502, 503, 504, drop, slow,
-        hang, truncate, non_json, bad_shape, redirect, trickle, trickle_headers, has_more_lie.
+        Kinds: 400 (a validation error), 401, 403, 404 (an endpoint this API version lacks), 429,
+        500, 502, 503, 504, drop, slow, hang, truncate, non_json, bad_shape, redirect, trickle,
+        trickle_headers, has_more_lie, echo (the normal answer, for ``echo`` below).
         ``retry_after`` is sent verbatim as Retry-After (429 and 5xx); ``delay`` is the sleep of
         slow/hang (hang with delay <= 0 waits until stop()); ``location`` is the redirect target
         (default: the requested URL itself, so a client that follows it gets the normal answer).
         ``trickle`` sends the normal answer's headers at once and then its body one byte every
         ``delay`` seconds (default 0.2); ``trickle_headers`` trickles from the status line on.
         ``has_more_lie`` answers an empty page with ``has_more: true`` and a fresh cursor.
+        ``echo`` makes the answer quote that text back in every field Deck controls (error
+        messages, request_id, traceId, a non-JSON body, Content-Type, Location, Retry-After,
+        X-Deck-Echo; see ``faults.echoed``): a Deck that echoes the request, key included.
         """
-        self._faults.inject(kind, times, retry_after, delay, location, path)
+        self._faults.inject(kind, times, retry_after, delay, location, path, echo)
 
     def clear_faults(self) -> None:
         """Drop every queued fault (to let a test's next sync run clean)."""

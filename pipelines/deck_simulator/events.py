@@ -97,6 +97,8 @@ class EventLog:
         self.raw: dict[int, Any] = {}
         """Raw event's id number -> the JSON value served verbatim."""
         self.keep_from: int | None = None
+        self.summary_omits: frozenset[str] = frozenset()
+        """Run fields left out of the served summary (``DeckSimulator.event_summary_omits``)."""
         """While seeding: events before this instant are drawn but not stored (never served)."""
         self._sorted = True
 
@@ -214,6 +216,8 @@ class EventLog:
         data["runtime_ms"] = runtime
         data["created_at"] = run.get("created_at")
         data["updated_at"] = at
+        for name in self.summary_omits:
+            data.pop(name, None)
         return {
             "id": event_id(eid),
             "object": "event",

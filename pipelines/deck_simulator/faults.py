@@ -8,17 +8,29 @@ deterministic request rather than at a moment in time.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .api import DeckAPI, Response, error_response, has_more_lie, json_response, request_id
+from .api import (
+    DeckAPI,
+    Response,
+    error_response,
+    has_more_lie,
+    json_response,
+    request_id,
+    validation_error,
+)
 from .requestlog import RecordedRequest
 
 FAULT_KINDS = frozenset(
     {
+        "400",
+        "401",
+        "403",
         "404",
         "429",
         "500",
@@ -35,6 +47,7 @@ FAULT_KINDS = frozenset(
         "trickle",
         "trickle_headers",
         "has_more_lie",
+        "echo",
     }
 )
 NON_JSON_BODY = b"<html><body>502 Bad Gateway</body></html>"
@@ -50,6 +63,7 @@ class Fault:
     delay: float
     location: str | None
     path: str | None
+    echo: str | None = None
 
 
 class RequestHold:
@@ -89,6 +103,7 @@ class FaultQueue:
         delay: float,
         location: str | None,
         path: str | None,
+        echo: str | None = None,
     ) -> None:
         kind = str(kind)
         if kind not in FAULT_KINDS:
@@ -96,7 +111,7 @@ class FaultQueue:
         if times < 1:
             raise ValueError("times must be >= 1")
         with self._lock:
-            self._faults.append(Fault(kind, times, retry_after, delay, location, path))
+            self._faults.append(Fault(kind, times, retry_after, delay, location, path, echo))
 
     def clear(self) -> None:
         with self._lock:
@@ -179,10 +194,39 @@ def fault_response(
     """The answer for an injected fault, or None for 'slow' (normal answer after the delay).
 
     ``own_url`` is the requested URL (the default redirect target); ``sleep`` is interruptible.
+    With ``fault.echo`` the answer quotes that text back in every field Deck controls (see
+    ``echoed``).
     """
+    answer = _fault_answer(fault, api, method, path, params, auth, own_url, sleep)
+    if fault.echo is None:
+        return answer
+    if answer is None:  # 'slow': the normal answer, late
+        answer = api.handle(method, path, params, auth)
+    return echoed(answer, fault.echo, retry_after=fault.retry_after is None)
+
+
+def _fault_answer(
+    fault: Fault,
+    api: DeckAPI,
+    method: str,
+    path: str,
+    params: dict[str, list[str]],
+    auth: str | None,
+    own_url: str,
+    sleep: Callable[[float], bool],
+) -> Response | None:
     kind = fault.kind
     if kind == "429":
         return api.rate_limited(fault.retry_after)
+    if kind == "400":
+        return validation_error({"created_after": ["The value is not a valid date."]})
+    if kind == "401":
+        challenge = [("WWW-Authenticate", "Bearer")]
+        return error_response(401, "auth", "unauthorized", "Invalid API key provided.", challenge)
+    if kind == "403":
+        return error_response(403, "auth", "forbidden", "This key may not read task runs.")
+    if kind == "echo":  # the normal answer; `echoed` does the rest
+        return api.handle(method, path, params, auth)
     if kind == "404":  # an API version or plan without this endpoint
         return error_response(
             404, "request", "not_found", f"The requested path {path} was not found."
@@ -217,3 +261,54 @@ def fault_response(
     if kind == "has_more_lie":
         return has_more_lie()
     raise AssertionError(kind)
+
+
+def echoed(response: Response, echo: str, *, retry_after: bool = True) -> Response:
+    """``response`` quoting ``echo`` back in every field Deck controls, as a Deck that echoes the
+    request (its Authorization header, say) in its answers would: each error message, the
+    validation title and field messages, ``request_id`` and ``traceId`` (body and X-Request-Id),
+    a body that is not JSON, and the header values Content-Type (as a parameter), Location (as a
+    query), Retry-After on a 429 or 5xx (unless the fault set one: ``retry_after`` False) and
+    X-Deck-Echo. A list page keeps its records: only its request_id echoes.
+
+    Header values lose their line breaks (a header cannot carry them); bodies keep ``echo``
+    as is (JSON-encoded inside JSON)."""
+    flat = " ".join(echo.splitlines())
+    body = response.body
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        errors = payload.get("errors")
+        if isinstance(errors, list):
+            for error in errors:
+                if isinstance(error, dict):
+                    error["message"] = f"{error.get('message') or ''} Request: {echo}".strip()
+        elif isinstance(errors, dict):
+            for field in errors:
+                errors[field] = [*errors[field], f"Request: {echo}"]
+        if "title" in payload:
+            payload["title"] = f"{payload['title']} Request: {echo}"
+        if "traceId" in payload:
+            payload["traceId"] = f"00-{flat}-00"
+        payload["request_id"] = f"req_{echo}"
+        body = json.dumps(payload, separators=(",", ":")).encode()
+    elif body:
+        body = f"<html><body>{response.status}: {echo}</body></html>".encode()
+    headers = []
+    for name, value in response.headers:
+        if name.lower() == "location":
+            value = f"{value}?echo={flat}"
+        headers.append((name, value))
+    names = {name.lower() for name, _ in headers}
+    if retry_after and (response.status == 429 or response.status >= 500):
+        if "retry-after" not in names:
+            headers.append(("Retry-After", flat))
+    headers.append(("X-Deck-Echo", flat))
+    content_type = response.content_type
+    if content_type:
+        content_type = f"{content_type}; echo={flat}"
+    return dataclasses.replace(
+        response, body=body, headers=headers, request_id=f"req_{flat}", content_type=content_type
+    )

@@ -165,6 +165,18 @@ class DeckSimulator(RequestControls):
         with self._store.lock:
             self._store.events.retention_days = value
 
+    @property
+    def event_summary_omits(self) -> frozenset[str]:
+        """Fields of the run left out of each event's ``data`` (its run summary), e.g.
+        ``{"credential_id"}``: Deck documents the summary only as "a summary of the run", so a
+        connector must not rely on any of its fields but the run's ``id``. Empty by default."""
+        return self._store.events.summary_omits
+
+    @event_summary_omits.setter
+    def event_summary_omits(self, value: set[str] | frozenset[str]) -> None:
+        with self._store.lock:
+            self._store.events.summary_omits = frozenset(value) - {"id"}
+
     # ---------------------------------------------------------------- lifecycle of the server
 
     def start(self) -> Self:
