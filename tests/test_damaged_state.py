@@ -22,9 +22,9 @@ from support.cli import cli_env, run_cli
 FOLDER = Path("dlt-data", "pipelines", "deck_task_runs")
 WAY_OUT = (
     " The warehouse's tables are not affected. Run the sync once with --reset-state: it empties"
-    " the working folder and forgets the saved state (there and in the warehouse), keeps every"
-    " table, lists all runs again and merges them (still one row per run); the syncs after it"
-    " are incremental again.\n"
+    " the working folder and takes the saved state back from the warehouse; the state of a"
+    " resource that cannot be read there either is forgotten, and that resource lists"
+    " everything again and merges it (still one row per run). Every table is kept.\n"
 )
 IN_FOLDER = f"Deck sync failed: the pipeline's working folder {FOLDER} is damaged: "
 
@@ -159,3 +159,35 @@ def test_the_syncs_after_a_reset_are_incremental_again(tmp_path, sim, env):
     assert after.returncode == 0, after.stderr
     assert "  runs:     0 new, 0 updated (300 in the warehouse)\n" in after.stdout
     assert len(sim.requests) == no_change_requests
+
+
+def test_a_reset_takes_the_state_back_from_the_warehouse_and_lists_nothing_again(
+    tmp_path, sim, env
+):
+    sim.clear_requests()
+    assert run_cli(tmp_path, env=env).returncode == 0
+    no_change_requests = len(sim.requests)
+    cut_state_in_half(tmp_path)
+    sim.clear_requests()
+
+    reset = run_cli(tmp_path, "--reset-state", env=env)
+
+    assert reset.returncode == 0, reset.stderr
+    assert "  runs:     0 new, 0 updated (300 in the warehouse)\n" in reset.stdout
+    assert len(sim.requests) == no_change_requests
+
+
+def test_a_reset_forgets_only_the_state_the_warehouse_cannot_give_back(tmp_path, sim, env):
+    garble_watermark_in_warehouse(tmp_path)
+
+    reset = run_cli(tmp_path, "--reset-state", env=env)
+
+    assert reset.returncode == 0, reset.stderr
+    assert (
+        "Forgot the saved state of pipeline 'deck_task_runs' (task_runs): it could not be read in"
+        " the warehouse either. The tables are kept, and this sync lists those again and merges"
+        " them" in reset.stderr
+    )
+    # listed again: counted as new (nothing is known of them), still one row per run
+    assert "  runs:     300 new, 0 updated (300 in the warehouse)\n" in reset.stdout
+    assert_matches_ground_truth(warehouse(tmp_path, sim), sim.runs())

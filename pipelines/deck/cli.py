@@ -85,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reset-state",
         action="store_true",
-        help="empty the pipeline's working folder and forget its saved state (locally and in the"
-        " warehouse), keep every table, then list all runs again and merge them: the way out of"
-        " a damaged working folder",
+        help="empty the pipeline's working folder and take the saved state back from the"
+        " warehouse (a resource whose state cannot be read there either lists all again, merging"
+        " by id), keep every table: the way out of a damaged working folder",
     )
     parser.add_argument(
         "--no-events",

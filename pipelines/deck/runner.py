@@ -42,7 +42,7 @@ from .working_folder import (
     check_saved_state,
     damaged,
     folder_lock,
-    forget_saved_state,
+    forget_unreadable_state,
     saved_state_error,
     state_problem,
 )
@@ -283,9 +283,10 @@ def sync(
 ) -> SyncResult:
     """Sync Deck task runs into `pipeline`'s destination until the warehouse is current.
 
-    `reset_state`: forget the saved state first (locally and in the warehouse), keep the
-    tables, and list everything again, merging by id (`working_folder.forget_saved_state`; a
-    folder dlt cannot read at all is emptied first with `working_folder.reset_working_folder`).
+    `reset_state`: take the saved state back from the warehouse, forgetting that of a resource
+    that cannot be read there either (it lists everything again, merging by id); the tables are
+    kept (`working_folder.forget_unreadable_state`; the CLI empties the working folder first
+    with `working_folder.reset_working_folder`).
     `lock_wait_s`: how long to wait for a DuckDB file that another process has open (default
     `lock_wait_s` of `[sources.deck]`, else 300 s); see `warehouse_lock`. `progress` shows how
     far it is (default: log lines, `progress_display.LogProgress`); all its loads are one dlt trace
@@ -307,7 +308,7 @@ def sync(
             warehouse.wait()
             remove_unfinished_writes(pipeline.working_dir)  # a full disk's leftovers
             if reset_state:
-                warehouse.call(_forget_saved_state, pipeline)
+                warehouse.call(_forget_unreadable_state, pipeline)
             else:  # the rebuilt runs' state is dropped anyway
                 check_saved_state(
                     pipeline.state, pipeline.working_dir, (RESOURCE,) if full_refresh else ()
@@ -329,14 +330,19 @@ def sync(
     return result
 
 
-def _forget_saved_state(pipeline: dlt.Pipeline) -> None:
-    dropped = forget_saved_state(pipeline)
-    logger.warning(
-        "Reset the saved state of pipeline '%s'%s: the tables are kept, and this sync lists"
-        " every run again and merges it",
-        pipeline.pipeline_name,
-        f" ({', '.join(dropped)})" if dropped else "",
-    )
+def _forget_unreadable_state(pipeline: dlt.Pipeline) -> None:
+    dropped = forget_unreadable_state(pipeline)
+    if dropped:
+        logger.warning(
+            "Forgot the saved state of pipeline '%s' (%s): it could not be read in the warehouse"
+            " either. The tables are kept, and this sync lists those again and merges them",
+            pipeline.pipeline_name,
+            ", ".join(dropped),
+        )
+    else:
+        logger.info(
+            "Took the saved state of pipeline '%s' back from the warehouse", pipeline.pipeline_name
+        )
 
 
 def _sync_locked(

@@ -139,9 +139,10 @@ def damaged(
     )
     return DamagedWorkingFolderError(
         f"{where}: {problem}. The warehouse's tables are not affected. Run the sync once with"
-        " --reset-state: it empties the working folder and forgets the saved state (there and"
-        " in the warehouse), keeps every table, lists all runs again and merges them (still one"
-        " row per run); the syncs after it are incremental again."
+        " --reset-state: it empties the working folder and takes the saved state back from the"
+        " warehouse; the state of a resource that cannot be read there either is forgotten, and"
+        " that resource lists everything again and merges it (still one row per run). Every"
+        " table is kept."
     )
 
 
@@ -251,20 +252,31 @@ def reset_working_folder(working_dir: str) -> list[str]:
     return removed
 
 
-def forget_saved_state(pipeline: dlt.Pipeline) -> list[str]:
-    """Drop the connector's saved state of every resource, here and in the warehouse, keeping
-    the tables: dlt's `pipeline drop --state-only`, which commits the dropped state to the
-    warehouse at once (a restore from there never brings it back). Returns the resources whose
-    state was dropped. Pending load packages are aborted first: the sync lists everything
-    again anyway."""
+def forget_unreadable_state(pipeline: dlt.Pipeline) -> list[str]:
+    """Take the saved state back from the warehouse and forget that of any resource that cannot
+    be read there either, keeping the tables; returns the resources forgotten.
+
+    The working folder was emptied (`reset_working_folder`), so dlt restores the warehouse's
+    copy, which a damaged folder leaves intact: the sync goes on incrementally, the events'
+    watermark (and so the retention gap check) kept. Only a resource whose copy does not parse
+    is dropped, with dlt's `pipeline drop --state-only` (committed to the warehouse at once, so a
+    restore never brings it back): it lists everything again, merging by id. Pending load
+    packages are aborted first: their runs are listed again anyway."""
     from dlt.pipeline.helpers import pipeline_drop
 
     if pipeline.has_pending_data:
         pipeline.abort_packages()
     pipeline.sync_destination()  # the state and schemas the warehouse keeps, if any
     sources = pipeline.state.get("sources") or {}
-    resources = sorted((sources.get(SOURCE) or {}).get("resources") or {})
-    if not resources or not pipeline.default_schema_name:
+    saved = (sources.get(SOURCE) or {}).get("resources") or {}
+    unreadable = []
+    for name, reader in STATE_READERS.items():
+        if name in saved:
+            try:
+                reader.load(saved[name])
+            except SavedStateError:
+                unreadable.append(name)
+    if not unreadable or not pipeline.default_schema_name:
         return []
-    pipeline_drop(pipeline, resources=resources, state_only=True)()
-    return resources
+    pipeline_drop(pipeline, resources=unreadable, state_only=True)()
+    return unreadable
