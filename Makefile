@@ -39,7 +39,7 @@ test: $(NB_STAMP) lint  ## the whole test suite (notebooks executed too), TEST_W
 unit: $(STAMP)  ## the unit layer alone: pure logic, no HTTP, DuckDB or subprocess (seconds)
 	$(BIN)/pytest -m unit
 
-bench: $(STAMP)  ## benchmarks, not part of the tests (~10-15 min; make bench ARGS=--quick)
+bench: $(STAMP)  ## benchmarks, not part of the tests (~16 min; make bench ARGS=--quick: 1-2 min)
 	$(BIN)/python benchmarks/run.py $(ARGS)
 
 notebooks: $(NB_STAMP)  ## open the analysts' notebooks in Jupyter Lab, on the demo warehouse
