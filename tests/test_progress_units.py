@@ -354,7 +354,7 @@ def test_the_try_line_quotes_a_path_with_a_quote_and_a_space_for_the_shell():
 # A backfill of 20,000 runs over several loads, played by the model of Deck and the real walker
 # (`support.deck_model`), newest first as Deck lists; the estimate read where a user reads it, at
 # each committed load. The bands are what the estimate achieves on these histories (over three
-# seeds the ranges are wider: README's table in "Watching a long sync"); the target of ±25%
+# seeds the ranges are wider: docs/operations.md, "Watching a long sync"); the target of ±25%
 # holds on uniform histories and is missed by a few points on a long gap and a busy last week,
 # and by more on bursts, whose records between the pages seen nothing hints at.
 

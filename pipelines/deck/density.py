@@ -17,7 +17,7 @@ count. Pure: time is always an argument.
 
 It judges; it cannot know. A history made of bursts has, between the pages seen, stretches whose
 records no page hints at: on such histories the total can be off by half until they are listed
-(see the table in README's "Watching a long sync").
+(see the table in docs/operations.md, "Watching a long sync").
 """
 
 from __future__ import annotations
