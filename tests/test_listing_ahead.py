@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck.client import Page
-from deck.progress import ListingProgress
-from deck.walker import ListedWindow, ListingAhead, WindowWalker, _Fetched
-from deck.windows import Window, parse_timestamp
+from deck.api.client import Page
+from deck.core.windows import Window, parse_timestamp
+from deck.listing.walker import ListedWindow, ListingAhead, WindowWalker, _Fetched
+from deck.progress.estimate import ListingProgress
 
 pytestmark = pytest.mark.unit
 

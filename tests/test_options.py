@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from deck import deck, settings
-from deck.cli import build_parser, source_options
-from deck.errors import DeckConfigError, DeckOptionError
-from deck.options import (
+from deck import deck
+from deck.core import settings
+from deck.core.errors import DeckConfigError, DeckOptionError
+from deck.core.options import (
     FILTERS,
     OPTION_SPECS,
     Filters,
@@ -18,6 +18,7 @@ from deck.options import (
     known_options,
     unknown_option,
 )
+from deck.runtime.cli import build_parser, source_options
 
 pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
 

@@ -13,10 +13,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from deck import ratelimit, records
-from deck.ratelimit import RateLimiter
-from deck.state import ListingState, OpenRun, Plan, SeenRun, TaskRunState
-from deck.windows import Window
+from deck.api import ratelimit
+from deck.api.ratelimit import RateLimiter
+from deck.core import records
+from deck.core.state import ListingState, OpenRun, Plan, SeenRun, TaskRunState
+from deck.core.windows import Window
 from dlt.common import json as dlt_json
 from hypothesis import given
 from hypothesis import strategies as st

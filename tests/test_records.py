@@ -1,10 +1,10 @@
-"""Pure checks of deck.records: what a hostile record becomes before it reaches dlt."""
+"""Pure checks of deck.core.records: what a hostile record becomes before it reaches dlt."""
 
 import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck import records
+from deck.core import records
 
 pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
 

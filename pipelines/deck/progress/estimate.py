@@ -1,0 +1,393 @@
+"""How far a sync is: what is done, an estimate of what is left, how fast, and when it ends.
+
+A backfill of 250k runs takes tens of minutes and many loads. Deck's list carries no total, so the
+work left is estimated from the plan: the windows not listed yet (and the part of those in flight
+not fetched yet) times the density of runs seen so far (records per second of `created_at`, from
+the windows listed and the first page of every window cut). A window with no start (a first sync
+of all history) has no size until the walk reaches its oldest run: until then the total is not
+known and no ETA is given.
+
+The bookkeeping (`ListingProgress`, `SyncProgress`, `RateMeter`, `Snapshot` and its text) is
+pure: it takes the time as an argument, so it is unit-tested without I/O. Two reporters show it
+(`progress_display.py`), one chosen once by the CLI (`reporter_for`):
+
+- on a terminal, `LiveProgress`: a display redrawn in place (rich, which dlt already installs),
+  with the connector's log lines printed above it;
+- otherwise (cron, CI, a scheduler's log), `LogProgress`: one line every `PROGRESS_EVERY_S`
+  seconds and one per committed load, always cumulative over the whole sync.
+
+`sync()` uses `LogProgress` unless told otherwise, so an orchestrator's log shows the same lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from deck.core.windows import Window, page_stamps
+from deck.progress.density import DensityMap
+
+if TYPE_CHECKING:
+    from deck.core.stats import SyncStats
+
+logger = logging.getLogger("deck")
+
+PROGRESS_EVERY_S = 10.0  # a log line this often when stderr is not a terminal
+RATE_WINDOW_S = 60.0  # the rate (and so the ETA) is measured over this much recent time
+LIVE_REFRESH_PER_S = 4
+
+Outlook = Callable[[], tuple[list[Window], dict[Window, int]]]
+
+_MIN = datetime.min.replace(tzinfo=timezone.utc)
+
+
+# ---- pure bookkeeping ----------------------------------------------------------------------------
+
+
+def merge_windows(windows: Iterable[Window]) -> list[Window]:
+    """Windows as the fewest ranges that cover them, oldest first."""
+    merged: list[Window] = []
+    for window in sorted(windows, key=Window.sort_key):
+        if merged:
+            last = merged[-1]
+            touches = last.end is None or (window.start or _MIN) <= last.end
+            if touches:
+                if last.end is not None and (window.end is None or window.end > last.end):
+                    merged[-1] = Window(last.start, window.end)
+                continue
+        merged.append(window)
+    return merged
+
+
+def format_instant(value: datetime | None, missing: str) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else missing
+
+
+def describe_ranges(ranges: list[Window]) -> str:
+    """`2025-12-12 04:00..2026-01-01 00:00`, oldest first (`start..` without a start, `..now`
+    without an end); more than three ranges are named by their first and last."""
+
+    def one(w: Window) -> str:
+        return f"{format_instant(w.start, 'start')}..{format_instant(w.end, 'now')}"
+
+    if len(ranges) <= 3:
+        return ", ".join(one(w) for w in ranges)
+    return f"{one(ranges[0])} ... {one(ranges[-1])} ({len(ranges)} ranges)"
+
+
+def format_duration(seconds: float) -> str:
+    """`0:01:05`, `12:00:00`, `2 days 3:04:05`."""
+    total = max(0, int(round(seconds)))
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{days} day{'s' if days != 1 else ''} {clock}" if days else clock
+
+
+class RateMeter:
+    """Requests per second over the last `window_s` seconds of samples (time, cumulative count).
+
+    Recent rather than overall: a sync slows down when the rate limit starts to bite and speeds
+    up after retries, and the ETA should follow.
+    """
+
+    def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
+        self.window_s = window_s
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, at: float, count: int) -> None:
+        if self._samples and at <= self._samples[-1][0]:
+            if count != self._samples[-1][1]:
+                self._samples[-1] = (self._samples[-1][0], count)
+            return
+        self._samples.append((at, count))
+        # keep one sample older than the window, so the rate always spans the whole window
+        while len(self._samples) > 2 and self._samples[1][0] <= at - self.window_s:
+            self._samples.popleft()
+
+    def rate(self) -> float | None:
+        """None until two samples at least a second apart exist."""
+        if len(self._samples) < 2:
+            return None
+        (t0, c0), (t1, c1) = self._samples[0], self._samples[-1]
+        if t1 - t0 < 1.0:
+            return None
+        return (c1 - c0) / (t1 - t0)
+
+
+@dataclass(frozen=True)
+class Left:
+    """What a listing has left, estimated: `records` to list in `windows` windows, each at least
+    one request (`pages`). `at_least`: a window open towards the past is still to be sized, so
+    the records are those of the other windows only."""
+
+    records: float
+    pages: int
+    at_least: bool = False
+
+
+class ListingProgress:
+    """What one listing (task runs or events) has listed and has left, across a sync's loads.
+
+    The walker of each load reports to it (`follow`, `probed`, `listed`, from worker threads
+    too); the estimate is read by the reporter's thread, hence the lock. Done and left are both
+    records listed: the estimate is of the records the listing will have listed at its end.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._map = DensityMap()
+        self._listed = 0  # records on the pages of windows listed to their end
+        self._covered: list[Window] = []
+        self._outlook: Outlook | None = None
+        self._clock: Callable[[], datetime] | None = None
+        self.page_size = 100
+        self.finished = False
+
+    def follow(self, outlook: Outlook, clock: Callable[[], datetime], page_size: int) -> None:
+        """The walker of the current load: its pending and in-flight windows are the work left."""
+        with self._lock:
+            self._outlook, self._clock, self.finished = outlook, clock, False
+            self.page_size = page_size
+
+    def _now(self) -> datetime:
+        return self._clock() if self._clock is not None else datetime.now(timezone.utc)
+
+    def probed(self, window: Window, items: list[dict[str, Any]]) -> None:
+        """The first page of `window`, when more follow: how dense its stretch is, and that the
+        window holds nothing beyond the record Deck returned first."""
+        now = self._now()
+        with self._lock:
+            self._map.probed(window, page_stamps(items), now)
+
+    def listed(self, window: Window, records: int) -> None:
+        """A window listed to its end (`records` on its pages)."""
+        now = self._now()
+        with self._lock:
+            self._listed += records
+            self._map.listed(window, records, now)
+            self._covered = merge_windows([*self._covered, window])
+
+    def finish(self) -> None:
+        """Every window of the plan is listed: nothing is left of this listing in this sync."""
+        with self._lock:
+            self.finished, self._outlook = True, None
+
+    @property
+    def covered(self) -> list[Window]:
+        with self._lock:
+            return list(self._covered)
+
+    def listed_records(self) -> int:
+        """Records listed so far: windows listed to their end and the pages fetched of those in
+        flight."""
+        with self._lock:
+            outlook = self._outlook
+            listed = self._listed
+        in_flight = outlook()[1] if outlook is not None else {}
+        return listed + sum(in_flight.values())
+
+    def remaining(self, now: datetime | None = None) -> Left | None:
+        """Records estimated left to list; None when nothing was seen to judge by yet. `now`:
+        Deck's clock (defaults to the walker's)."""
+        with self._lock:
+            if self.finished:
+                return Left(0.0, 0)
+            outlook, clock = self._outlook, self._clock
+        if outlook is None:
+            return None
+        pending, in_flight = outlook()
+        if now is None:
+            now = clock() if clock is not None else datetime.now(timezone.utc)
+        records, pages, at_least = 0.0, 0, False
+        for window in [*pending, *in_flight]:
+            with self._lock:
+                judged = self._map.records_in(window, now)
+            if judged is None:
+                if window.start is not None:
+                    return None  # nothing observed yet
+                at_least = True
+                pages += 1
+                continue
+            left = max(0.0, judged - in_flight.get(window, 0))
+            records += left
+            pages += max(0 if window in in_flight else 1, math.ceil(left / self.page_size))
+        return Left(records, pages, at_least)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a reporter shows at one moment. Estimates are None while not known."""
+
+    runs: int
+    events: int
+    requests: int
+    retries: int
+    throttled: int  # answers with HTTP 429
+    loads: int
+    elapsed_s: float
+    runs_listed: int = 0  # records listed so far: the same unit as what is left
+    events_listed: int = 0
+    runs_left: float | None = None  # records estimated left to list
+    events_left: float | None = None
+    runs_at_least: bool = False  # the oldest runs are still being looked for
+    events_at_least: bool = False
+    requests_left: float | None = None
+    rate: float | None = None  # requests per second, recently
+    coverage: tuple[tuple[str, str], ...] = ()  # (listing, its ranges listed, oldest first)
+    done: bool = False
+    stopped: bool = False  # the sync failed or was interrupted: this is where it stopped
+    with_events: bool = True
+
+    @property
+    def requests_total(self) -> int | None:
+        if self.requests_left is None:
+            return None
+        return self.requests + math.ceil(self.requests_left)
+
+    @property
+    def fraction(self) -> float | None:
+        total = self.requests_total
+        if self.done:
+            return 1.0
+        if not total:
+            return None
+        return min(1.0, self.requests / total)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the recent rate; None when the work left or the rate is unknown."""
+        if self.done or (self.requests_left is not None and self.requests_left <= 0):
+            return 0.0
+        if self.requests_left is None or not self.rate or self.rate <= 0:
+            return None
+        return max(1.0, self.requests_left / self.rate)  # never 0:00:00 while work is left
+
+
+def counted(loaded: int, listed: int, left: float | None, at_least: bool = False) -> str:
+    """`1,200 (1,250 of ~2,468 listed)`: records loaded, then those listed out of the estimate
+    of all the sync will list (the same unit on both sides of "of"); the loaded count alone when
+    nothing is estimated or nothing is left."""
+    if left is None or (left <= 0 and not at_least):
+        return f"{loaded:,}"
+    total = f"{'at least ' if at_least else ''}~{listed + math.ceil(left):,}"
+    return f"{loaded:,} ({listed:,} of {total} listed)"
+
+
+def requests_done(s: Snapshot) -> str:
+    """Requests sent, out of the estimate while the sync runs ("1,204 of ~2,170")."""
+    total = s.requests_total
+    return f"{s.requests:,} of ~{total:,}" if total and not s.done else f"{s.requests:,}"
+
+
+def describe(snapshot: Snapshot, *, loads: bool = True) -> str:
+    """The body of a progress log line: cumulative over the sync, what was listed named oldest
+    first. `loads`: include the count of loads committed (a `Load N committed` line has it)."""
+    s = snapshot
+    counts = f"runs {counted(s.runs, s.runs_listed, s.runs_left, s.runs_at_least)}"
+    if s.with_events:
+        counts += (
+            f", events {counted(s.events, s.events_listed, s.events_left, s.events_at_least)}"
+        )
+    requests = requests_done(s)
+    rate = f" at {s.rate:.1f}/s" if s.rate is not None else ""
+    parts = [
+        counts,
+        f"requests {requests}{rate}, {s.retries:,} retries, {s.throttled:,} answered 429",
+    ]
+    if loads:
+        parts.append(f"{s.loads} load{'s' if s.loads != 1 else ''} committed")
+    if s.coverage:
+        parts.append("listed " + ", ".join(f"{name} {ranges}" for name, ranges in s.coverage))
+    if s.done:
+        parts.append(f"done in {format_duration(s.elapsed_s)}")
+    elif s.stopped:
+        parts.append(f"stopped after {format_duration(s.elapsed_s)}")
+    elif s.requests_left == 0:
+        parts.append("everything listed; loading")
+    elif s.eta_s is not None:
+        parts.append(f"ETA {format_duration(s.eta_s)}")
+    elif s.requests_left is None:
+        parts.append("ETA not known yet (the oldest records are still being looked for)")
+    elif s.rate is None:
+        parts.append("ETA not known yet (measuring the rate)")
+    else:
+        parts.append("ETA not known yet (no request in the last minute)")
+    return "; ".join(parts)
+
+
+class SyncProgress:
+    """Progress of one sync, across its loads: one `ListingProgress` per listing, the loads
+    committed, and the request rate. Lives in the sync's `SyncStats`."""
+
+    def __init__(self) -> None:
+        self.listings: dict[str, ListingProgress] = {}
+        self.loads = 0
+        self.meter = RateMeter()
+        self._lock = threading.Lock()
+
+    def listing(self, name: str) -> ListingProgress:
+        with self._lock:
+            if name not in self.listings:
+                self.listings[name] = ListingProgress(name)
+            return self.listings[name]
+
+    def snapshot(
+        self,
+        stats: SyncStats,
+        *,
+        elapsed_s: float,
+        now: datetime | None = None,
+        done: bool = False,
+    ) -> Snapshot:
+        """The state of the sync at `elapsed_s` seconds (also a sample for the rate)."""
+        requests = stats.requests.requests
+        with self._lock:
+            self.meter.add(elapsed_s, requests)
+            rate = self.meter.rate()
+            listings = list(self.listings.values())
+        left = {item.name: Left(0.0, 0) if done else item.remaining(now) for item in listings}
+        listed = {item.name: item.listed_records() for item in listings}
+        requests_left = None
+        known = [one for one in left.values() if one is not None]
+        if known and len(known) == len(left) and not any(one.at_least for one in known):
+            requests_left = float(sum(one.pages for one in known))
+        coverage = tuple(
+            (item.name, describe_ranges(item.covered)) for item in listings if item.covered
+        )
+        return Snapshot(
+            runs=stats.new_runs + stats.updated_runs,
+            events=stats.new_events,
+            requests=requests,
+            retries=stats.requests.retries,
+            throttled=stats.requests.throttled,
+            loads=self.loads,
+            elapsed_s=elapsed_s,
+            runs_listed=listed.get("runs", 0),
+            events_listed=listed.get("events", 0),
+            runs_left=_records(left.get("runs")),
+            events_left=_records(left.get("events")),
+            runs_at_least=_at_least(left.get("runs")),
+            events_at_least=_at_least(left.get("events")),
+            requests_left=requests_left,
+            rate=rate,
+            coverage=coverage,
+            done=done,
+            with_events="events" in left or stats.new_events > 0,
+        )
+
+
+def _records(left: Left | None) -> float | None:
+    return None if left is None else left.records
+
+
+def _at_least(left: Left | None) -> bool:
+    return left is not None and left.at_least
