@@ -3,7 +3,6 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck.api.session import RequestStats
 from deck.core.clock import DeckClock
 from deck.core.options import Filters
 from deck.core.state import (
@@ -15,7 +14,7 @@ from deck.core.state import (
     TaskRunState,
     fingerprint,
 )
-from deck.core.stats import SyncStats
+from deck.core.stats import RequestStats, SyncStats
 from deck.core.windows import Window
 from deck.listing.intake import RunTracker
 

@@ -18,12 +18,19 @@ from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 
 from deck.api.paginator import DeckCursorPaginator
 from deck.api.ratelimit import RateLimiter
-from deck.api.session import DeckSession, RequestStats, RetryPolicy
+from deck.api.session import DeckSession, RetryPolicy
 from deck.api.urls import path_segment, validate_base_url
 from deck.core import settings
-from deck.core.errors import DeckConfigError, DeckPermanentError, DeckResponseError, request_id_of
+from deck.core.errors import (
+    DeckConfigError,
+    DeckPermanentError,
+    DeckResponseError,
+    request_id_of,
+    scrubbed_exception,
+)
 from deck.core.records import run_id_of
-from deck.core.redact import check_api_key, scrub_optional, scrubbed_exception
+from deck.core.redact import remember_secret, scrub_optional
+from deck.core.stats import RequestStats
 
 _T = TypeVar("_T")
 
@@ -147,6 +154,30 @@ class DeckClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def check_api_key(api_key: Any) -> str:
+    """The key as it will be sent; refuse what cannot be an HTTP header value, without echoing it.
+
+    A CR/LF inside the key would otherwise end up in requests' "Invalid header value
+    b'Bearer sk_live_...'" message, on stderr and in dlt's trace. Either way the key is
+    remembered, so that `scrub` hides it from here on.
+    """
+    key = str(api_key or "").strip()
+    remember_secret(key)
+    if not key:
+        raise DeckConfigError(
+            "api_key is empty: set SOURCES__DECK__API_KEY or api_key under [sources.deck] in"
+            " .dlt/secrets.toml (see .dlt/secrets.toml.example)."
+        )
+    if any(not 0x21 <= ord(c) <= 0x7E for c in key):
+        raise DeckConfigError(
+            "api_key contains a line break, a space, a control or a non-ASCII character, so it"
+            " cannot be sent in an HTTP header (the key is not shown here). Copy the key again"
+            " into SOURCES__DECK__API_KEY or api_key under [sources.deck] in .dlt/secrets.toml;"
+            " it looks like sk_live_ followed by letters and digits."
+        )
+    return key
 
 
 __all__ = ["DeckClient", "Page"]

@@ -4,17 +4,16 @@ is explained in one paragraph, and every attempt has timeouts, a total deadline 
 Why not dlt's default retrying session: Deck asks for exponential backoff from 1 s capped at 30 s,
 its 429s usually carry no Retry-After, and a scheduled job must log every retry and end with a
 message naming the last `request_id`. The retry loop below is that policy and nothing more.
-RequestStats counts what the sync cost and remembers Deck's clock (its `Date` header), which the
-source uses to bound what "now" means on Deck's side.
+Every attempt is counted in the sync's `RequestStats` (`deck.core.stats`), which also remembers
+Deck's clock from each answer's `Date` header: the source bounds what "now" means on Deck's side
+with it.
 """
 
 import json
 import logging
 import random
-import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -25,7 +24,6 @@ from requests import PreparedRequest, Response
 from deck.api.deadline import Watchdog, WatchedAdapter
 from deck.api.ratelimit import RateLimiter
 from deck.core import settings
-from deck.core.clock import DeckClock
 from deck.core.errors import (
     DeckAuthError,
     DeckPermanentError,
@@ -38,6 +36,7 @@ from deck.core.errors import (
 )
 from deck.core.options import check_option
 from deck.core.redact import scrub, scrub_optional
+from deck.core.stats import RequestStats
 
 logger = logging.getLogger("deck")
 
@@ -101,42 +100,6 @@ class RetryPolicy:
             except (TypeError, ValueError, IndexError):
                 return None
         return min(self.max_retry_after_s, max(self.min_wait_s, seconds))
-
-
-@dataclass
-class RequestStats:
-    """What the sync cost, for the CLI summary and the benchmarks."""
-
-    requests: int = 0
-    retries: int = 0
-    throttled: int = 0  # answers with HTTP 429 (Deck's rate limit)
-    pages: int = 0
-    last_request_id: str | None = None
-    clock: DeckClock = field(default_factory=DeckClock, repr=False)  # from `Date` headers
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def observe_date(self, header: str | None, source: str | None = None) -> None:
-        """Remember Deck's clock from a response's `Date` header (see `clock.DeckClock`);
-        `source` names the request ("GET /v2/test") for a warning."""
-        self.clock.observe(header, source=source)
-
-    def deck_now(self) -> datetime:
-        """The latest moment at which Deck can have created a run listed so far."""
-        return self.clock.now()
-
-    def count(
-        self,
-        *,
-        request: bool = False,
-        retry: bool = False,
-        page: bool = False,
-        throttled: bool = False,
-    ) -> None:
-        with self._lock:
-            self.requests += request
-            self.retries += retry
-            self.pages += page
-            self.throttled += throttled
 
 
 class DeckSession(requests.Session):

@@ -19,7 +19,7 @@ from typing import Any
 import dlt
 
 from deck.core.options import known_options, unknown_option
-from deck.warehouse.local_files import shown_path
+from deck.core.shown import shown_path
 
 SECTION = ("sources", "deck")
 ENV_PREFIX = "SOURCES__DECK__"

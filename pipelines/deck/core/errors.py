@@ -5,17 +5,18 @@ and must never contain the API key: each error's text (and request_id) goes thro
 (redact.scrub) as the error is made, whatever part of it Deck sent.
 """
 
+import copy
 import socket
 from collections.abc import Iterator
 from typing import Any
+
+from deck.core.redact import scrub, scrub_optional
 
 
 class DeckError(Exception):
     """Base of every error this connector raises on purpose; its text never holds the key."""
 
     def __init__(self, *args: Any) -> None:
-        from deck.core.redact import scrub  # redact imports this module
-
         super().__init__(*(scrub(arg) if isinstance(arg, str) else arg for arg in args))
 
 
@@ -52,8 +53,6 @@ class DeckAPIError(DeckError):
     def __init__(
         self, message: str, *, status: int | None = None, request_id: str | None = None
     ) -> None:
-        from deck.core.redact import scrub_optional
-
         self.status = status
         self.request_id = request_id = scrub_optional(request_id)
         if request_id:
@@ -83,6 +82,30 @@ class DeckUnreachableError(DeckError):
     Not a transient fault like a 503: waiting minutes for a name that does not exist only delays
     the message, so it is retried briefly (a resolver's hiccup) and then explained.
     """
+
+
+def scrubbed_exception(exc: BaseException, secret: str = "") -> BaseException | None:
+    """A copy of `exc` whose text no longer carries the key; None when it carried none.
+
+    Our own errors keep their type (callers branch on it) and have their request_id scrubbed
+    too; anything else becomes a DeckError naming the original type, since its constructor may
+    not accept a plain message.
+    """
+    text = str(exc)
+    texts = [text, repr(exc.args)]
+    if all(scrub(t, secret) == t for t in texts):
+        return None
+    text = scrub(text, secret)
+    if isinstance(exc, DeckError):
+        clean = copy.copy(exc)
+        clean.args = (text,)
+        if isinstance(getattr(clean, "request_id", None), str):
+            clean.request_id = scrub(clean.request_id, secret)  # type: ignore[attr-defined]
+    else:
+        clean = DeckError(f"{type(exc).__name__}: {text}")
+    clean.__cause__ = clean.__context__ = None
+    clean.__traceback__ = None
+    return clean
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:

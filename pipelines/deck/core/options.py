@@ -23,10 +23,10 @@ from typing import Any
 
 from deck.core import settings
 from deck.core.errors import DeckConfigError, DeckOptionError
+from deck.core.shown import shown_value
 from deck.core.windows import (
     EARLIEST_PLAUSIBLE,
     LATEST_PLAUSIBLE,
-    format_timestamp,
     parse_timestamp,
 )
 
@@ -120,15 +120,6 @@ def _number(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def shown_value(value: Any) -> str:
-    """A value as a refusal shows it: text quoted, numbers as Python prints them (nan, inf)."""
-    if isinstance(value, datetime):
-        return format_timestamp(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return repr(value)
 
 
 OPTIONS: tuple[OptionSpec, ...] = (

@@ -5,28 +5,25 @@ escapes, pieces cut at control characters, and whatever Deck quotes back of a re
 answers (error messages, `request_id`, `traceId`, header values), URL-encoded (`%2B`),
 JSON-escaped (`\\/`, `\\u002B`), broken across lines, or cut short after "Bearer ". Such texts
 end up on stderr, in logs, in exceptions and dlt's trace, in the warehouse (the quarantine's
-`request_id`). So the key is checked before it is ever put in a header, remembered
-(`remember_secret`, done by `check_api_key`, and earlier by the CLI and `deck()`, before any
-option is checked: an option's refusal echoes its value, which may be the key pasted into the
-wrong option), and every text that leaves the client goes through `scrub`:
+`request_id`). So the key is checked before it is ever put in a header
+(`deck.api.client.check_api_key`), remembered (`remember_secret`, done by that check, and earlier
+by the CLI and `deck()`, before any option is checked: an option's refusal echoes its value,
+which may be the key pasted into the wrong option), and every text that leaves the client goes
+through `scrub`:
 
 - every DeckError scrubs its text and request_id as it is made (errors.py);
 - the client scrubs what it keeps of Deck's answers (request ids) and the texts of its warnings
   (session.py, client.py); any other exception leaving the client is replaced by a scrubbed
-  copy (`scrubbed_exception`), before dlt records it in its trace;
+  copy (`errors.scrubbed_exception`), before dlt records it in its trace;
 - every log record of the "deck" and "dlt" loggers is scrubbed (`ScrubbingFilter`), message,
   arguments and traceback alike;
 - the quarantine's rows (quarantine.py) and the CLI's paragraphs and summary (cli.py).
 """
 
-import copy
 import logging
 import re
 import threading
 from functools import lru_cache
-from typing import Any
-
-from deck.core.errors import DeckConfigError, DeckError
 
 SECRET_MASK = "[api_key hidden]"
 _SPLIT_SECRET = re.compile(r"[\x00-\x20\x7f]+")
@@ -121,30 +118,6 @@ def scrub_optional(text: str | None) -> str | None:
     return scrub(text) if text else text
 
 
-def scrubbed_exception(exc: BaseException, secret: str = "") -> BaseException | None:
-    """A copy of `exc` whose text no longer carries the key; None when it carried none.
-
-    Our own errors keep their type (callers branch on it) and have their request_id scrubbed
-    too; anything else becomes a DeckError naming the original type, since its constructor may
-    not accept a plain message.
-    """
-    text = str(exc)
-    texts = [text, repr(exc.args)]
-    if all(scrub(t, secret) == t for t in texts):
-        return None
-    text = scrub(text, secret)
-    if isinstance(exc, DeckError):
-        clean = copy.copy(exc)
-        clean.args = (text,)
-        if isinstance(getattr(clean, "request_id", None), str):
-            clean.request_id = scrub(clean.request_id, secret)  # type: ignore[attr-defined]
-    else:
-        clean = DeckError(f"{type(exc).__name__}: {text}")
-    clean.__cause__ = clean.__context__ = None
-    clean.__traceback__ = None
-    return clean
-
-
 class ScrubbingFilter(logging.Filter):
     """Scrubs each record's message (arguments merged in), traceback and stack text."""
 
@@ -175,27 +148,3 @@ def install_log_filter(*handlers: logging.Handler) -> None:
     for target in [*(logging.getLogger(name) for name in SCRUBBED_LOGGERS), *handlers]:
         if _FILTER not in target.filters:
             target.addFilter(_FILTER)
-
-
-def check_api_key(api_key: Any) -> str:
-    """The key as it will be sent; refuse what cannot be an HTTP header value, without echoing it.
-
-    A CR/LF inside the key would otherwise end up in requests' "Invalid header value
-    b'Bearer sk_live_...'" message, on stderr and in dlt's trace. Either way the key is
-    remembered, so that `scrub` hides it from here on.
-    """
-    key = str(api_key or "").strip()
-    remember_secret(key)
-    if not key:
-        raise DeckConfigError(
-            "api_key is empty: set SOURCES__DECK__API_KEY or api_key under [sources.deck] in"
-            " .dlt/secrets.toml (see .dlt/secrets.toml.example)."
-        )
-    if any(not 0x21 <= ord(c) <= 0x7E for c in key):
-        raise DeckConfigError(
-            "api_key contains a line break, a space, a control or a non-ASCII character, so it"
-            " cannot be sent in an HTTP header (the key is not shown here). Copy the key again"
-            " into SOURCES__DECK__API_KEY or api_key under [sources.deck] in .dlt/secrets.toml;"
-            " it looks like sk_live_ followed by letters and digits."
-        )
-    return key

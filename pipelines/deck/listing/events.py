@@ -35,7 +35,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import dlt
-from dlt.common.schema.typing import TColumnSchema
 
 from deck.api.client import DeckClient
 from deck.core import records, settings
@@ -43,18 +42,16 @@ from deck.core.errors import DeckPermanentError
 from deck.core.options import SourceOptions
 from deck.core.state import ListingState, Plan
 from deck.core.stats import SyncStats
+from deck.core.tables import EVENT_GAPS_TABLE, EVENTS_REJECTED_TABLE
 from deck.core.windows import format_timestamp
 from deck.listing.intake import created_at_of, log_warnings
 from deck.listing.planning import retention_gap
-from deck.listing.quarantine import REJECTED_COLUMNS, quarantine_row
+from deck.listing.quarantine import quarantine_row
 from deck.listing.walker import ListedWindow, ListingAhead
 from deck.listing.windowed import WindowedLoad
 
 logger = logging.getLogger("deck")
 
-EVENTS_TABLE = "task_run_events"
-EVENT_GAPS_TABLE = "task_run_event_gaps"
-EVENTS_REJECTED_TABLE = "task_run_events_rejected"
 RETENTION = timedelta(days=settings.EVENT_RETENTION_DAYS)
 
 # The run summary's fields that would collide with the event's own, and their column names.
@@ -65,26 +62,6 @@ _RENAMED = {
 }
 _DROPPED = frozenset({"object", "type"})  # "task_run", and never the event's own type
 
-EVENT_COLUMNS: dict[str, TColumnSchema] = {
-    "id": {"data_type": "text", "nullable": False},
-    "type": {"data_type": "text"},
-    "created_at": {"data_type": "timestamp", "nullable": False},
-    "task_run_id": {"data_type": "text"},
-    **{name: {"data_type": "text"} for name in records.TEXT_FIELDS if name != "object"},
-    "run_created_at": {"data_type": "timestamp"},
-    "run_updated_at": {"data_type": "timestamp"},
-    "runtime_ms": {"data_type": "bigint"},
-}
-GAP_COLUMNS: dict[str, TColumnSchema] = {
-    "gap_start": {"data_type": "timestamp", "nullable": False},
-    "gap_end": {"data_type": "timestamp"},
-    "detected_at": {"data_type": "timestamp"},
-}
-EVENTS_REJECTED_COLUMNS: dict[str, TColumnSchema] = {
-    ("event_id" if name == "run_id" else name): hint
-    for name, hint in REJECTED_COLUMNS.items()
-    if name != "resolved"
-}
 
 
 def is_task_run_event(event: dict[str, Any]) -> bool:

@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import dlt
-from dlt.common.schema.typing import TColumnSchema
 
 from deck.api.client import DeckClient
 from deck.core import records
@@ -25,26 +24,13 @@ from deck.core.records import Rejection
 from deck.core.redact import scrub, scrub_optional
 from deck.core.state import TaskRunState
 from deck.core.stats import SyncStats
+from deck.core.tables import REJECTED_TABLE
 from deck.core.windows import ONE_US, Window, after, format_timestamp, parse_timestamp
 from deck.listing.intake import RunTracker, checked_page, created_at_of, prepare
 from deck.listing.walker import locate
 
 logger = logging.getLogger("deck")
 
-# Not `task_runs__rejected`: that name belongs to dlt's nested tables of `task_runs` (a list
-# field `rejected` would land there).
-REJECTED_TABLE = "task_runs_rejected"
-REJECTED_COLUMNS: dict[str, TColumnSchema] = {
-    "key": {"data_type": "text", "nullable": False},
-    "run_id": {"data_type": "text"},
-    "reason": {"data_type": "text"},
-    "raw_json": {"data_type": "text"},
-    "request_id": {"data_type": "text"},
-    "first_seen_at": {"data_type": "timestamp"},
-    "last_seen_at": {"data_type": "timestamp"},
-    # Never set on a stored row: a row with resolved=true deletes the quarantined one.
-    "resolved": {"data_type": "bool", "hard_delete": True},
-}
 # Quarantined records retried at later syncs; beyond this the oldest stop being retried.
 MAX_REJECTED_TRACKED = 100
 

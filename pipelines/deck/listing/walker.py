@@ -36,11 +36,11 @@ from typing import Any
 
 from deck.api.client import Page
 from deck.core import records
+from deck.core.observers import ListingObserver
 from deck.core.records import Rejection
 from deck.core.windows import ONE_US, Window, page_stamps
 from deck.listing.intake import checked_page, created_at_of
 from deck.listing.planning import clip_windows, cut_listed_part, split_window
-from deck.progress.estimate import ListingProgress
 
 logger = logging.getLogger("deck")
 
@@ -135,7 +135,7 @@ class WindowWalker:
         workers: int,
         pages_per_window: int,
         clock: Callable[[], datetime],
-        progress: ListingProgress | None = None,
+        progress: ListingObserver | None = None,
         ahead: ListingAhead | None = None,
     ) -> None:
         self.list_pages = list_pages  # DeckClient.list_task_runs or .list_events

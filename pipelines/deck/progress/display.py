@@ -1,6 +1,6 @@
 """Showing a sync's progress: a live display on a terminal, log lines otherwise.
 
-The numbers come from the pure bookkeeping in `progress.py`; this module only draws them. One
+The numbers come from the pure bookkeeping in `estimate.py`; this module only draws them. One
 reporter is chosen once by the CLI (`reporter_for`): on a terminal `LiveProgress` (rich, which dlt
 already installs) redraws a display in place with the connector's log lines printed above it;
 otherwise (cron, CI, a scheduler's log) `LogProgress` writes one line every `PROGRESS_EVERY_S`
@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
+from deck.core.stats import SyncStats
 from deck.progress.estimate import (
     LIVE_REFRESH_PER_S,
     PROGRESS_EVERY_S,
@@ -33,38 +34,35 @@ from deck.progress.estimate import (
     requests_done,
 )
 
-if TYPE_CHECKING:
-    from deck.core.stats import SyncStats
-
 logger = logging.getLogger("deck")
 
 # ---- reporters -----------------------------------------------------------------------------------
 
 
 class Reporter:
-    """Shows a sync's progress. `sync()` enters it, calls `start` once the sync's stats exist and
-    `load_committed` after every load; leaving it stops the display."""
+    """Shows a sync's progress. `sync()` enters it, calls `start` once the sync's stats and the
+    progress its listings report to exist, and `load_committed` after every load; leaving it
+    stops the display."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.stats: SyncStats | None = None
+        self.progress: SyncProgress | None = None
         self.started = clock()
 
-    def start(self, stats: SyncStats) -> None:
-        self.stats = stats
+    def start(self, stats: SyncStats, progress: SyncProgress) -> None:
+        self.stats, self.progress = stats, progress
         self.started = self.clock()
         self.snapshot()  # the rate's first sample: no request yet at the start
 
     def snapshot(self, done: bool = False) -> Snapshot | None:
-        if self.stats is None:
+        if self.stats is None or self.progress is None:
             return None
-        return self.stats.progress.snapshot(
-            self.stats, elapsed_s=self.clock() - self.started, done=done
-        )
+        return self.progress.snapshot(self.stats, elapsed_s=self.clock() - self.started, done=done)
 
     def load_committed(self, loads: int, more: bool) -> None:
-        if self.stats is not None:
-            self.stats.progress.loads = loads
+        if self.progress is not None:
+            self.progress.loads = loads
 
     def stop(self, completed: bool) -> None:
         """The sync ended (`completed`: without an exception)."""
@@ -97,8 +95,8 @@ class LogProgress(Reporter):
         # load never appear out of the order their counts were taken in
         self._emit = threading.Lock()
 
-    def start(self, stats: SyncStats) -> None:
-        super().start(stats)
+    def start(self, stats: SyncStats, progress: SyncProgress) -> None:
+        super().start(stats, progress)
         self._thread = threading.Thread(target=self._run, name="deck-progress", daemon=True)
         self._thread.start()
 
@@ -154,10 +152,10 @@ class LiveProgress(Reporter):
         self._final: Snapshot | None = None
         self._swapped: list[tuple[logging.Handler, logging.Handler]] = []
 
-    def start(self, stats: SyncStats) -> None:
+    def start(self, stats: SyncStats, progress: SyncProgress) -> None:
         from rich.live import Live
 
-        super().start(stats)
+        super().start(stats, progress)
         self._route_logs()
         self._live = Live(
             console=self.console,

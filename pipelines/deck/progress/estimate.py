@@ -9,7 +9,7 @@ known and no ETA is given.
 
 The bookkeeping (`ListingProgress`, `SyncProgress`, `RateMeter`, `Snapshot` and its text) is
 pure: it takes the time as an argument, so it is unit-tested without I/O. Two reporters show it
-(`progress_display.py`), one chosen once by the CLI (`reporter_for`):
+(`display.py`), one chosen once by the CLI (`reporter_for`):
 
 - on a terminal, `LiveProgress`: a display redrawn in place (rich, which dlt already installs),
   with the connector's log lines printed above it;
@@ -28,21 +28,18 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from deck.core.observers import Outlook
+from deck.core.stats import SyncStats
 from deck.core.windows import Window, page_stamps
 from deck.progress.density import DensityMap
-
-if TYPE_CHECKING:
-    from deck.core.stats import SyncStats
 
 logger = logging.getLogger("deck")
 
 PROGRESS_EVERY_S = 10.0  # a log line this often when stderr is not a terminal
 RATE_WINDOW_S = 60.0  # the rate (and so the ETA) is measured over this much recent time
 LIVE_REFRESH_PER_S = 4
-
-Outlook = Callable[[], tuple[list[Window], dict[Window, int]]]
 
 _MIN = datetime.min.replace(tzinfo=timezone.utc)
 
@@ -326,7 +323,8 @@ def describe(snapshot: Snapshot, *, loads: bool = True) -> str:
 
 class SyncProgress:
     """Progress of one sync, across its loads: one `ListingProgress` per listing, the loads
-    committed, and the request rate. Lives in the sync's `SyncStats`."""
+    committed, and the request rate. `sync()` makes one and hands it to the sync's `SyncStats`,
+    where the listing reports to it (`deck.core.observers.ProgressObserver`)."""
 
     def __init__(self) -> None:
         self.listings: dict[str, ListingProgress] = {}

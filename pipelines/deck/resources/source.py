@@ -3,7 +3,7 @@
 How a sync keeps one row per run with its latest state, cheaply
 ----------------------------------------------------------------
 Deck's list can only be filtered by creation time, but runs change long after they are created.
-Each load therefore does two things (`load.TaskRunLoad`):
+Each load therefore does two things (`deck.listing.task_runs.TaskRunLoad`):
 
 1. **New runs** -- list `created_at >= watermark - lookback` (the watermark is the newest
    `created_at` already loaded; the lookback finds runs that became visible late, and re-reading
@@ -17,8 +17,8 @@ A sync where nothing changed costs two or three requests (the key check, the new
 and the open-runs page when a run older than the lookback is still open); one where N runs
 arrived and M open runs finished about ceil(N/100) + 2 + M. Nothing re-reads history.
 
-`task_run_events` (on unless `events=False`) lists `GET /events` the same way (see `events.py`):
-one more request when nothing changed, about ceil(E/100) for E new events.
+`task_run_events` (on unless `events=False`) lists `GET /events` the same way (see
+`deck.listing.events`): one more request when nothing changed, about ceil(E/100) for E new events.
 """
 
 from __future__ import annotations
@@ -35,40 +35,26 @@ from dlt.extract.resource import DltResource
 from deck.api.client import DeckClient
 from deck.api.ratelimit import RateLimiter
 from deck.api.session import RetryPolicy
-from deck.core import records, settings
+from deck.core import settings
 from deck.core.configured import check_no_unknown_options
 from deck.core.options import SourceOptions, check_option
 from deck.core.redact import remember_secret
 from deck.core.stats import SyncStats
-from deck.listing.events import (
-    EVENT_COLUMNS,
-    EVENT_GAPS_TABLE,
-    EVENTS_REJECTED_COLUMNS,
-    EVENTS_REJECTED_TABLE,
-    EVENTS_TABLE,
-    GAP_COLUMNS,
-    EventLoad,
-)
-from deck.listing.quarantine import REJECTED_COLUMNS, REJECTED_TABLE
+from deck.core.tables import EVENT_GAPS_TABLE, EVENTS_REJECTED_TABLE, EVENTS_TABLE, REJECTED_TABLE
+from deck.listing.events import EventLoad
 from deck.listing.task_runs import TaskRunLoad
 from deck.resources import dlt_defaults
+from deck.resources.columns import (
+    ERROR_COLUMNS,
+    EVENT_COLUMNS,
+    EVENTS_REJECTED_COLUMNS,
+    GAP_COLUMNS,
+    REJECTED_COLUMNS,
+    TASK_RUN_COLUMNS,
+)
 from deck.resources.scope import SyncScope, current_scope
 
 logger = logging.getLogger("deck")
-
-TASK_RUN_COLUMNS: dict[str, TColumnSchema] = {
-    "id": {"data_type": "text", "nullable": False},
-    # the fields records.py coerces to text (one list for both)
-    **{name: {"data_type": "text"} for name in records.TEXT_FIELDS},
-    "runtime_ms": {"data_type": "bigint"},
-    "created_at": {"data_type": "timestamp", "nullable": False},
-    "updated_at": {"data_type": "timestamp", "dedup_sort": "desc"},
-    "canceled_at": {"data_type": "timestamp"},
-}
-
-ERROR_COLUMNS: dict[str, TColumnSchema] = {
-    name: {"name": name, "data_type": "text"} for name in ("type", "code", "message", "field")
-}
 
 
 @dlt.source(name="deck", section="deck")

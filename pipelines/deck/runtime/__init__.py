@@ -1,0 +1,3 @@
+"""Running the source to completion: `sync()` (`runner`), one dlt trace per sync, and the command
+line (`cli`). The top layer: it may import every other one.
+"""

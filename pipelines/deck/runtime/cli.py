@@ -36,14 +36,13 @@ from deck.core.configured import locate_setting
 from deck.core.errors import DeckConfigError, DeckError, DeckOptionError
 from deck.core.options import FILTERS, OPTION_SPECS, filter_flag, flatten_cli_values
 from deck.core.redact import install_log_filter, remember_secret, scrub
-from deck.listing.events import EVENT_GAPS_TABLE
-from deck.listing.quarantine import REJECTED_TABLE
+from deck.core.shown import shown_path
+from deck.core.tables import EVENT_GAPS_TABLE, REJECTED_TABLE
 from deck.progress.display import Reporter, reporter_for, restore_terminal
 from deck.runtime.runner import SyncResult, sync
 from deck.warehouse.destination import DestinationTraits
 from deck.warehouse.footprint import Footprint
 from deck.warehouse.local_faults import LocalPlaces, QuietStorageFaults, raise_for_storage_fault
-from deck.warehouse.local_files import shown_path
 from deck.warehouse.working_folder import (
     DeckSyncLockedError,
     check_working_folder,
@@ -554,8 +553,8 @@ def _loaded_nothing(
     locally (`Footprint.erase`) loses nothing. Never while another sync holds the pipeline."""
     if isinstance(cause, DeckSyncLockedError) or pending_before:
         return False
-    stats = reporter.stats
-    if stats is not None and (stats.requests.pages or stats.progress.loads):
+    stats, progress = reporter.stats, reporter.progress
+    if (stats is not None and stats.requests.pages) or (progress is not None and progress.loads):
         return False
     try:
         return pipeline is None or not pipeline.has_pending_data

@@ -25,8 +25,9 @@ from dlt.destinations.sql_client import SqlClientBase
 from deck.core import settings
 from deck.core.errors import DeckError
 from deck.core.stats import SyncStats
-from deck.listing.events import EVENTS_TABLE
+from deck.core.tables import EVENTS_TABLE, RESOURCES, RUNS_TABLE, belongs
 from deck.progress.display import LogProgress, Reporter
+from deck.progress.estimate import SyncProgress
 from deck.resources.scope import SyncScope, sync_scope
 from deck.resources.source import deck
 from deck.runtime.tracing import forget_repeated_config_lookups, one_trace
@@ -51,17 +52,10 @@ from deck.warehouse.working_folder import (
 
 logger = logging.getLogger("deck")
 
-RESOURCE = "task_runs"
-RESOURCES = (RESOURCE, EVENTS_TABLE)  # every resource of the source, by table name
 RELOADED = {
-    RESOURCE: "all runs from start_date",
+    RUNS_TABLE: "all runs from start_date",
     EVENTS_TABLE: f"the events Deck still keeps (the last {settings.EVENT_RETENTION_DAYS} days)",
 }
-
-
-def _belongs(table: str, root: str) -> bool:
-    """Whether `table` is the resource's own table or one nested in it."""
-    return table == root or table.startswith(root + "__")
 
 
 @dataclass
@@ -211,7 +205,7 @@ def missing_tables(
         expected = [
             name
             for name in schema.data_table_names(seen_data_only=True)
-            if any(_belongs(name, root) for root in RESOURCES)
+            if any(belongs(name, root) for root in RESOURCES)
         ]
         if not expected:
             return []
@@ -235,7 +229,7 @@ def count_runs(
 def _count_runs(client: SqlClientBase[Any]) -> int:
     """`count_runs` on an open connection."""
     try:
-        table = client.make_qualified_table_name(RESOURCE)
+        table = client.make_qualified_table_name(RUNS_TABLE)
         return int(client.execute_sql(f"SELECT count(*) FROM {table}")[0][0])
     except DatabaseUndefinedRelation:  # nothing loaded yet (an empty range)
         return 0
@@ -289,9 +283,9 @@ def sync(
     tables, and list everything again, merging by id (`working_folder.forget_saved_state`; a
     folder dlt cannot read at all is emptied first with `working_folder.reset_working_folder`).
     `lock_wait_s`: how long to wait for a DuckDB file that another process has open (default
-    `lock_wait_s` of `[sources.deck]`, else 300 s); see `warehouse_lock`. `progress` shows how
-    far it is (default: log lines, `progress_display.LogProgress`); all its loads are one dlt trace
-    (`tracing.one_trace`).
+    `lock_wait_s` of `[sources.deck]`, else 300 s); see `deck.warehouse.lock`. `progress` shows
+    how far it is (default: log lines, `deck.progress.display.LogProgress`); all its loads are one
+    dlt trace (`tracing.one_trace`).
 
     A read-only folder or a full disk raises `local_faults.LocalStorageError`, a saved state
     that cannot be read `working_folder.DamagedWorkingFolderError`: each a paragraph naming the
@@ -312,7 +306,7 @@ def sync(
                 warehouse.call(_forget_saved_state, pipeline)
             else:  # the rebuilt runs' state is dropped anyway
                 check_saved_state(
-                    pipeline.state, pipeline.working_dir, (RESOURCE,) if full_refresh else ()
+                    pipeline.state, pipeline.working_dir, (RUNS_TABLE,) if full_refresh else ()
                 )
             result = _sync_locked(
                 pipeline, destination, full_refresh, max_loads, source_options, warehouse, reporter
@@ -358,14 +352,14 @@ def _sync_locked(
     file_format = traits.loader_file_format
     # Resources whose tables and state are dropped and loaded again: on request only the runs
     # (Deck keeps events 30 days: a history older than that exists only in the warehouse).
-    rebuild = [RESOURCE] if full_refresh else []
+    rebuild = [RUNS_TABLE] if full_refresh else []
     gone = (
         []
         if full_refresh
         else warehouse.call(missing_tables, pipeline, traits, job_client=job_client)
     )
     if gone:
-        rebuild = [root for root in RESOURCES if any(_belongs(name, root) for name in gone)]
+        rebuild = [root for root in RESOURCES if any(belongs(name, root) for name in gone)]
         logger.warning(
             "%s missing from the warehouse (dropped?): reloading %s",
             " and ".join(f"{pipeline.dataset_name}.{name}" for name in gone)
@@ -380,8 +374,9 @@ def _sync_locked(
             pipeline.abort_packages()
         # PostgreSQL refuses to drop tables that the views read
         warehouse.call(drop_models, pipeline, job_client=job_client)
-    scope = SyncScope()
-    reporter.start(scope.stats)
+    progress = SyncProgress()  # what the listings report, for the reporter's estimate
+    scope = SyncScope(stats=SyncStats(progress=progress))
+    reporter.start(scope.stats, progress)
     with sync_scope(scope):
         if pipeline.has_pending_data:
             # Packages of an interrupted sync (a kill during normalize or load): finish them

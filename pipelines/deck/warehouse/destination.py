@@ -23,7 +23,8 @@ from dlt.common.destination.client import JobClientBase
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.destinations.sql_client import WithSqlClient
 
-from deck.warehouse.local_files import shown_path
+from deck.core.shown import shown_path
+from deck.core.tables import RUNS_TABLE
 
 logger = logging.getLogger("deck")
 
@@ -32,7 +33,6 @@ logger = logging.getLogger("deck")
 # parquet only through an ADBC driver, and Delta tables are written as parquet anyway.
 PARQUET_DESTINATIONS = ("dlt.destinations.duckdb", "dlt.destinations.motherduck")
 FILESYSTEM_TYPE = "dlt.destinations.filesystem"
-RESOURCE = "task_runs"
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class SyncDestination:
 def _merge_strategy(caps: Any, table_format: str | None) -> str | None:
     strategies = list(caps.supported_merge_strategies or [])
     if caps.merge_strategies_selector:
-        table: dict[str, Any] = {"name": RESOURCE, "write_disposition": "merge"}
+        table: dict[str, Any] = {"name": RUNS_TABLE, "write_disposition": "merge"}
         if table_format:
             table["table_format"] = table_format
         strategies = list(caps.merge_strategies_selector(strategies, table_schema=table))

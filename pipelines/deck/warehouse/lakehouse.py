@@ -26,18 +26,11 @@ from dlt.common.normalizers.json.relational import DataItemNormalizer
 from dlt.common.schema.utils import get_root_table, is_nested_table
 from dlt.extract import DltSource
 
-from deck.listing.events import EVENT_GAPS_TABLE, EVENTS_REJECTED_TABLE, EVENTS_TABLE
-from deck.listing.quarantine import REJECTED_TABLE
+from deck.core.tables import RUNS_TABLE, SIDE_TABLES
 from deck.warehouse.destination import DestinationTraits
 
 logger = logging.getLogger("deck")
 
-RESOURCE = "task_runs"
-# The tables each resource writes besides its own.
-SIDE_TABLES = {
-    RESOURCE: (REJECTED_TABLE,),
-    EVENTS_TABLE: (EVENT_GAPS_TABLE, EVENTS_REJECTED_TABLE),
-}
 LOAD_ID = "_dlt_load_id"
 ROW_ID = "_dlt_id"
 ROOT_ID = "_dlt_root_id"
@@ -71,7 +64,7 @@ def prepare_for_destination(source: DltSource, traits: DestinationTraits) -> Dlt
     if table_format == "delta":
         # Nested rows get the load id of their run's row, so stale ones can be told apart.
         DataItemNormalizer.update_normalizer_config(
-            source.schema, {"propagation": {"tables": {RESOURCE: {LOAD_ID: LOAD_ID}}}}
+            source.schema, {"propagation": {"tables": {RUNS_TABLE: {LOAD_ID: LOAD_ID}}}}
         )
     return source
 
@@ -96,7 +89,7 @@ def prune_orphaned_nested_rows(pipeline: dlt.Pipeline, traits: DestinationTraits
     nested = [
         name
         for name, table in schema.tables.items()
-        if is_nested_table(table) and get_root_table(schema.tables, name)["name"] == RESOURCE
+        if is_nested_table(table) and get_root_table(schema.tables, name)["name"] == RUNS_TABLE
     ]
     if not nested:
         return 0
@@ -109,7 +102,7 @@ def prune_orphaned_nested_rows(pipeline: dlt.Pipeline, traits: DestinationTraits
             except DestinationUndefinedEntity:
                 return None
 
-        root = open_table(RESOURCE)
+        root = open_table(RUNS_TABLE)
         if root is None:
             return 0
         runs = root.to_pyarrow_table(columns=[ROW_ID, LOAD_ID]).rename_columns(

@@ -24,7 +24,7 @@ import shutil
 from dataclasses import dataclass
 
 from deck.core.errors import DeckError, causes
-from deck.warehouse.local_files import shown_path
+from deck.core.shown import shown_path
 
 logger = logging.getLogger("deck")
 

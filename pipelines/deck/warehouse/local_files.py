@@ -76,15 +76,6 @@ def remove_unfinished_writes(working_dir: str) -> list[str]:
     return removed
 
 
-def shown_path(path: str) -> str:
-    """A local path as messages show it: relative when it is under the working directory
-    (`make demo` prints `deck_task_runs_demo.duckdb`, errors `.dlt/config.toml`), else absolute
-    (a sync started elsewhere still reads and writes its checkout)."""
-    path = os.path.abspath(path)
-    relative = os.path.relpath(path)
-    return path if relative == os.pardir or relative.startswith(os.pardir + os.sep) else relative
-
-
 def _load_id_order(load_id: str) -> tuple[float, str]:
     """dlt's load ids are creation timestamps ("1795974885.2415638"): oldest first."""
     try:

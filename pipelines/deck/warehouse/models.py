@@ -49,13 +49,11 @@ from dlt.destinations.sql_client import SqlClientBase
 
 from deck.core import settings
 from deck.core.errors import DeckError
-from deck.listing.events import EVENT_GAPS_TABLE, EVENTS_TABLE
+from deck.core.tables import ERRORS_TABLE, EVENT_GAPS_TABLE, EVENTS_TABLE, RUNS_TABLE
 
 logger = logging.getLogger("deck")
 
 MODELS_DIR = Path(__file__).with_name("models")
-MAIN_TABLE = "task_runs"
-ERRORS_TABLE = "task_runs__errors"
 FRAGMENT_PREFIX = "_"
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
@@ -219,7 +217,7 @@ def placeholders(
     client: SqlClientBase[Any], dialect: str | None, missing_tables: Collection[str] = ()
 ) -> dict[str, str]:
     """What each `{{ name }}` of a model becomes on this destination (fragments aside)."""
-    replacements = {MAIN_TABLE: client.make_qualified_table_name(MAIN_TABLE)}
+    replacements = {RUNS_TABLE: client.make_qualified_table_name(RUNS_TABLE)}
     for table, (shape, _) in OPTIONAL_TABLES.items():
         replacements[table] = (
             empty_relation(shape, dialect)
@@ -375,8 +373,8 @@ def create_models(
     dialect = capabilities.sqlglot_dialect
     names = model_names(models_dir)
     created: list[str] = []
-    if not table_exists(client, MAIN_TABLE):
-        logger.info("SQL models skipped: no %s table in dataset %s yet", MAIN_TABLE, dataset_name)
+    if not table_exists(client, RUNS_TABLE):
+        logger.info("SQL models skipped: no %s table in dataset %s yet", RUNS_TABLE, dataset_name)
         return []
     missing = absent_optional_tables(client)
     for name in names:

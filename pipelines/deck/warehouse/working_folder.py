@@ -28,8 +28,8 @@ from typing import Any
 import dlt
 
 from deck.core.errors import DeckError, causes
+from deck.core.shown import shown_path
 from deck.core.state import ListingState, SavedStateError, TaskRunState
-from deck.warehouse.local_files import shown_path
 
 logger = logging.getLogger("deck")
 
