@@ -37,7 +37,7 @@ from typing import Any
 import dlt
 
 from deck.api.client import DeckClient
-from deck.core import records, settings
+from deck.core import record_values, records, settings
 from deck.core.errors import DeckPermanentError
 from deck.core.options import SourceOptions
 from deck.core.state import ListingState, Plan
@@ -89,23 +89,24 @@ def event_row(event: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         for name in ("run_created_at", "run_updated_at"):
             value = row.get(name)
             if value is not None:
-                parsed = records.parse_api_timestamp(value)
+                parsed = record_values.parse_api_timestamp(value)
                 if parsed is None:
+                    shown = record_values.short_text(value)
                     warnings.append(
-                        f"Event {row['id']}: data.{name[4:]}={records.short_text(value)} is not an"
-                        " ISO 8601 timestamp; stored as NULL."
+                        f"Event {row['id']}: data.{name[4:]}={shown} is not an ISO 8601 timestamp;"
+                        " stored as NULL."
                     )
-                row[name] = records.format_api_timestamp(parsed) if parsed else None
+                row[name] = record_values.format_api_timestamp(parsed) if parsed else None
     elif data is not None:
         warnings.append(
             f"Event {row['id']}: its data is a JSON {type(data).__name__}, not a task run;"
             " stored in column data_json."
         )
-        row["data_json"] = records.raw_json(data)
-    for name in ("type", *records.TEXT_FIELDS):
+        row["data_json"] = record_values.raw_json(data)
+    for name in ("type", *record_values.TEXT_FIELDS):
         value = row.get(name)
         if value is not None and type(value) is not str:
-            row[name] = records.json_text(value)
+            row[name] = record_values.json_text(value)
     return records.prepare(row, warnings)
 
 

@@ -8,12 +8,12 @@ that arrives null, `runtime_ms` as text) and mark what merging needs (`nullable`
 
 from dlt.common.schema.typing import TColumnSchema
 
-from deck.core import records
+from deck.core import record_values
 
 TASK_RUN_COLUMNS: dict[str, TColumnSchema] = {
     "id": {"data_type": "text", "nullable": False},
     # the fields records.py coerces to text (one list for both)
-    **{name: {"data_type": "text"} for name in records.TEXT_FIELDS},
+    **{name: {"data_type": "text"} for name in record_values.TEXT_FIELDS},
     "runtime_ms": {"data_type": "bigint"},
     "created_at": {"data_type": "timestamp", "nullable": False},
     "updated_at": {"data_type": "timestamp", "dedup_sort": "desc"},
@@ -43,7 +43,7 @@ EVENT_COLUMNS: dict[str, TColumnSchema] = {
     "type": {"data_type": "text"},
     "created_at": {"data_type": "timestamp", "nullable": False},
     "task_run_id": {"data_type": "text"},
-    **{name: {"data_type": "text"} for name in records.TEXT_FIELDS if name != "object"},
+    **{name: {"data_type": "text"} for name in record_values.TEXT_FIELDS if name != "object"},
     "run_created_at": {"data_type": "timestamp"},
     "run_updated_at": {"data_type": "timestamp"},
     "runtime_ms": {"data_type": "bigint"},
