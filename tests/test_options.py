@@ -9,10 +9,12 @@ import pytest
 from deck import deck
 from deck.core import settings
 from deck.core.errors import DeckConfigError, DeckOptionError
-from deck.core.options import (
+from deck.core.filters import (
     FILTERS,
-    OPTION_SPECS,
     Filters,
+)
+from deck.core.options import (
+    OPTION_SPECS,
     SourceOptions,
     check_option,
     known_options,

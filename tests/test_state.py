@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from deck.core.clock import DeckClock
-from deck.core.options import Filters
+from deck.core.filters import Filters
 from deck.core.state import (
     UNKNOWN_FINGERPRINT,
     OpenRun,

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from deck.api.client import Page
-from deck.core.options import Filters, window_pages
+from deck.core.filters import Filters
+from deck.core.options import window_pages
 from deck.core.state import TaskRunState
 from deck.core.stats import SyncStats
 from deck.core.windows import Window, parse_timestamp

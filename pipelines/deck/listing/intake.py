@@ -15,7 +15,7 @@ from typing import Any
 
 from deck.api.client import Page
 from deck.core import records, settings
-from deck.core.options import Filters
+from deck.core.filters import Filters
 from deck.core.state import UNKNOWN_FINGERPRINT, OpenRun, Plan, TaskRunState, fingerprint
 from deck.core.stats import SyncStats
 from deck.core.windows import Window, parse_timestamp

@@ -22,7 +22,7 @@ from typing import Any
 
 from deck.api.client import DeckClient
 from deck.core import records, settings
-from deck.core.options import Filters
+from deck.core.filters import Filters
 from deck.core.state import OpenRun, TaskRunState
 from deck.core.stats import SyncStats
 from deck.core.windows import Window

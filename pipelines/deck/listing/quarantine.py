@@ -19,7 +19,7 @@ import dlt
 
 from deck.api.client import DeckClient
 from deck.core import records
-from deck.core.options import Filters
+from deck.core.filters import Filters
 from deck.core.records import Rejection
 from deck.core.redact import scrub, scrub_optional
 from deck.core.state import TaskRunState

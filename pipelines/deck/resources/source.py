@@ -90,7 +90,7 @@ def deck(
     """Deck task runs, one row per run with its latest state, and their status-change events.
 
     Every argument can come from `[sources.deck]` in `.dlt/config.toml` (the key from
-    `.dlt/secrets.toml` or `SOURCES__DECK__API_KEY`); the filters are those of `options.FILTERS`
+    `.dlt/secrets.toml` or `SOURCES__DECK__API_KEY`); the filters are those of `filters.FILTERS`
     (a list, or a comma-separated text as the CLI takes them), every other option is declared
     with its range in `options.OPTIONS`. Everything is checked here, each option once, before
     any request, so a typo fails in a second rather than after an hour of backfill; a key under

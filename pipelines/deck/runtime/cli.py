@@ -34,7 +34,8 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from deck.core import settings
 from deck.core.configured import locate_setting
 from deck.core.errors import DeckConfigError, DeckError, DeckOptionError
-from deck.core.options import FILTERS, OPTION_SPECS, filter_flag, flatten_cli_values
+from deck.core.filters import FILTERS, filter_flag, flatten_cli_values
+from deck.core.options import OPTION_SPECS
 from deck.core.redact import install_log_filter, remember_secret, scrub
 from deck.core.shown import shown_path
 from deck.core.tables import EVENT_GAPS_TABLE, REJECTED_TABLE
