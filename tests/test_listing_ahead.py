@@ -11,7 +11,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from deck.api.client import Page
 from deck.core.windows import Window, parse_timestamp
-from deck.listing.walker import ListedWindow, ListingAhead, WindowWalker, _Fetched
+from deck.listing.ahead import ListingAhead
+from deck.listing.listed import ListedWindow, _Fetched
+from deck.listing.walker import WindowWalker
 from deck.progress.estimate import ListingProgress
 
 pytestmark = pytest.mark.unit

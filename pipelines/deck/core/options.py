@@ -212,9 +212,9 @@ class SourceOptions:
 
     def windows_ahead(self, page_size: int) -> int:
         """How many listed windows a sync holds for its next load while dlt loads this one
-        (`walker.ListingAhead`): as many as that load can take (`max_runs_per_load`), so that
-        listing does not stop while dlt works (~12-15 s per 50,000 runs, in which Deck's budget
-        lists ~30,000); at least `workers`. Held packed, one load's worth is ~0.12 KB per run
+        (`deck.listing.ahead.ListingAhead`): as many as that load can take (`max_runs_per_load`),
+        so that listing does not stop while dlt works (~12-15 s per 50,000 runs, in which Deck's
+        budget lists ~30,000); at least `workers`. Held packed, one load's worth is ~0.12 KB per run
         (~6 MiB at the default)."""
         per_window = self.window_pages(page_size) * page_size
         return max(self.workers, self.max_runs_per_load // per_window)

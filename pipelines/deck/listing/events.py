@@ -44,10 +44,11 @@ from deck.core.state import ListingState, Plan
 from deck.core.stats import SyncStats
 from deck.core.tables import EVENT_GAPS_TABLE, EVENTS_REJECTED_TABLE
 from deck.core.windows import format_timestamp
+from deck.listing.ahead import ListingAhead
 from deck.listing.intake import created_at_of, log_warnings
+from deck.listing.listed import ListedWindow
 from deck.listing.planning import retention_gap
 from deck.listing.quarantine import quarantine_row
-from deck.listing.walker import ListedWindow, ListingAhead
 from deck.listing.windowed import WindowedLoad
 
 logger = logging.getLogger("deck")

@@ -16,10 +16,11 @@ from deck.api.client import DeckClient
 from deck.core.options import SourceOptions
 from deck.core.state import Plan, TaskRunState
 from deck.core.stats import SyncStats
+from deck.listing.ahead import ListingAhead
 from deck.listing.intake import RunTracker
+from deck.listing.listed import ListedWindow
 from deck.listing.open_runs import OpenRunRecheck
 from deck.listing.quarantine import Quarantine
-from deck.listing.walker import ListedWindow, ListingAhead
 from deck.listing.windowed import WindowedLoad
 
 logger = logging.getLogger("deck")

@@ -18,19 +18,16 @@ handed over as the part listed so far (`planning.cut_listed_part`), and the rest
 next load.
 
 While dlt normalizes and loads a load, the next load's first windows are listed ahead
-(`ListingAhead`), so the sync keeps spending Deck's request budget across load boundaries; the
-next load takes such a listing only when it fits in its own `limit`.
+(`ahead.ListingAhead`), so the sync keeps spending Deck's request budget across load boundaries;
+the next load takes such a listing only when it fits in its own `limit`.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,69 +36,12 @@ from deck.core import records
 from deck.core.observers import ListingObserver
 from deck.core.records import Rejection
 from deck.core.windows import ONE_US, Window, page_stamps
+from deck.listing.ahead import ListingAhead
 from deck.listing.intake import checked_page, created_at_of
+from deck.listing.listed import ListedWindow, _Fetched
 from deck.listing.planning import clip_windows, cut_listed_part, split_window
 
 logger = logging.getLogger("deck")
-
-
-@dataclass
-class ListedWindow:
-    """A window listed to its last page: its loadable pages and the records it had to reject.
-
-    A window listed ahead waits for the next load with its pages `packed` (pickled and
-    compressed: ~0.1 KB per run instead of ~1.9 KB as parsed dicts), so the up to one load's
-    worth of windows held while dlt loads (`SourceOptions.windows_ahead`; where a sync's memory
-    peaks) costs a few MiB at the default 50,000 runs rather than ~95 MiB.
-    """
-
-    window: Window
-    pages: list[Page] = field(default_factory=list)
-    rejected: list[Rejection] = field(default_factory=list)
-    packed_pages: bytes | None = None  # `pages`, pickled and compressed (`pages` is empty)
-    packed_records: int = 0
-    # Records listed here that a cut left to the rest of the window (id -> created_at): the
-    # listing of the rest must bring each of them again (`Plan.account`).
-    deferred: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def records(self) -> int:
-        if self.packed_pages is not None:
-            return self.packed_records
-        return sum(len(page.items) for page in self.pages)
-
-    def packed(self) -> ListedWindow:
-        """This listing with its pages pickled and compressed. Pickle, not JSON: it gives back
-        exactly the values the checks passed (integers beyond 64 bits, NaN, lone surrogates);
-        the bytes never leave this process. zlib at level 1 takes 449 bytes of pickle per run
-        to ~120 for ~7 us of CPU per run, packing and unpacking."""
-        if self.packed_pages is not None:
-            return self
-        pages = [(page.items, page.has_more, page.request_id) for page in self.pages]
-        pickled = pickle.dumps(pages, protocol=pickle.HIGHEST_PROTOCOL)
-        return ListedWindow(
-            self.window,
-            rejected=self.rejected,
-            packed_pages=zlib.compress(pickled, level=1),
-            packed_records=self.records,
-            deferred=self.deferred,
-        )
-
-    def unpacked(self) -> ListedWindow:
-        """This listing with its pages parsed (itself when they are)."""
-        if self.packed_pages is None:
-            return self
-        pages = [
-            Page(items, more, request_id)
-            for items, more, request_id in pickle.loads(zlib.decompress(self.packed_pages))
-        ]
-        return ListedWindow(self.window, pages, self.rejected, deferred=self.deferred)
-
-
-@dataclass
-class _Fetched:
-    parts: list[Window] = field(default_factory=list)
-    listed: ListedWindow | None = None
 
 
 def locate(window: Window, checks: list[records.Checked]) -> list[Rejection]:
@@ -367,96 +307,3 @@ class WindowWalker:
         return cut_listed_part(window, stamps)
 
 
-class ListingAhead:
-    """Windows listed ahead of the load that will take them, for one resource of one sync.
-
-    A load ends at `max_runs_per_load`; dlt then normalizes and loads it, for seconds, while
-    Deck's request budget goes unspent. Between loads this lists the windows the load left, in
-    the order the next load will take them, following their cuts, and holds at most `limit`
-    listed windows (plus those in flight) in memory, packed (`ListedWindow.packed`). It never
-    touches state: the windows stay in the committed plan until the load that takes them
-    commits, so a kill while listing ahead loses nothing. The next walk `halt`s it and `take`s
-    each window's listing (done or still in flight); what no load takes is dropped when the
-    sync ends (`close`).
-    """
-
-    def __init__(self, workers: int, limit: int) -> None:
-        self.workers = workers
-        self.limit = limit
-        self._futures: dict[Window, Future[_Fetched]] = {}
-        self._stop = threading.Event()  # set when the sync ends: fetches stop between pages
-        self._halt = threading.Event()  # set when the next walk begins: no new fetch starts
-        self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
-
-    def start(
-        self, windows: list[Window], fetch: Callable[[Window, threading.Event], _Fetched]
-    ) -> None:
-        self.halt()
-        self._halt.clear()
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="deck-ahead")
-        self._thread = threading.Thread(
-            target=self._list, args=(sorted(windows, key=Window.sort_key), fetch, self._pool),
-            name="deck-ahead", daemon=True,
-        )
-        self._thread.start()
-
-    def _list(
-        self,
-        pending: list[Window],
-        fetch: Callable[[Window, threading.Event], _Fetched],
-        pool: ThreadPoolExecutor,
-    ) -> None:
-        in_flight: dict[Future[_Fetched], Window] = {}
-        held = 0  # listed windows kept for the next load
-        try:
-            while not self._halt.is_set():
-                while pending and len(in_flight) < self.workers and held + len(in_flight) < (
-                    self.limit
-                ):
-                    window = pending.pop(0)
-                    if window not in self._futures:  # else listed ahead of an earlier load
-                        self._futures[window] = pool.submit(fetch, window, self._stop)
-                    in_flight[self._futures[window]] = window
-                if not in_flight:
-                    return
-                done, _ = wait(in_flight, timeout=0.05, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: in_flight[f].sort_key()):
-                    window = in_flight.pop(future)
-                    if future.exception() is not None:
-                        self._futures.pop(window, None)  # the next load lists it itself
-                        return
-                    fetched = future.result()
-                    if fetched.parts:
-                        pending = sorted(pending + fetched.parts, key=Window.sort_key)
-                    if fetched.listed is not None:
-                        held += 1
-        finally:
-            pool.shutdown(wait=False)
-
-    def halt(self) -> None:
-        """Start no new listing; wait for those in flight (the next walk counts each listing's
-        records against its own budget before it takes it)."""
-        self._halt.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        wait(list(self._futures.values()))
-
-    def peek(self, window: Window) -> Future[_Fetched] | None:
-        """The listing of `window` made ahead, left in place."""
-        return self._futures.get(window)
-
-    def take(self, window: Window) -> Future[_Fetched] | None:
-        """The listing of `window` made ahead (done or in flight), if there is one."""
-        return self._futures.pop(window, None)
-
-    def close(self) -> None:
-        """The sync ends: listings no load took are dropped, fetches stop between pages."""
-        self.halt()
-        self._stop.set()
-        if self._futures:
-            logger.debug("Dropping %d windows listed ahead that no load took", len(self._futures))
-        for future in self._futures.values():
-            future.cancel()
-        self._futures.clear()

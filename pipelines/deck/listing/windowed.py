@@ -19,8 +19,10 @@ from deck.api.client import DeckClient, Page
 from deck.core.options import SourceOptions
 from deck.core.state import ListingState, Plan
 from deck.core.stats import SyncStats
+from deck.listing.ahead import ListingAhead
+from deck.listing.listed import ListedWindow
 from deck.listing.planning import finish_plan, forget_future_watermark, initial_plan, top_window
-from deck.listing.walker import ListedWindow, ListingAhead, WindowWalker
+from deck.listing.walker import WindowWalker
 
 logger = logging.getLogger("deck")
 

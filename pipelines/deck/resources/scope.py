@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from deck.api.client import DeckClient
 from deck.core.stats import SyncStats
-from deck.listing.walker import ListingAhead
+from deck.listing.ahead import ListingAhead
 
 
 @dataclass
@@ -31,7 +31,8 @@ class SyncScope:
     # Resources that listed everything in this sync: later loads (which continue a backfill of
     # the other resource) skip them instead of spending requests on a second no-change pass.
     finished: set[str] = field(default_factory=set)
-    # Per resource: the windows listed while dlt loads the previous load (walker.ListingAhead).
+    # Per resource: the windows listed while dlt loads the previous load
+    # (`deck.listing.ahead.ListingAhead`).
     ahead: dict[str, ListingAhead] = field(default_factory=dict)
     # Ids of the runs a load of this sync saw open (listed or re-checked): a later load of the
     # same sync does not re-check them (`open_runs.OpenRunRecheck`); the next sync does.
