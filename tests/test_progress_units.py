@@ -23,7 +23,7 @@ from deck.progress.estimate import (
     format_duration,
     merge_windows,
 )
-from deck.runtime.cli import try_command
+from deck.runtime.summary import try_command
 from support.deck_model import Contract, DeckModel, LoadOptions, run_load
 from support.histories import END, SHAPES, last_two_days
 

@@ -17,7 +17,8 @@ through `scrub`:
   copy (`errors.scrubbed_exception`), before dlt records it in its trace;
 - every log record of the "deck" and "dlt" loggers is scrubbed (`ScrubbingFilter`), message,
   arguments and traceback alike;
-- the quarantine's rows (quarantine.py) and the CLI's paragraphs and summary (cli.py).
+- the quarantine's rows (deck.listing.quarantine) and the CLI's paragraphs and summary
+  (deck.runtime.failures, deck.runtime.summary).
 """
 
 import logging
