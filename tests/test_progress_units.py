@@ -16,12 +16,14 @@ from deck.listing.planning import cut_listed_part
 from deck.progress.estimate import (
     ListingProgress,
     RateMeter,
-    Snapshot,
     SyncProgress,
+    merge_windows,
+)
+from deck.progress.snapshot import (
+    Snapshot,
     describe,
     describe_ranges,
     format_duration,
-    merge_windows,
 )
 from deck.runtime.summary import try_command
 from support.deck_model import Contract, DeckModel, LoadOptions, run_load

@@ -21,20 +21,13 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from deck.core.stats import SyncStats
-from deck.progress.estimate import (
-    LIVE_REFRESH_PER_S,
-    PROGRESS_EVERY_S,
-    ListingProgress,
-    RateMeter,
-    Snapshot,
-    SyncProgress,
-    counted,
-    describe,
-    format_duration,
-    requests_done,
-)
+from deck.progress.estimate import SyncProgress
+from deck.progress.snapshot import Snapshot, counted, describe, format_duration, requests_done
 
 logger = logging.getLogger("deck")
+
+PROGRESS_EVERY_S = 10.0  # a log line this often when stderr is not a terminal
+LIVE_REFRESH_PER_S = 4  # the live display's redraws
 
 # ---- reporters -----------------------------------------------------------------------------------
 
@@ -291,14 +284,4 @@ def reporter_for(stream: TextIO) -> Reporter:
     return LiveProgress(stream) if is_live_terminal(stream) else LogProgress()
 
 
-__all__ = [
-    "ListingProgress",
-    "LiveProgress",
-    "LogProgress",
-    "RateMeter",
-    "Reporter",
-    "Snapshot",
-    "SyncProgress",
-    "describe",
-    "reporter_for",
-]
+__all__ = ["LiveProgress", "LogProgress", "Reporter", "reporter_for", "restore_terminal"]
