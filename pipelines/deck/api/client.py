@@ -2,10 +2,11 @@
 check the key.
 
 Built on dlt's RESTClient; each concern under it has its own module, after the layout of
-dlt.sources.helpers.rest_client: session.py (retries, timeouts, error messages, request stats),
-deadline.py (a total deadline per attempt), ratelimit.py (the organization's request budget),
-paginator.py (cursor pagination that refuses to loop), urls.py (base_url and path checks),
-redact.py (the API key kept out of every text).
+dlt.sources.helpers.rest_client: session.py (retries, timeouts, error messages), deadline.py (a
+total deadline per attempt), ratelimit.py (the organization's request budget), paginator.py
+(cursor pagination that refuses to loop), urls.py (base_url and path checks). The key is checked
+here (`check_api_key`) and kept out of every text by `deck.core.redact`; what the requests cost
+is counted in `deck.core.stats.RequestStats`.
 """
 
 from collections.abc import Callable, Iterator
