@@ -27,8 +27,11 @@ demo: $(STAMP)  ## sync the bundled Deck API simulator into deck_task_runs_demo.
 sync: $(STAMP)  ## sync the real API (needs SOURCES__DECK__API_KEY)
 	$(BIN)/python pipelines/task_runs.py
 
+# lint-imports: the package's layers (the contracts under [tool.importlinter] in pyproject.toml),
+# read from this checkout's pipelines/ whatever the venv's editable install points at.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	PYTHONPATH=pipelines $(BIN)/lint-imports
 
 # pytest-xdist workers; loadgroup keeps tests that share a module fixture in one worker.
 TEST_WORKERS ?= 2

@@ -23,7 +23,7 @@ import duckdb
 import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
-from deck.settings import STATUS_SPELLINGS
+from deck.core.settings import STATUS_SPELLINGS
 
 MODELS = (
     "task_run_facts",
@@ -82,7 +82,7 @@ def connect() -> duckdb.DuckDBPyConnection:
     if (path, schema) not in _models_checked and _missing_models(path, schema):
         # A warehouse loaded before the models existed: create them once (views, no data moves).
         import dlt
-        from deck.models import refresh_models
+        from deck.warehouse.models import refresh_models
 
         refresh_models(
             dlt.pipeline(

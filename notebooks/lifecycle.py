@@ -35,7 +35,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from deck import settings
+from deck.core import settings
 from deck_notebook import human, query, short, show, status_color, time_bucket
 from IPython.display import Markdown, display
 from matplotlib.colors import LogNorm

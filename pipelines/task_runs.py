@@ -25,6 +25,6 @@ def use_checkout(checkout: Path = CHECKOUT) -> None:
 if __name__ == "__main__":
     use_checkout()
 
-    from deck.cli import main
+    from deck.runtime.cli import main
 
     sys.exit(main())

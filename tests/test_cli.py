@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from deck import settings
-from deck.cli import DEMO_RUNS, DEMO_SEED
+from deck.core import settings
+from deck.runtime.cli import DEMO_RUNS, DEMO_SEED
 from deck_simulator import DeckSimulator
 from support import ts
 from support.cli import SAFETY_TIMEOUT_S, clean_env, run_cli

@@ -4,7 +4,7 @@ from typing import Any, Dict, List
 
 import pytest
 from deck import sync
-from deck.errors import DeckResponseError
+from deck.core.errors import DeckResponseError
 from dlt.pipeline.exceptions import PipelineStepFailed
 from support import FAST_RETRIES, Warehouse
 from support.scripted import ScriptedAPI

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from deck.settings import MAX_RUNS_PER_LOAD
+from deck.core.settings import MAX_RUNS_PER_LOAD
 from deck_simulator import DeckSimulator
 from support import Warehouse, assert_events_match, assert_matches_ground_truth
 from support.cli import cli_env, run_cli
@@ -192,8 +192,8 @@ def test_root_rows_copied_by_a_resumed_package_are_removed(simulator, warehouse)
     """A resumed package can carry two identical copies of a run row (dlt re-runs a staging copy
     job that a kill interrupted after it wrote); the runner keeps one of each."""
     import duckdb
-    from deck.destination import DestinationTraits
-    from deck.runner import remove_copied_run_rows
+    from deck.warehouse.destination import DestinationTraits
+    from deck.warehouse.repairs import remove_copied_run_rows
 
     simulator.advance(3600 * 24, new_runs=200)
     warehouse.sync()

@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Tuple
 import dlt
 import pytest
 from deck import deck
-from deck.destination import DestinationTraits
-from deck.lakehouse import prepare_for_destination, prune_orphaned_nested_rows
+from deck.warehouse.destination import DestinationTraits
+from deck.warehouse.lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from deck_simulator import DEMO_API_KEY, DeckSimulator
 from dlt.pipeline.exceptions import PipelineStepFailed
 from support import FAST_RETRIES, assert_events_match, assert_matches_ground_truth, ts

@@ -3,8 +3,8 @@ whatever the user sets."""
 
 import dlt
 import pytest
-from deck import dlt_defaults
-from deck.scope import SyncScope, sync_scope
+from deck.resources import dlt_defaults
+from deck.resources.scope import SyncScope, sync_scope
 from dlt.common.configuration.container import Container
 from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import duckdb
 import pytest
-from deck.events import EVENT_GAPS_TABLE
+from deck.core.tables import EVENT_GAPS_TABLE
 from deck_simulator import DeckSimulator
 from support import Warehouse, assert_events_match, assert_matches_ground_truth, make_simulator, ts
 from support.lifecycle import assert_lifecycle_models_match

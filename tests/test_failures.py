@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from deck.errors import describe_request_exception, resolver_error
+from deck.core.errors import describe_request_exception, resolver_error
 from support import make_simulator
 from support.cli import SCRIPT, clean_env, cli_env, files_containing, run_cli
 from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError

@@ -7,8 +7,8 @@ import time
 from email.utils import formatdate
 
 import pytest
-from deck.errors import DeckTransientError
-from deck.session import RetryPolicy
+from deck.api.session import RetryPolicy
+from deck.core.errors import DeckTransientError
 from dlt.pipeline.exceptions import PipelineStepFailed
 from support import FAST_RETRIES, Warehouse, assert_matches_ground_truth
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import duckdb
 import pytest
 import requests
-from deck.client import DeckClient
-from deck.errors import DeckConfigError
-from deck.ratelimit import RateLimiter
-from deck.redact import scrub
-from deck.session import RetryPolicy
-from deck.urls import mask_url, validate_base_url
+from deck.api.client import DeckClient
+from deck.api.ratelimit import RateLimiter
+from deck.api.session import RetryPolicy
+from deck.api.urls import mask_url, validate_base_url
+from deck.core.errors import DeckConfigError
+from deck.core.redact import scrub
 from deck_simulator import DEMO_API_KEY, DeckSimulator
 from support import Warehouse, assert_matches_ground_truth, make_simulator
 from support.cli import files_containing, run_cli

@@ -12,12 +12,13 @@ from email.utils import format_datetime
 from types import SimpleNamespace
 
 import pytest
-from deck import ratelimit, session
-from deck.errors import DeckConfigError, DeckError, DeckPermanentError
-from deck.ratelimit import RateLimiter
-from deck.redact import check_api_key, scrub, scrubbed_exception
-from deck.session import RetryPolicy
-from deck.urls import path_segment
+from deck.api import ratelimit, session
+from deck.api.client import check_api_key
+from deck.api.ratelimit import RateLimiter
+from deck.api.session import RetryPolicy
+from deck.api.urls import path_segment
+from deck.core.errors import DeckConfigError, DeckError, DeckPermanentError, scrubbed_exception
+from deck.core.redact import scrub
 
 pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
 

@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import dlt
 import pytest
-from deck.models import DeckModelError, fragment_names, model_names, refresh_models
+from deck.warehouse.models import DeckModelError, fragment_names, model_names, refresh_models
 from deck_simulator import DeckSimulator
 from support import make_pipeline, make_simulator, sync_from
 from support.events import (
@@ -623,7 +623,7 @@ def test_fragments_that_use_each_other_in_a_loop_are_an_error(tiny: dlt.Pipeline
 
 
 def test_status_spellings_are_rendered_from_settings(tiny: dlt.Pipeline, tmp_path, monkeypatch):
-    from deck import settings
+    from deck.core import settings
 
     monkeypatch.setattr(settings, "STATUS_SPELLINGS", {"on_hold": "review_required"})
     models = tmp_path / "models"
@@ -637,7 +637,7 @@ def test_status_spellings_are_rendered_from_settings(tiny: dlt.Pipeline, tmp_pat
 
 
 def test_status_order_is_rendered_from_settings(tiny: dlt.Pipeline, tmp_path, monkeypatch):
-    from deck import settings
+    from deck.core import settings
 
     monkeypatch.setattr(settings, "STATUS_ORDER", {"late": 1, "it's": 0})
     monkeypatch.setattr(settings, "UNLISTED_STATUS_ORDER", 7)
@@ -654,7 +654,7 @@ def test_status_order_is_rendered_from_settings(tiny: dlt.Pipeline, tmp_path, mo
 
 def test_a_status_rank_that_is_not_an_integer_is_refused(tiny: dlt.Pipeline, tmp_path,
                                                          monkeypatch):
-    from deck import settings
+    from deck.core import settings
 
     monkeypatch.setattr(settings, "STATUS_ORDER", {"queued": "0 END; DROP TABLE task_runs --"})
     models = tmp_path / "models"

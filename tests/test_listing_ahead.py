@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck.client import Page
-from deck.progress import ListingProgress
-from deck.walker import ListedWindow, ListingAhead, WindowWalker, _Fetched
-from deck.windows import Window, parse_timestamp
+from deck.api.client import Page
+from deck.core.windows import Window, parse_timestamp
+from deck.listing.ahead import ListingAhead
+from deck.listing.listed import ListedWindow, _Fetched
+from deck.listing.walker import WindowWalker
+from deck.progress.estimate import ListingProgress
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ held after each load, never time or RSS: real HTTP against the simulator, a real
 import gc
 
 import pytest
-from deck.progress_display import Reporter
-from deck.windowed import WindowedLoad
+from deck.listing.windowed import WindowedLoad
+from deck.progress.display import Reporter
 from dlt.common.configuration.utils import get_resolved_traces
 from support import Warehouse, make_simulator
 

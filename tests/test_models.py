@@ -17,7 +17,7 @@ import dlt
 import duckdb
 import pytest
 from deck import sync
-from deck.models import (
+from deck.warehouse.models import (
     MODELS_DIR,
     DeckModelError,
     drop_models,

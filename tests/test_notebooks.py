@@ -20,8 +20,8 @@ from typing import Any, Callable, Dict, List
 import dlt
 import duckdb
 import pytest
-from deck import settings
-from deck.models import refresh_models
+from deck.core import settings
+from deck.warehouse.models import refresh_models
 from support import make_pipeline, make_simulator, sync_from
 
 jupytext = pytest.importorskip("jupytext", reason="notebook tests need the 'notebooks' extra")

@@ -1,13 +1,13 @@
 """Odd option values and misspelled options stop a sync before its first request, in one line.
 
-Every value is checked by its option's spec (`deck.options.OPTIONS`; the whole table of odd values
-against each option is `tests/test_options.py`, pure): here each option's check is shown to run
-before anything reaches Deck, in process against the simulator over real HTTP, and a few cases
+Every value is checked by its option's spec (`deck.core.options.OPTIONS`; the whole table of odd
+values against each option is `tests/test_options.py`, pure): here each option's check is shown to
+run before anything reaches Deck, in process against the simulator over real HTTP, and a few cases
 run the CLI as a user does (exit code 2, the one line on stderr, where the value was set).
 """
 
 import pytest
-from deck.errors import DeckConfigError
+from deck.core.errors import DeckConfigError
 from support import Warehouse, assert_matches_ground_truth
 from support.cli import clean_env, project_env, run_cli
 

@@ -239,7 +239,7 @@ def test_a_signal_dlts_handler_turned_into_an_exception_is_reported_as_that_sign
 ):
     # Should dlt's own handler catch a signal after all (its SignalReceivedException, a
     # KeyboardInterrupt carrying the signal's number), the message still follows the signal.
-    from deck.cli import interrupt_message, received_signal
+    from deck.runtime.signals import interrupt_message, received_signal
     from dlt.common.exceptions import SignalReceivedException
 
     assert received_signal(SignalReceivedException(signum)) == signum
@@ -359,7 +359,7 @@ def test_a_wrong_typed_option_in_the_environment_names_the_variable(tmp_path, sm
 
 @pytest.mark.unit
 def test_a_wrong_typed_value_that_may_be_a_secret_is_not_echoed():
-    from deck.cli import describe_wrong_type
+    from deck.runtime.failures import describe_wrong_type
     from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 
     class Credentials:  # a non-numeric hint, as dlt's credential specs are

@@ -6,18 +6,21 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from deck import deck, settings
-from deck.cli import build_parser, source_options
-from deck.errors import DeckConfigError, DeckOptionError
-from deck.options import (
+from deck import deck
+from deck.core import settings
+from deck.core.errors import DeckConfigError, DeckOptionError
+from deck.core.filters import (
     FILTERS,
-    OPTION_SPECS,
     Filters,
+)
+from deck.core.options import (
+    OPTION_SPECS,
     SourceOptions,
     check_option,
     known_options,
     unknown_option,
 )
+from deck.runtime.cli import build_parser, source_options
 
 pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
 

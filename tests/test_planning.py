@@ -3,14 +3,14 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck.planning import (
+from deck.core.state import Plan, SeenRun, TaskRunState
+from deck.core.windows import Window
+from deck.listing.planning import (
     clip_windows,
     finish_plan,
     initial_plan,
     split_window,
 )
-from deck.state import Plan, SeenRun, TaskRunState
-from deck.windows import Window
 
 pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
 

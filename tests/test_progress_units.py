@@ -8,22 +8,24 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck.cli import try_command
-from deck.planning import cut_listed_part
-from deck.progress import (
+from deck.core.stats import SyncStats
+from deck.core.windows import ONE_MS as MS
+from deck.core.windows import ONE_US as US
+from deck.core.windows import Window
+from deck.listing.planning import cut_listed_part
+from deck.progress.estimate import (
     ListingProgress,
     RateMeter,
-    Snapshot,
     SyncProgress,
+    merge_windows,
+)
+from deck.progress.snapshot import (
+    Snapshot,
     describe,
     describe_ranges,
     format_duration,
-    merge_windows,
 )
-from deck.stats import SyncStats
-from deck.windows import ONE_MS as MS
-from deck.windows import ONE_US as US
-from deck.windows import Window
+from deck.runtime.summary import try_command
 from support.deck_model import Contract, DeckModel, LoadOptions, run_load
 from support.histories import END, SHAPES, last_two_days
 

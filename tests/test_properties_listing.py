@@ -19,7 +19,7 @@ from datetime import timedelta
 from math import ceil
 
 import pytest
-from deck.windows import parse_timestamp
+from deck.core.windows import parse_timestamp
 from hypothesis import example, given
 from hypothesis import strategies as st
 from support.deck_model import (

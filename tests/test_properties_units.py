@@ -13,10 +13,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from deck import ratelimit, records
-from deck.ratelimit import RateLimiter
-from deck.state import ListingState, OpenRun, Plan, SeenRun, TaskRunState
-from deck.windows import Window
+from deck.api import ratelimit
+from deck.api.ratelimit import RateLimiter
+from deck.core import record_values, records
+from deck.core.state import ListingState, OpenRun, Plan, SeenRun, TaskRunState
+from deck.core.windows import Window
 from dlt.common import json as dlt_json
 from hypothesis import given
 from hypothesis import strategies as st
@@ -307,7 +308,7 @@ def test_every_integer_of_an_accepted_run_fits_a_bigint_once_prepared(page: list
     runs = [records.prepare(run, []) for run in records.check_page(copy.deepcopy(page)).runs]
 
     _, ints = strings_and_ints(runs)
-    wide = [i for i in ints if not records.INT64_MIN <= i <= records.INT64_MAX]
+    wide = [i for i in ints if not record_values.INT64_MIN <= i <= record_values.INT64_MAX]
     assert not wide, f"integers outside signed 64 bits reach dlt: {wide}"
 
 
@@ -315,7 +316,7 @@ def test_every_integer_of_an_accepted_run_fits_a_bigint_once_prepared(page: list
 def test_every_run_check_page_accepts_has_an_id_and_a_created_at(page: list[Any]) -> None:
     for run in records.check_page(copy.deepcopy(page)).runs:
         assert isinstance(run["id"], str) and run["id"].strip(), run
-        assert records.parse_api_timestamp(run["created_at"]) is not None, run
+        assert record_values.parse_api_timestamp(run["created_at"]) is not None, run
 
 
 # ---- RateLimiter -------------------------------------------------------------------------------

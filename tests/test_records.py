@@ -1,10 +1,10 @@
-"""Pure checks of deck.records: what a hostile record becomes before it reaches dlt."""
+"""Pure checks of deck.core.records: what a hostile record becomes before it reaches dlt."""
 
 import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck import records
+from deck.core import record_values, records
 
 pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
 
@@ -20,7 +20,7 @@ def run(**fields):
 def test_wide_integers_move_to_text_variant_keys_with_every_digit():
     value = {"a": 2**63, "b": 2**63 - 1, "c": -(2**63), "d": -(2**63) - 1,
              "l": [1, 10**30, {"x": 10**25}]}
-    assert records.sanitize(value) == {
+    assert record_values.sanitize(value) == {
         "a__v_text": "9223372036854775808", "b": 9223372036854775807,
         "c": -9223372036854775808, "d__v_text": "-9223372036854775809",
         "l": [1, {"value__v_text": "1" + "0" * 30}, {"x__v_text": "1" + "0" * 25}],
@@ -29,11 +29,11 @@ def test_wide_integers_move_to_text_variant_keys_with_every_digit():
 
 def test_lone_surrogates_in_keys_and_values_become_u_fffd_and_the_rest_is_kept():
     parsed = json.loads('{"k\\ud83d": "caf\\udc00e", "ok": "\\ud83d\\ude00"}')
-    assert records.sanitize(parsed) == {"k\ufffd": "caf\ufffde", "ok": "\U0001F600"}
+    assert record_values.sanitize(parsed) == {"k\ufffd": "caf\ufffde", "ok": "\U0001F600"}
 
 
 def test_non_finite_floats_become_null():
-    assert records.sanitize([float("nan"), float("inf"), 1e308]) == [None, None, 1e308]
+    assert record_values.sanitize([float("nan"), float("inf"), 1e308]) == [None, None, 1e308]
 
 
 def test_a_clean_record_is_returned_as_is_without_a_copy():
@@ -51,7 +51,7 @@ def test_a_clean_record_is_returned_as_is_without_a_copy():
     ],
 )
 def test_runtime_ms_coercion(value, expected):
-    assert records.coerce_runtime_ms(value) == expected
+    assert record_values.coerce_runtime_ms(value) == expected
 
 
 def test_prepare_puts_a_wide_runtime_in_its_text_variant_and_warns_on_text():

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import duckdb
 import pytest
-from deck.redact import scrub
+from deck.core.redact import scrub
 from deck_simulator import DeckSimulator
 from support.cli import files_containing, project_env, run_cli
 
@@ -355,7 +355,7 @@ def test_a_key_pasted_into_another_option_is_refused_without_being_shown(
 
 def test_deck_source_refuses_the_key_as_an_option_value_without_showing_it(simulator):
     from deck import deck
-    from deck.errors import DeckOptionError
+    from deck.core.errors import DeckOptionError
 
     key = "sk_live_INPROCESS_9b7d5f3a1c2e4d68"  # this test's own: no other one remembers it
     with pytest.raises(DeckOptionError) as caught:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import dlt
 import pytest
-from deck import settings
-from deck.cli import DEMO_RUNS
-from deck.errors import DeckConfigError
-from deck.options import parse_lock_wait_s
-from deck.warehouse_lock import configured_lock_wait
+from deck.core import settings
+from deck.core.errors import DeckConfigError
+from deck.core.options import parse_lock_wait_s
+from deck.runtime.cli import DEMO_RUNS
+from deck.warehouse.lock import configured_lock_wait
 from deck_simulator import DeckSimulator
 from dlt.pipeline.exceptions import CannotRestorePipelineException
 from support import Warehouse, assert_matches_ground_truth, make_simulator

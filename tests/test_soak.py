@@ -5,7 +5,7 @@ import random
 import threading
 
 import pytest
-from deck.runner import DeckSyncLockedError
+from deck.runtime.runner import DeckSyncLockedError
 from support import Warehouse, assert_matches_ground_truth
 
 FAULTS = ["429", "500", "502", "503", "504", "drop", "truncate", "non_json", "slow", "hang"]

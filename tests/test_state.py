@@ -3,11 +3,9 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck.clock import DeckClock
-from deck.intake import RunTracker
-from deck.options import Filters
-from deck.session import RequestStats
-from deck.state import (
+from deck.core.clock import DeckClock
+from deck.core.filters import Filters
+from deck.core.state import (
     UNKNOWN_FINGERPRINT,
     OpenRun,
     Plan,
@@ -16,8 +14,9 @@ from deck.state import (
     TaskRunState,
     fingerprint,
 )
-from deck.stats import SyncStats
-from deck.windows import Window
+from deck.core.stats import RequestStats, SyncStats
+from deck.core.windows import Window
+from deck.listing.intake import RunTracker
 
 pytestmark = pytest.mark.unit  # pure logic: `pytest -m unit` runs these alone
 

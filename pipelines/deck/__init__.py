@@ -1,9 +1,9 @@
 """Deck task runs for dlt: the `deck` source, its HTTP client, a local Deck API simulator."""
 
-from .errors import DeckAPIError, DeckConfigError, DeckError
-from .runner import SyncResult, sync
-from .source import deck
-from .stats import SyncStats
+from deck.core.errors import DeckAPIError, DeckConfigError, DeckError
+from deck.core.stats import SyncStats
+from deck.resources.source import deck
+from deck.runtime.runner import SyncResult, sync
 
 __all__ = [
     "DeckAPIError",

@@ -6,11 +6,11 @@ describes (auth, errors, validation, keyset pagination, rate limit) and adds wha
 on top: a simulated clock that moves runs through their lifecycle, ground-truth access to every
 run, a request log and injectable faults.
 
-Layers: ``data``/``payloads`` (seeded runs and lifecycle plans), ``store`` (runs, keyset index,
-clock), ``events`` (the event log of ``GET /events``), ``keyset``/``query``/``api`` (HTTP-free
-semantics), ``contract`` (the readings of what Deck's documentation leaves open), ``faults``
-(faults, holds, rate limit), ``server`` (HTTP), ``cli`` (``python -m deck_simulator``);
-``DeckSimulator`` ties them together.
+Layers: ``data``/``payloads`` (seeded runs and lifecycle plans), ``store``/``changes`` (runs,
+keyset index, clock), ``events`` (the event log of ``GET /events``), ``keyset``/``query``/``api``
+(HTTP-free semantics), ``contract`` (the readings of what Deck's documentation leaves open),
+``faults`` (faults, holds, rate limit), ``server`` (HTTP), ``cli`` (``python -m deck_simulator``);
+``DeckSimulator`` ties them together (its ``settings`` and request ``control`` are mixins).
 It is not part of the connector: ``deck`` imports it only for ``--demo``.
 """
 

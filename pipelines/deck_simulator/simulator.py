@@ -1,4 +1,8 @@
-"""DeckSimulator: the public facade over the layers (data, store, api, faults, server)."""
+"""DeckSimulator: the public facade over the layers (data, store, api, faults, server).
+
+Its settings (the key, the order, the contract, the rate limit, event retention) are the mixin
+`settings.SimulatorSettings`; what tests do to its requests is `control.RequestControls`.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,15 @@ from .events import EventLog
 from .faults import FaultQueue, RateWindow
 from .requestlog import RequestLog
 from .server import Serving
+from .settings import ORDERS, SimulatorSettings
 from .store import RunStore
 from .times import dt_to_ms, ms_to_dt
 
 logger = logging.getLogger("deck.simulator")
 DOCUMENTED = READINGS["documented"]
-_ORDERS = ("newest_first", "oldest_first")
 
 
-class DeckSimulator(RequestControls):
+class DeckSimulator(SimulatorSettings, RequestControls):
     """Deck's v2 task-runs API on loopback, with a simulated clock, ground truth and faults.
 
     Choices where the reference is silent (so tests can rely on them):
@@ -68,7 +72,7 @@ class DeckSimulator(RequestControls):
         event_retention_days: float = 30.0,
         contract: Contract | str = DOCUMENTED,
     ) -> None:
-        if order not in _ORDERS:
+        if order not in ORDERS:
             raise ValueError("order must be 'newest_first' or 'oldest_first'")
         if runs < 0:
             raise ValueError("runs must be >= 0")
@@ -99,83 +103,6 @@ class DeckSimulator(RequestControls):
         self._http = Serving(host, port)
         if runs:
             self._store.seed_history(runs, history_days)
-
-    # ---------------------------------------------------------------- settings
-
-    @property
-    def api_key(self) -> str:
-        """The only key accepted (as ``Authorization: Bearer <key>``)."""
-        return self._api.api_key
-
-    @api_key.setter
-    def api_key(self, value: str) -> None:
-        self._api.api_key = value
-
-    @property
-    def order(self) -> str:
-        """Listing order of new walks ('newest_first' or 'oldest_first'); a cursor keeps its own."""
-        return self._api.order
-
-    @order.setter
-    def order(self, value: str) -> None:
-        if value not in _ORDERS:
-            raise ValueError("order must be 'newest_first' or 'oldest_first'")
-        self._api.order = value
-
-    @property
-    def contract(self) -> Contract:
-        """The reading of Deck's contract served (bounds, stored precision, timestamp printing);
-        set a ``Contract`` or a name in ``READINGS`` to switch it from the next request on."""
-        return self._store.contract
-
-    @contract.setter
-    def contract(self, value: Contract | str) -> None:
-        self._store.set_contract(as_contract(value))
-
-    @property
-    def rate_limit(self) -> tuple[int, float] | None:
-        """(count, seconds) sliding window over accepted requests, or None for no limit."""
-        return self._rate.limit
-
-    @rate_limit.setter
-    def rate_limit(self, value: tuple[int, float] | None) -> None:
-        self._rate.limit = value
-
-    @property
-    def rate_limit_retry_after(self) -> bool:
-        """Send a Retry-After header on rate-limit 429s (Deck documents none)."""
-        return self._api.rate_limit_retry_after
-
-    @rate_limit_retry_after.setter
-    def rate_limit_retry_after(self, value: bool) -> None:
-        self._api.rate_limit_retry_after = value
-
-    @property
-    def rate_limited_count(self) -> int:
-        """Number of 429 answers sent (rate limit and injected '429' faults)."""
-        return self._api.rate_limited_count
-
-    @property
-    def event_retention_days(self) -> float:
-        """Days ``GET /events`` looks back from the simulated clock (Deck keeps 30)."""
-        return self._store.events.retention_days
-
-    @event_retention_days.setter
-    def event_retention_days(self, value: float) -> None:
-        with self._store.lock:
-            self._store.events.retention_days = value
-
-    @property
-    def event_summary_omits(self) -> frozenset[str]:
-        """Fields of the run left out of each event's ``data`` (its run summary), e.g.
-        ``{"credential_id"}``: Deck documents the summary only as "a summary of the run", so a
-        connector must not rely on any of its fields but the run's ``id``. Empty by default."""
-        return self._store.events.summary_omits
-
-    @event_summary_omits.setter
-    def event_summary_omits(self, value: set[str] | frozenset[str]) -> None:
-        with self._store.lock:
-            self._store.events.summary_omits = frozenset(value) - {"id"}
 
     # ---------------------------------------------------------------- lifecycle of the server
 

@@ -18,7 +18,7 @@ from typing import Any
 import dlt
 import duckdb
 from deck import sync
-from deck.runner import SyncResult
+from deck.runtime.runner import SyncResult
 from deck_simulator import DEMO_API_KEY, DeckSimulator
 
 # Fast retries so that fault tests take milliseconds, not Deck's real 1 s..30 s backoff.

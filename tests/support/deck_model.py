@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from deck.client import Page
-from deck.intake import RunTracker
-from deck.options import Filters, window_pages
-from deck.planning import finish_plan, initial_plan, top_window
-from deck.progress import ListingProgress
-from deck.state import TaskRunState
-from deck.stats import SyncStats
-from deck.walker import WindowWalker
-from deck.windows import Window, parse_timestamp
+from deck.api.client import Page
+from deck.core.filters import Filters
+from deck.core.options import window_pages
+from deck.core.state import TaskRunState
+from deck.core.stats import SyncStats
+from deck.core.windows import Window, parse_timestamp
+from deck.listing.intake import RunTracker
+from deck.listing.planning import finish_plan, initial_plan, top_window
+from deck.listing.walker import WindowWalker
+from deck.progress.estimate import ListingProgress
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 US = timedelta(microseconds=1)

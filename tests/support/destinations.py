@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from deck.runner import SyncResult
+from deck.runtime.runner import SyncResult
 from deck_simulator import DeckSimulator
 
 from support import make_pipeline, rows_by_id, sync_from

@@ -1,8 +1,8 @@
 """Reference (oracle) for the event-based SQL models, in plain Python.
 
-Written independently of the SQL in pipelines/deck/models/ and of deck.settings, from the rules
-the models document, so that a test can compare the warehouse's views with what these functions
-compute from the same events (for instance the simulator's own event log):
+Written independently of the SQL in pipelines/deck/warehouse/models/ and of deck.core.settings, from
+the rules the models document, so that a test can compare the warehouse's views with what these
+functions compute from the same events (for instance the simulator's own event log):
 
     intervals = lifecycle_of(events)            # ~ task_run_status_history (Interval.as_row())
     runs = lifecycles(events)                   # ~ task_run_lifecycle, by task_run_id

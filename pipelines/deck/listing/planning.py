@@ -1,0 +1,257 @@
+"""Which `created_at` windows a load lists, and how a window too big to list whole is cut.
+
+Pure functions over the typed state (`state.py`) and `Window`s: no I/O, so the rules that decide
+what is read (and therefore what could be missed) are unit-tested in milliseconds.
+
+- A first sync lists `[start_date, end_date)`; later syncs list from the lookback below the
+  watermark (runs that became visible late), plus older history when `start_date` moves back.
+- A window's first page shows how dense it is and which end Deck returned first; a slice of about
+  `pages_per_window` pages is peeled off that end, and the rest is cut again when listed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from math import ceil as ceil_int
+from typing import Any
+
+from deck.core import settings
+from deck.core.state import ListingState, Plan
+from deck.core.windows import (
+    EARLIEST_PLAUSIBLE,
+    Window,
+    after,
+    coarsest_grain,
+    estimate_pages,
+    floor,
+    format_timestamp,
+    is_plausible,
+    lookback_start,
+    page_direction,
+    page_stamps,
+)
+
+logger = logging.getLogger("deck")
+
+# Below this a window is not split further, however dense (runs can share one timestamp).
+MIN_WINDOW_SPAN = timedelta(seconds=1)
+
+# Slices peeled at once off a window open towards the past. Its first page is a probe that the
+# walker throws away (it sizes the history for the progress estimate), so one slice per probe
+# cost a backfill one request in every `pages_per_window` + 1 (~80 for 2,000 pages); eight cost
+# one in ~200, plus at most seven slices found empty below the start of history, once a sync.
+OPEN_START_SLICES = 8
+
+
+def top_window(watermark: datetime, end: datetime | None, lookback: timedelta) -> Window:
+    """New runs: from the lookback below the watermark, so runs that became visible late
+    (created before runs already listed, committed after) are still found. Its start is a whole
+    second (`windows.lookback_start`)."""
+    return Window(lookback_start(watermark, lookback), end)
+
+
+def forget_future_watermark(
+    state: ListingState,
+    deck_clock: datetime | None,
+    lookback: timedelta,
+    local: datetime | None = None,
+) -> bool:
+    """Drop a watermark after Deck's clock (None: its answers do not agree on one yet) and
+    after this machine's (`local`, default now), so that all of history is listed again: it can
+    only come from a run dated in the future under an older version of this code (one that let
+    a single answer move its clock), and the runs it skipped are found no other way. A watermark
+    in this machine's past is kept whatever Deck's `Date` says: then the header is what is wrong
+    (`clock.DeckClock.vouch` leaves it out), and listing everything again would find nothing.
+    The lookback is the margin for servers whose clocks differ by a few seconds. Checked when a
+    plan is made and again when it is finished, since a sync's first plan is made before
+    several answers agree on a clock."""
+    if state.watermark is None or deck_clock is None or state.watermark <= deck_clock + lookback:
+        return False
+    local = local or datetime.now(timezone.utc)
+    if state.watermark <= local + timedelta(seconds=settings.FALLBACK_CLOCK_SKEW_S):
+        return False
+    logger.warning(
+        "The saved watermark %s lies after Deck's clock (%s) and this machine's (%s): an"
+        " earlier version followed a run dated in the future. Listing all of history again to"
+        " find the runs it skipped; rows already loaded stay.",
+        format_timestamp(state.watermark),
+        format_timestamp(deck_clock),
+        format_timestamp(local),
+    )
+    state.watermark, state.covered_from, state.recent = None, None, {}
+    return True
+
+
+def initial_plan(
+    state: ListingState,
+    start: datetime | None,
+    end: datetime | None,
+    lookback: timedelta,
+    deck_clock: datetime | None,
+) -> Plan:
+    """The windows a sync must list, from what state says is already covered (after
+    `forget_future_watermark` with Deck's clock, when its answers agree on one yet)."""
+    forget_future_watermark(state, deck_clock, lookback)
+    if state.watermark is None:
+        return Plan([Window(start, end)], extends_coverage=True, new_covered_from=start)
+    plan = Plan([], max_seen=state.watermark, recent=dict(state.recent))
+    lower = state.covered_from
+    if lower is not None and (start is None or start < lower):
+        plan.windows.append(Window(start, lower))
+        plan.extends_coverage, plan.new_covered_from = True, start
+    top = top_window(state.watermark, end, lookback)
+    if top.end is None or top.start < top.end:
+        plan.windows.append(top)
+    return plan
+
+
+def finish_plan(state: ListingState, plan: Plan) -> None:
+    """Every window listed: the watermark becomes the newest `created_at` seen.
+
+    Taken from Deck's own timestamps, never from this machine's clock, and never past Deck's
+    clock (a run dated in the future is loaded, but does not hide the runs created before it).
+    """
+    state.plan = None
+    if plan.extends_coverage:
+        state.covered_from = plan.new_covered_from
+    if plan.max_seen is not None and (state.watermark is None or plan.max_seen >= state.watermark):
+        state.watermark = plan.max_seen
+        state.recent = plan.recent
+
+
+def retention_gap(
+    state: ListingState, clock: datetime, retention: timedelta
+) -> Window | None:
+    """The interval whose events were never loaded and that Deck no longer keeps, if any.
+
+    Everything up to the watermark was loaded; Deck keeps events created after `clock -
+    retention`. When the watermark is older than that, the events between the two are gone.
+    A first sync has no watermark: its history simply starts `retention` before it.
+    """
+    if state.watermark is None:
+        return None
+    oldest_kept = clock - retention
+    if state.watermark >= oldest_kept:
+        return None
+    return Window(state.watermark, oldest_kept)
+
+
+def split_window(
+    window: Window,
+    first_page: list[dict[str, Any]],
+    has_more: bool,
+    *,
+    page_size: int,
+    pages_per_window: int,
+    clock: datetime,
+) -> list[Window]:
+    """Cut a window that holds more than ~`pages_per_window` pages; [] to list it whole.
+
+    The first page is the newest or the oldest end of the window, which its own order shows.
+    From that end a slice of about `pages_per_window` pages is peeled off (its size judged from
+    the page's time density; `OPEN_START_SLICES` of them off a window open towards the past,
+    whose first page is only a probe), then the rest, which its own first page cuts again; the
+    walker keeps this first page as data (`clip_windows`), so a cut costs no request. The order only
+    steers how windows are cut: correctness rests on the half-open windows alone. Timestamps
+    Deck's clock rules out (a run dated in the future) are left out of the density, so one bad
+    record cannot make the cutter reach for year 277.
+    """
+    stamps = [s for s in page_stamps(first_page) if is_plausible(s, clock)]
+    if not has_more or len(set(stamps)) < 2:
+        return []
+    span = window.span
+    if span is not None and span <= MIN_WINDOW_SPAN:
+        return []
+    pages = estimate_pages(window, stamps, len(first_page), page_size)
+    if pages <= pages_per_window * 1.5:
+        return []
+    low, high = min(stamps), max(stamps)
+    slice_span = (high - low) * (pages_per_window - 1)
+    direction = page_direction(stamps)
+    step = coarsest_grain(stamps)  # cuts on whole steps of the precision Deck printed at
+    if direction == "newest_first":
+        slices = OPEN_START_SLICES if window.start is None else 1
+        cuts = [floor(_back(low, slice_span * i), step) for i in range(1, slices + 1)]
+    elif direction == "oldest_first":
+        cuts = [floor(_forward(high, slice_span, clock), step)]  # never past Deck's clock
+    elif span is not None:
+        parts = window.split(int(min(16, max(2, ceil_int(pages / pages_per_window)))), step)
+        return parts if len(parts) > 1 else []  # too short for a whole step: listed whole
+    else:
+        return []
+    inside = sorted({cut for cut in cuts if window.contains(cut) and cut != window.start})
+    if not inside:
+        return []
+    bounds = [window.start, *inside, window.end]
+    return [Window(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+
+
+def _back(instant: datetime, by: timedelta) -> datetime:
+    """`instant - by`, but no earlier than `EARLIEST_PLAUSIBLE` (a sparse history's slices can
+    reach past year 1, where datetime overflows)."""
+    try:
+        return max(instant - by, EARLIEST_PLAUSIBLE)
+    except OverflowError:
+        return EARLIEST_PLAUSIBLE
+
+
+def _forward(instant: datetime, by: timedelta, clock: datetime) -> datetime:
+    """`instant + by`, but no later than Deck's `clock`."""
+    try:
+        return min(instant + by, clock)
+    except OverflowError:
+        return clock
+
+
+def clip_windows(windows: list[Window], to: Window) -> list[Window]:
+    """The parts of `windows` inside `to`, empty ones left out.
+
+    A split window whose first page was kept (`walker`): its parts are planned for the whole
+    window, and clipped to the rest that page did not cover.
+    """
+    clipped = []
+    for window in windows:
+        start = _latest(window.start, to.start)
+        end = _earliest(window.end, to.end)
+        if start is None or end is None or start < end:
+            clipped.append(Window(start, end))
+    return clipped
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The later of two window starts (None: unbounded)."""
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The earlier of two window ends (None: unbounded)."""
+    return b if a is None else a if b is None else min(a, b)
+
+
+def cut_listed_part(window: Window, stamps: list[datetime]) -> tuple[Window, Window] | None:
+    """Where a window listed only in part splits: (the part listed to its end, the rest).
+
+    A load that is full (`max_runs_per_load`) stops listing a window after a page. `stamps` are
+    the `created_at` of that window's records in the order Deck returned them. In newest-first
+    order every run newer than the oldest one listed has been read, but the oldest timestamp may
+    continue on the next page, and inside Deck it may stand for any instant up to the next step
+    of the precision it was printed at (`windows.after`); so the rest is `[start, after(oldest))`
+    and the listed part what is above it. Oldest-first mirrors that: the rest starts at the
+    newest one listed (an instant Deck printed, so on a whole step of its precision). None when
+    the order is neither (nothing can be said about what was read) or when the listed part would
+    be empty (the pages hold a single printed instant: the load must go on to make progress).
+    """
+    inside = [s for s in stamps if window.contains(s)]
+    direction = page_direction(inside) if len(set(inside)) > 1 else None
+    if direction == "newest_first":
+        edge = after(min(inside))
+        if edge > max(inside):
+            return None
+        return Window(edge, window.end), Window(window.start, edge)
+    if direction == "oldest_first":
+        edge = max(inside)
+        if edge <= min(inside):
+            return None
+        return Window(window.start, edge), Window(edge, window.end)
+    return None

@@ -1,0 +1,80 @@
+"""What lives for a whole sync rather than one load: one HTTP client, one stats object, and the
+windows listed ahead between loads.
+
+dlt builds a fresh source for every `pipeline.run`, and a sync runs many. Were each source to
+build its own client, every load would start a new rate limiter while Deck's 10-second window
+still counts the previous load's requests. `sync()` therefore opens a `SyncScope`; `deck()`
+takes its client and stats from the scope that is open, and only builds its own when it runs
+outside one (`pipeline.run(deck())`). This keeps runner plumbing out of `deck()`'s signature,
+which is dlt configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from deck.api.client import DeckClient
+from deck.core.stats import SyncStats
+from deck.listing.ahead import ListingAhead
+
+
+@dataclass
+class SyncScope:
+    """The client (its rate limiter and request counter) and stats shared by a sync's loads."""
+
+    stats: SyncStats = field(default_factory=SyncStats)
+    client: DeckClient | None = None
+    credentials_checked: bool = False
+    # Resources that listed everything in this sync: later loads (which continue a backfill of
+    # the other resource) skip them instead of spending requests on a second no-change pass.
+    finished: set[str] = field(default_factory=set)
+    # Per resource: the windows listed while dlt loads the previous load
+    # (`deck.listing.ahead.ListingAhead`).
+    ahead: dict[str, ListingAhead] = field(default_factory=dict)
+    # Ids of the runs a load of this sync saw open (listed or re-checked): a later load of the
+    # same sync does not re-check them (`open_runs.OpenRunRecheck`); the next sync does.
+    open_seen: set[str] = field(default_factory=set)
+    # Ids of the runs the sync's task_runs handled (listed in a selected state, or open and in
+    # scope): in a filtered sync, task_run_events loads the events of these runs only.
+    selected_runs: set[str] = field(default_factory=set)
+    # What was said once for the whole sync (a warning not repeated by every load).
+    said: set[str] = field(default_factory=set)
+
+    def client_for(self, build: Callable[[SyncStats], DeckClient]) -> DeckClient:
+        """The sync's client, built by the first load that needs it."""
+        if self.client is None:
+            self.client = build(self.stats)
+        return self.client
+
+    def ahead_for(self, resource: str, workers: int, windows_held: int) -> ListingAhead:
+        """Where `resource`'s loads leave and take the windows listed between loads."""
+        if resource not in self.ahead:
+            self.ahead[resource] = ListingAhead(workers, limit=windows_held)
+        return self.ahead[resource]
+
+    def close(self) -> None:
+        for ahead in self.ahead.values():
+            ahead.close()
+        if self.client is not None:
+            self.client.close()
+
+
+_current: ContextVar[SyncScope | None] = ContextVar("deck_sync_scope", default=None)
+
+
+def current_scope() -> SyncScope | None:
+    return _current.get()
+
+
+@contextmanager
+def sync_scope(scope: SyncScope) -> Iterator[SyncScope]:
+    """Make `scope` the one `deck()` uses until the block ends; closes its client then."""
+    token = _current.set(scope)
+    try:
+        yield scope
+    finally:
+        _current.reset(token)
+        scope.close()
