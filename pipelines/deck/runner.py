@@ -27,7 +27,7 @@ from .destination import DestinationTraits, SyncDestination
 from .errors import DeckError
 from .events import EVENTS_TABLE
 from .lakehouse import prepare_for_destination, prune_orphaned_nested_rows
-from .local_faults import LocalPlaces, raise_for_storage_fault
+from .local_faults import LocalPlaces, places_of_the_sync, raise_for_storage_fault
 from .local_files import prune_loaded_packages, remove_unfinished_writes
 from .models import create_models, drop_models, refresh_models, table_exists
 from .packages import drop_extracted_copies_of_committed_packages
@@ -301,8 +301,9 @@ def sync(
         duckdb_file(pipeline, destination.job_client), configured_lock_wait(lock_wait_s)
     )
     reporter = progress if progress is not None else LogProgress()
+    places = LocalPlaces(pipeline.working_dir, warehouse.path)
     try:
-        with pipeline_lock(pipeline), one_trace(pipeline), reporter:
+        with places_of_the_sync(places), pipeline_lock(pipeline), one_trace(pipeline), reporter:
             # before anything opens the file: a sync that cannot start does nothing
             warehouse.wait()
             remove_unfinished_writes(pipeline.working_dir)  # a full disk's leftovers
@@ -319,7 +320,7 @@ def sync(
     except DeckError:
         raise
     except Exception as exc:
-        raise_for_storage_fault(exc, LocalPlaces(pipeline.working_dir, warehouse.path))
+        raise_for_storage_fault(exc, places)
         # The local state was read above: this one dlt restored from the warehouse's copy
         found = saved_state_error(exc)
         if found is not None:
