@@ -12,6 +12,7 @@ import errno
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -167,6 +168,44 @@ def test_a_full_disk_is_one_paragraph_and_once_space_is_freed_the_sync_loads_dec
     assert_matches_ground_truth(warehouse_at(copy, sim), sim.runs())
     leftovers = [p.name for p in (disk / WORKING_FOLDER).iterdir() if UNFINISHED.fullmatch(p.name)]
     assert leftovers == []  # the temporary files of dlt's writes that the full disk cut short
+
+
+# ---- CI's preflight: the mount namespace these tests need ---------------------------------------
+
+CHECK = ROOT / ".ci" / "check-mount-namespace.sh"
+
+
+def test_ci_preflight_passes_where_these_tests_can_make_their_faults(namespace):
+    done = subprocess.run(["bash", str(CHECK)], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+
+
+def test_without_a_mount_namespace_ci_fails_first_saying_what_it_must_provide(tmp_path):
+    """A container without CAP_SYS_ADMIN, or a kernel without unprivileged user namespaces:
+    unshare refuses (faked here by an unshare that does)."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    unshare = fake / "unshare"
+    unshare.write_text(
+        '#!/bin/sh\necho "unshare: unshare failed: Operation not permitted" >&2\nexit 1\n'
+    )
+    unshare.chmod(0o755)
+    path = f"{fake}{os.pathsep}{os.environ['PATH']}"
+
+    done = subprocess.run(["bash", str(CHECK)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": path})
+
+    assert done.returncode == 1
+    first, *rest = done.stderr.splitlines()
+    assert re.fullmatch(
+        r"check-mount-namespace: `unshare --mount --propagation private( --user"
+        r" --map-root-user)?` with a read-only bind mount and a tmpfs inside failed: unshare:"
+        r" unshare failed: Operation not permitted",
+        first,
+    ), first
+    assert rest[1] == "disk, and CI=true fails a skipped test. CI must provide:"
+    assert "CAP_SYS_ADMIN" in done.stderr and "unprivileged" in done.stderr
 
 
 # ---- which fault a message is, and how it is worded (pure) -------------------------------------
