@@ -4,9 +4,11 @@ Each scenario runs the sync over real HTTP against the simulator and compares th
 the simulator's ground truth.
 """
 
+import json
 import re
 from datetime import datetime, timedelta, timezone
 
+from deck.windows import format_timestamp
 from support import assert_events_match, assert_matches_ground_truth
 
 FAILED_WITH_TIMEOUT = {
@@ -245,3 +247,64 @@ def test_after_a_sync_under_a_wrong_clock_the_next_lists_nothing_again(simulator
     assert len(simulator.requests) == len(baseline), requests_received(simulator)
     assert_matches_ground_truth(warehouse, simulator.runs())
     assert_events_match(warehouse, simulator.events())
+
+
+# ---- this machine's clock never outvotes Deck's answers (review of issue 22) ------------------
+
+FORGOTTEN = (
+    r"The saved watermark \S+ lies after Deck's clock \(\S+\): a run dated in the future was"
+    r" followed by an earlier version, or while Deck's Date headers could not be read and this"
+    r" machine's clock bounded the watermark\. Listing all of history again to find the runs it"
+    r" skipped; rows already loaded stay\."
+)
+
+
+def runs_state_file(warehouse):
+    return warehouse.pipelines_dir / warehouse.pipeline_name / "state.json"
+
+
+def assert_this_machines_clock_is_fast(simulator):
+    # These cases need this machine's clock after the watermark (the simulator's clock is in
+    # January 2026, so any machine's clock of now is): this is the "fast" one
+    assert datetime.now(timezone.utc) > simulator.now + timedelta(hours=1)
+
+
+def test_a_watermark_this_machines_fast_clock_bounded_does_not_outvote_decks_dates(
+    simulator, warehouse, caplog
+):
+    assert_this_machines_clock_is_fast(simulator)
+    simulator.date_header = ""  # no Date: this machine's clock + 5 min bounds the watermark
+    simulator.advance(3600 * 24, new_runs=50)
+    simulator.add_runs(1, created_at=simulator.now + timedelta(minutes=40), status="completed")
+    warehouse.sync()  # the watermark follows that run, 40 min into Deck's future
+    simulator.date_header = None
+    simulator.advance(1200, new_runs=30)  # created below the watermark's lookback
+
+    caplog.clear()
+    for _ in range(2):  # the one that finds Deck's clock, and the one that lists all again
+        warehouse.sync()
+
+    assert_matches_ground_truth(warehouse, simulator.runs())
+    said = warnings(caplog)
+    assert sum(bool(re.fullmatch(FORGOTTEN, w)) for w in said) == 1, said
+    assert not any(w.startswith("Deck answered") for w in said), said  # its Dates were taken
+
+
+def test_a_watermark_an_older_version_left_in_decks_future_is_dropped(simulator, warehouse):
+    """The review's case: state an older version saved (no `watermark_vouched`), its watermark
+    40 min after Deck's clock and before this machine's."""
+    assert_this_machines_clock_is_fast(simulator)
+    simulator.advance(3600 * 24, new_runs=50)
+    warehouse.sync()
+    path = runs_state_file(warehouse)
+    saved = json.loads(path.read_text())
+    runs_state = saved["sources"]["deck"]["resources"]["task_runs"]
+    runs_state["watermark"] = format_timestamp(simulator.now + timedelta(minutes=40))
+    runs_state.pop("watermark_vouched", None)
+    path.write_text(json.dumps(saved))
+    simulator.advance(1200, new_runs=30)
+
+    for _ in range(2):
+        warehouse.sync()
+
+    assert_matches_ground_truth(warehouse, simulator.runs())

@@ -8,13 +8,24 @@ that the CLI runs in. Outside that namespace the folders stay writable, which is
 "fixed" for the read-only cases; the full disk is freed by deleting the file that filled it.
 """
 
+import errno
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from deck.local_faults import (
+    READ,
+    WRITE,
+    LocalPlaces,
+    StorageFault,
+    describe,
+    raise_for_storage_fault,
+    storage_fault,
+)
 from support import Warehouse, assert_matches_ground_truth, make_simulator
 from support.cli import ROOT, SCRIPT, cli_env, run_cli
 from support.disks import MountNamespace, MountNamespaceUnavailable, fill
@@ -157,3 +168,132 @@ def test_a_full_disk_is_one_paragraph_and_once_space_is_freed_the_sync_loads_dec
     assert_matches_ground_truth(warehouse_at(copy, sim), sim.runs())
     leftovers = [p.name for p in (disk / WORKING_FOLDER).iterdir() if UNFINISHED.fullmatch(p.name)]
     assert leftovers == []  # the temporary files of dlt's writes that the full disk cut short
+
+
+# ---- CI's preflight: the mount namespace these tests need ---------------------------------------
+
+CHECK = ROOT / ".ci" / "check-mount-namespace.sh"
+
+
+def test_ci_preflight_passes_where_these_tests_can_make_their_faults(namespace):
+    done = subprocess.run(["bash", str(CHECK)], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+
+
+def test_without_a_mount_namespace_ci_fails_first_saying_what_it_must_provide(tmp_path):
+    """A container without CAP_SYS_ADMIN, or a kernel without unprivileged user namespaces:
+    unshare refuses (faked here by an unshare that does)."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    unshare = fake / "unshare"
+    unshare.write_text(
+        '#!/bin/sh\necho "unshare: unshare failed: Operation not permitted" >&2\nexit 1\n'
+    )
+    unshare.chmod(0o755)
+    path = f"{fake}{os.pathsep}{os.environ['PATH']}"
+
+    done = subprocess.run(["bash", str(CHECK)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": path})
+
+    assert done.returncode == 1
+    first, *rest = done.stderr.splitlines()
+    assert re.fullmatch(
+        r"check-mount-namespace: `unshare --mount --propagation private( --user"
+        r" --map-root-user)?` with a read-only bind mount and a tmpfs inside failed: unshare:"
+        r" unshare failed: Operation not permitted",
+        first,
+    ), first
+    assert rest[1] == "disk, and CI=true fails a skipped test. CI must provide:"
+    assert "CAP_SYS_ADMIN" in done.stderr and "unprivileged" in done.stderr
+
+
+# ---- which fault a message is, and how it is worded (pure) -------------------------------------
+
+WAREHOUSE = "/srv/deck/warehouse.duckdb"
+DUCKDB_PLACES = LocalPlaces("/srv/dlt-data/pipelines/deck_task_runs", WAREHOUSE)
+POSTGRES_PLACES = LocalPlaces("/srv/dlt-data/pipelines/deck_task_runs")  # no local warehouse
+POSTGRES_FULL = (
+    'could not extend file "base/16384/16397": No space left on device\n'
+    "HINT:  Check free disk space."
+)
+
+
+def wrapped(message: str) -> Exception:
+    """A database error as dlt raises it: its text, with the driver's error as the cause."""
+    try:
+        try:
+            raise RuntimeError(message)
+        except RuntimeError as driver:
+            raise Exception(f"Job for task_runs failed terminally: {driver}") from driver
+    except Exception as exc:
+        return exc
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("places", [POSTGRES_PLACES, DUCKDB_PLACES], ids=["postgres", "duckdb"])
+def test_a_servers_full_disk_is_not_taken_for_this_machines(places):
+    """PostgreSQL words its full disk as DuckDB does, but the file it names is on the server:
+    not the disk of the pipeline's working folder here."""
+    assert storage_fault(wrapped(POSTGRES_FULL), places) is None
+    raise_for_storage_fault(wrapped(POSTGRES_FULL), places)  # nothing raised: dlt's paragraph
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "message, code, filename",
+    [
+        (f'IO Error: Could not write file "{WAREHOUSE}.wal": No space left on device',
+         errno.ENOSPC, f"{WAREHOUSE}.wal"),
+        (f'IO Error: Cannot open file "{WAREHOUSE}": Read-only file system',
+         errno.EROFS, WAREHOUSE),
+        ('IO Error: Cannot open database "/srv/deck": Permission denied', errno.EACCES,
+         "/srv/deck"),
+    ],
+    ids=["wal-full", "read-only", "folder"],
+)
+def test_duckdbs_message_about_the_warehouse_is_a_local_fault(message, code, filename):
+    assert storage_fault(wrapped(message), DUCKDB_PLACES) == StorageFault(
+        code, os.strerror(code), filename, WRITE
+    )
+    assert storage_fault(wrapped(message), POSTGRES_PLACES) is None  # not this sync's file
+    assert storage_fault(wrapped(message.replace("/srv/deck", "/elsewhere")), DUCKDB_PLACES) is None
+
+
+@pytest.mark.unit
+def test_a_permission_refused_on_a_file_the_user_cannot_read_is_a_read(monkeypatch, tmp_path):
+    settings = tmp_path / "secrets.toml"
+    settings.write_text("")
+    monkeypatch.setattr(os, "access", lambda path, mode, **_: mode != os.R_OK)  # mode 0200
+    refused = PermissionError(errno.EACCES, "Permission denied", str(settings))
+
+    assert storage_fault(refused).refused == READ
+    # a file that is not there was being created: a write; so is any read-only or full disk
+    missing = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "new"))
+    assert storage_fault(missing).refused == WRITE
+    assert storage_fault(OSError(errno.EROFS, "x", str(settings))).refused == WRITE
+
+
+@pytest.mark.unit
+def test_a_refused_read_is_worded_as_one():
+    def said(filename, refused, places=DUCKDB_PLACES):
+        return describe(StorageFault(errno.EACCES, "Permission denied", filename, refused), places)
+
+    assert said("/home/u/.dlt/secrets.toml", READ) == (
+        "cannot read /home/u/.dlt/secrets.toml: Permission denied. Make it readable by the user"
+        " running the sync (settings such as .dlt/secrets.toml are read at every sync) and run"
+        " the sync again." + RESUMES.rstrip("\n")
+    )
+    assert said("/home/u/.dlt/secrets.toml", WRITE).startswith(
+        "cannot write /home/u/.dlt/secrets.toml: Permission denied. Make it writable"
+    )
+    state = f"{DUCKDB_PLACES.working_dir}/state.json"
+    assert said(state, READ).startswith(
+        f"cannot read {state} in the pipeline's working folder {DUCKDB_PLACES.working_dir}:"
+        " Permission denied. The sync keeps its state, load packages and lock there (under"
+        " DLT_DATA_DIR), so they must be readable and writable by the user running the sync"
+    )
+    assert said(WAREHOUSE, READ).startswith(
+        f"cannot read the warehouse {WAREHOUSE}: Permission denied. DuckDB reads and writes"
+    )
+    assert said(WAREHOUSE, WRITE).startswith(f"cannot write the warehouse {WAREHOUSE}:")

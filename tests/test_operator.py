@@ -5,6 +5,7 @@ The CLI runs as a real process (test_cli.run_cli) against the simulator over rea
 sent at deterministic points (a request the simulator holds, a line the CLI logged).
 """
 
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,10 @@ from support import FAST_RETRIES, Warehouse, assert_matches_ground_truth
 from support.cli import SCRIPT, cli_env, run_cli
 from support.destinations import DestinationWarehouse, make_warehouse
 
-SAFETY_TIMEOUT_S = 60  # only so that a broken build cannot hang the suite; never asserted
+# How long a CLIProcess waits for what a test waits for, and for its exit: only so that a broken
+# build cannot hang the suite, not an expectation about speed. Running out of it kills the CLI
+# (no process outlives the test) and fails the test saying what never came.
+SAFETY_TIMEOUT_S = 60
 
 
 def reader(tmp_path: Path, sim: DeckSimulator) -> Warehouse:
@@ -45,28 +49,79 @@ class CLIProcess:
         )
         self.lines: List[str] = []
         self.stdout = ""
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._readers = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._read_stdout, daemon=True),
+        ]
+        for reader_thread in self._readers:
+            reader_thread.start()
 
     def _read(self) -> None:
         for line in self.proc.stderr:  # type: ignore[union-attr]
             self.lines.append(line.rstrip("\n"))
 
-    def wait_for(self, condition, what: str) -> None:
-        deadline = time.monotonic() + SAFETY_TIMEOUT_S
+    def _read_stdout(self) -> None:
+        self.stdout = self.proc.stdout.read()  # type: ignore[union-attr]
+
+    def wait_for(self, condition, what: str, timeout: float = SAFETY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
         while not condition():
             assert self.proc.poll() is None, f"the sync ended before {what}: {self.lines[-5:]}"
-            assert time.monotonic() < deadline, f"never saw {what}"
+            if time.monotonic() >= deadline:
+                self.kill()
+                pytest.fail(
+                    f"never saw {what} within the {timeout:.0f} s safety timeout; the CLI was"
+                    f" killed. Its last lines: {self.lines[-5:]}"
+                )
             time.sleep(0.005)
 
     def logged(self, text: str) -> bool:
         return any(text in line for line in list(self.lines))
 
-    def finish(self) -> int:
-        self.stdout = self.proc.stdout.read()  # type: ignore[union-attr]
-        code = self.proc.wait(timeout=SAFETY_TIMEOUT_S)
-        self._reader.join(timeout=SAFETY_TIMEOUT_S)
+    def finish(self, timeout: float = SAFETY_TIMEOUT_S) -> int:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(
+                f"the CLI did not exit within the {timeout:.0f} s safety timeout; it was"
+                f" killed. Its last lines: {self.lines[-5:]}"
+            )
+        self._join_readers()
         return code
+
+    def kill(self) -> None:
+        """End the CLI now (SIGKILL) and reap it: nothing is left running after the test."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._join_readers()
+
+    def _join_readers(self) -> None:
+        for reader_thread in self._readers:  # the pipes close with the process
+            reader_thread.join(timeout=SAFETY_TIMEOUT_S)
+
+    def assert_stopped_with(self, message: str) -> None:
+        assert_last_own_line(self.lines, message)
+
+
+# Lines a dlt worker may log after the CLI's own last line (a log line and a short traceback)
+TAIL_LINES = 20
+# What the CLI itself writes on stderr: its paragraphs, and its log lines ("12:00:01 INFO ...",
+# cli.configure_logging); dlt's own log lines look otherwise ("2026-...|[WARNING]|...")
+CLI_OWN_LINE = re.compile(r"Deck sync |\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+def assert_last_own_line(lines: List[str], message: str) -> None:
+    """`message` is the CLI's own last line of stderr. A dlt load worker may still log (a line,
+    a traceback) after the test released the lock the load waited for, so the message need not
+    be the very last line: it is among the last lines, printed once, and nothing the CLI itself
+    writes (a paragraph, a log line of its own) comes after it."""
+    tail = lines[-TAIL_LINES:]
+    assert message in tail, f"{message!r} is not among the last lines: {tail}"
+    assert lines.count(message) == 1, lines
+    after = lines[lines.index(message) + 1 :]
+    assert not [line for line in after if CLI_OWN_LINE.match(line)], after
 
 
 @pytest.fixture
@@ -200,7 +255,7 @@ def test_sigterm_while_dlt_loads_a_package_exits_143_and_says_sigterm(tmp_path, 
     cli = signal_while_dlt_loads(tmp_path, postgres_cli, "deck_staging.task_runs", signal.SIGTERM)
 
     assert cli.proc.returncode == 143, cli.lines
-    assert cli.lines[-1] == SIGTERM_MESSAGE
+    cli.assert_stopped_with(SIGTERM_MESSAGE)
     assert not any("Deck sync failed" in line for line in cli.lines)
     rerun = run_cli(tmp_path, "--destination", "postgres", env=postgres_cli.env)
     assert rerun.returncode == 0, rerun.stderr
@@ -224,9 +279,62 @@ def test_a_signal_during_the_last_job_of_dlts_load_stops_the_sync(
     cli = signal_while_dlt_loads(tmp_path, postgres_cli, "deck.task_runs", signum)
 
     assert cli.proc.returncode == code, cli.lines
-    assert cli.lines[-1] == message
+    cli.assert_stopped_with(message)
     assert not any("Deck sync failed" in line for line in cli.lines)
     assert cli.stdout == ""  # no summary: the sync did not complete
+
+
+DLT_AFTER_THE_LOCK = [  # what a load worker logs once the lock it waited for is released
+    "2026-12-07 06:00:00,123|[WARNING]|4242|Thread-3|dlt|load.py|complete_jobs:512|Exiting"
+    " runner due to signal 15",
+    "Traceback (most recent call last):",
+    '  File "load.py", line 1, in run',
+    "psycopg2.errors.AdminShutdown: terminating connection",
+]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "lines, holds",
+    [
+        (["12:00:01 INFO Progress: ...", SIGTERM_MESSAGE], True),
+        (["12:00:01 INFO Progress: ...", SIGTERM_MESSAGE, *DLT_AFTER_THE_LOCK], True),
+        ([SIGTERM_MESSAGE, "Deck sync failed: something else"], False),  # another paragraph
+        ([SIGTERM_MESSAGE, "12:00:02 INFO Load 3 committed: ..."], False),  # the CLI went on
+        ([SIGTERM_MESSAGE, *DLT_AFTER_THE_LOCK * 6], False),  # not among the last lines
+        ([SIGTERM_MESSAGE, SIGTERM_MESSAGE], False),  # said twice
+        (["12:00:01 INFO Progress: ...", SIGTERM_MESSAGE + "."], False),  # not the exact text
+    ],
+    ids=["last", "dlt-logged-after", "another-paragraph", "cli-logged-after", "too-far-up",
+         "twice", "other-text"],
+)
+def test_the_clis_last_own_line_may_be_followed_only_by_what_dlt_logs(lines, holds):
+    if holds:
+        assert_last_own_line(lines, SIGTERM_MESSAGE)
+    else:
+        with pytest.raises(AssertionError):
+            assert_last_own_line(lines, SIGTERM_MESSAGE)
+
+
+@pytest.mark.parametrize("waiting", ["wait_for", "finish"])
+def test_a_safety_timeout_kills_the_cli_and_fails_saying_what_never_came(
+    tmp_path, simulator, waiting
+):
+    simulator.inject("hang", path="test")  # the CLI's first request never answers
+    cli = CLIProcess(tmp_path, simulator)
+
+    with pytest.raises(pytest.fail.Exception) as failed:
+        if waiting == "wait_for":
+            cli.wait_for(lambda: False, "the impossible", timeout=2)
+        else:
+            cli.finish(timeout=2)
+
+    assert cli.proc.poll() is not None  # killed and reaped: nothing outlives the test
+    assert str(failed.value).startswith(
+        "never saw the impossible within the 2 s safety timeout; the CLI was killed."
+        if waiting == "wait_for"
+        else "the CLI did not exit within the 2 s safety timeout; it was killed."
+    )
 
 
 @pytest.mark.unit

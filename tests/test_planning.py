@@ -8,6 +8,7 @@ from deck.core.windows import Window
 from deck.listing.planning import (
     clip_windows,
     finish_plan,
+    forget_future_watermark,
     initial_plan,
     split_window,
 )
@@ -68,6 +69,46 @@ def test_finishing_a_plan_moves_the_watermark_and_the_recent_zone():
 
     assert (state.watermark, state.covered_from, state.plan) == (T0, None, None)
     assert set(state.recent) == {"trun_2"}
+
+
+# ---- which watermark vouches for Deck's clock (review of issue 22) ------------------------------
+
+
+def test_a_watermark_in_decks_future_is_dropped_however_fast_this_machines_clock_is():
+    """The review's case: this machine's clock is 1 h fast and the watermark (left by an older
+    version, or bounded by this machine's clock) lies 40 min after Deck's clock. Deck's quorum
+    decides; this machine's clock, whatever it says, does not keep the watermark."""
+    deck_clock = datetime.now(timezone.utc) - timedelta(hours=1)
+    state = TaskRunState(watermark=deck_clock + timedelta(minutes=40), covered_from=T0)
+
+    assert forget_future_watermark(state, deck_clock, TEN_MIN)
+    assert (state.watermark, state.covered_from, state.watermark_vouched) == (None, None, False)
+
+
+def test_a_watermark_decks_clock_had_passed_is_kept_whatever_its_answers_agree_on_now():
+    """Dates well behind a vouched watermark are left out (clock.DeckClock.vouch); those a few
+    minutes behind are kept, and must not drop it under a lookback shorter than that."""
+    watermark = CLOCK + timedelta(minutes=4)
+    state = TaskRunState(watermark=watermark, covered_from=None, watermark_vouched=True)
+
+    assert not forget_future_watermark(state, CLOCK, timedelta(minutes=1))
+    assert state.watermark == watermark
+
+
+def test_finishing_a_plan_vouches_only_for_a_watermark_decks_agreed_clock_has_passed():
+    def finished(watermark, max_seen, deck_clock, vouched=False):
+        state = TaskRunState(watermark=watermark, watermark_vouched=vouched)
+        finish_plan(state, Plan([], max_seen=max_seen), deck_clock)
+        return state.watermark, state.watermark_vouched
+
+    later = T0 + TEN_MIN
+    assert finished(None, T0, CLOCK) == (T0, True)
+    assert finished(None, T0, T0 - timedelta(seconds=1)) == (T0, True)  # the truncated second
+    assert finished(None, T0, T0 - timedelta(seconds=2)) == (T0, False)  # a run in the future
+    assert finished(None, T0, None) == (T0, False)  # bounded by this machine's clock
+    assert finished(T0, later, None, vouched=True) == (later, False)  # moved without a quorum
+    assert finished(T0, T0, None, vouched=True) == (T0, True)  # unchanged: still passed
+    assert finished(T0, later, CLOCK) == (later, True)
 
 
 def test_a_dense_window_is_cut_at_the_end_its_first_page_shows():

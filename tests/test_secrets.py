@@ -310,6 +310,83 @@ def test_scrub_hides_the_key_in_every_form_a_server_may_quote_it(form):
     assert scrub(text, ECHOED_KEY) == expected
 
 
+BEARER_TEXTS = {
+    # a word after "Bearer" is not a credential: left as it is
+    "Bearer of news": "Bearer of news",
+    "the Bearer token expired": "the Bearer token expired",
+    "Authorization: Bearer\r\n": "Authorization: Bearer\r\n",
+    # what looks like one is hidden, whoever's it is: a key's prefix, or 16 characters or more
+    "Authorization: Bearer sk_live_7f3a, cut short": "Authorization: Bearer [api_key hidden],"
+                                                     " cut short",
+    "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x": "Bearer [api_key hidden]",
+    "Bearer%20abcdefghijklmnop": "Bearer%20[api_key hidden]",
+}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("text", BEARER_TEXTS)
+def test_scrub_hides_a_bearer_credential_but_not_the_word_after_bearer(text):
+    assert scrub(text) == BEARER_TEXTS[text]
+
+
+# ---- an error no paragraph explains (review of issue 22) ----------------------------------------
+#
+# Anything the CLI has no paragraph for (here: DLT_DATA_DIR is a regular file, a NotADirectoryError
+# from creating the working folder) is one scrubbed paragraph too, never Python's traceback; with
+# --debug the traceback is logged, scrubbed, also by dlt's JSON log format, which formats the
+# exception itself. The file's name is the canary: any text quoting the path quotes the key.
+
+UNEXPLAINED = re.compile(
+    r"Deck sync failed: an unexpected error: NotADirectoryError: \[Errno 20\] Not a directory:"
+    r" '[^']*/\[api_key hidden\]/pipelines[^']*'\. Nothing was committed after the last load"
+    r" that completed; (run again with --debug for the traceback|the traceback is above), and"
+    r" report it if the message does not show the cause\."
+)
+
+
+def sync_into_a_file(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    data_dir = tmp_path / CANARY
+    data_dir.write_text("not a folder")
+    result = run_cli(tmp_path, *args, env={
+        "SOURCES__DECK__API_KEY": CANARY,
+        "SOURCES__DECK__BASE_URL": "http://127.0.0.1:9/v2",  # never reached
+        "DLT_DATA_DIR": str(data_dir),
+        **env,
+    })
+    for output in (result.stdout, result.stderr):
+        assert CANARY[8:] not in output, output
+    assert result.returncode == 1, result.stderr
+    return result
+
+
+@pytest.mark.parametrize("args", [("--reset-state",), ()], ids=["reset-state", "sync"])
+def test_an_error_no_paragraph_explains_is_one_scrubbed_paragraph(tmp_path, args):
+    result = sync_into_a_file(tmp_path, *args)
+
+    [paragraph] = result.stderr.splitlines()
+    assert UNEXPLAINED.fullmatch(paragraph), result.stderr
+    assert "run again with --debug" in paragraph
+
+
+# dlt's JSON log format; its default; a format dlt fails to start with ("TEXT" is no format
+# string), so that the key is read from the environment, not through dlt
+@pytest.mark.parametrize("log_format", ["JSON", None, "TEXT"])
+def test_with_debug_its_traceback_is_logged_scrubbed_in_every_log_format(tmp_path, log_format):
+    env = {"RUNTIME__LOG_FORMAT": log_format} if log_format else {}
+    result = sync_into_a_file(tmp_path, "--reset-state", "--debug", **env)
+
+    lines = result.stderr.splitlines()
+    assert UNEXPLAINED.fullmatch(lines[-1]) and "the traceback is above" in lines[-1], lines[-1]
+    traceback = "\n".join(lines[:-1])
+    if log_format == "JSON":
+        [record] = [json.loads(line) for line in lines if line.startswith("{")]
+        assert record["msg"] == "Sync failed"
+        traceback = record["exc_info"]
+    assert "Traceback (most recent call last):" in traceback
+    assert "NotADirectoryError: [Errno 20] Not a directory: '" in traceback
+    assert "/[api_key hidden]/pipelines'" in traceback
+
+
 # ---- the key pasted into another option ---------------------------------------------------------
 #
 # An option's refusal (options.OPTIONS, dlt's own for a value it cannot coerce) echoes the value,

@@ -86,6 +86,16 @@ def test_a_saved_value_that_cannot_be_read_is_named_by_its_field(saved, field, p
         assert info.value.problem.startswith("is not in the layout this connector saves (")
 
 
+def test_whether_decks_clock_vouched_for_the_watermark_is_kept_and_absent_means_not():
+    raw: dict = {}
+    TaskRunState(watermark=T0, watermark_vouched=True).save(raw)
+
+    assert raw["watermark_vouched"] is True
+    assert TaskRunState.load(raw).watermark_vouched
+    del raw["watermark_vouched"]  # saved by an earlier version: nothing vouched for it
+    assert not TaskRunState.load(raw).watermark_vouched
+
+
 def test_plan_never_moves_max_seen_past_the_clock():
     plan = Plan([])
     plan.see("trun_now", T0, "a", clock=T0, lookback=TEN_MIN)
@@ -171,6 +181,22 @@ def test_before_answers_agree_the_lowest_date_is_decks_clock():
 
     assert clock.now(local=T0) == T0 + timedelta(seconds=1)
     assert clock.agreed() is None  # not enough to plan from
+
+
+def test_two_answers_agree_on_decks_clock_only_as_far_as_both_go():
+    """Whether the watermark is vouched for (at_least) or lies in Deck's future (at_most) is told
+    from two answers already (a sync of two requests), but never by one of them alone: a stale
+    Date on GET /test neither vouches nor makes the watermark look like the future."""
+    clock = DeckClock()
+    answers(clock, ["Sat, 28 Feb 2026 12:00:00 GMT"], T0)  # one day stale
+    assert (clock.at_least(), clock.at_most()) == (None, None)
+
+    answers(clock, ["Sun, 01 Mar 2026 12:00:00 GMT"], T0)
+    assert (clock.at_least(), clock.at_most()) == (T0 - timedelta(days=1), T0)
+    assert clock.agreed() is None  # still not enough to bound the watermark by
+
+    answers(clock, ["Sun, 01 Mar 2026 12:00:00 GMT"], T0)
+    assert clock.at_least() == clock.at_most() == clock.agreed() == T0  # the median of three
 
 
 def test_deck_clock_far_ahead_of_this_machine_is_bounded():

@@ -12,13 +12,20 @@ one seen), bounded by this machine's clock plus
 (unchanged ones are not reloaded).
 
 Nor may a clock that is wrong as a whole cost a re-list: a `Date` outside the years 2000-2100,
-or well behind a watermark an earlier sync committed (`vouch`: Deck's clock had passed it then,
-and a clock does not go back), is not a reading of Deck's clock. Such answers are left out, said
-once per sync with what was seen; with none left, the clock is this machine's plus
-`settings.FALLBACK_CLOCK_SKEW_S`, as without the header. A `Date` of 1999 on every answer would
-otherwise hold the watermark still (every run "in the future") and a stale `Date` on one answer
-would make the saved watermark look like one an earlier version followed into the future
-(`planning.forget_future_watermark`), and every sync would list all of history again.
+or well behind a watermark an earlier sync committed when Deck's answers agreed its clock had
+passed it (`vouch`: a clock does not go back), is not a reading of Deck's clock. Such answers
+are left out, said once per sync with what was seen; with none left, the clock is this
+machine's plus `settings.FALLBACK_CLOCK_SKEW_S`, as without the header. A `Date` of 1999 on
+every answer would otherwise hold the watermark still (every run "in the future") and a stale
+`Date` on one answer would make the saved watermark look like one an earlier version followed
+into the future (`planning.forget_future_watermark`), and every sync would list all of history
+again.
+
+This machine's clock is never trusted over Deck's answers: a watermark committed while it
+bounded the watermark (no `Date` could be read) vouches for nothing, since a fast clock here
+may have let it follow a run into Deck's future; Deck's answers then decide whether it lies
+there. Whether a watermark is vouched for (`at_least`) or lies in Deck's future (`at_most`) is
+told from two answers already (both must say so), the median of three or more.
 
 Pure: the caller passes this machine's time, so the rule is tested without waiting.
 """
@@ -79,16 +86,15 @@ class DeckClock:
         self._warned_wrong = False
 
     def vouch(self, instant: datetime | None, local: datetime | None = None) -> None:
-        """Deck's clock had passed `instant`: a watermark an earlier sync committed, which never
-        passes the clock it was listed under. Dates well behind it are not Deck's clock (those
-        already seen are dropped too). A watermark in this machine's future as well is not
-        vouched for: it is the kind an earlier version followed into the future, which
-        `planning.forget_future_watermark` drops."""
+        """Deck's clock had passed `instant`: a watermark an earlier sync committed when Deck's
+        answers agreed its clock had passed it (`ListingState.watermark_vouched`; the caller
+        vouches for no other). Dates well behind it are not Deck's clock (those
+        already seen are dropped too). Only Deck's own quorum vouches: a watermark bounded by
+        this machine's clock (no `Date` could be read) may lie in Deck's future when this
+        machine's clock is fast, and would then leave out every correct `Date`."""
         if instant is None:
             return
         local = local or datetime.now(timezone.utc)
-        if instant > local + timedelta(seconds=settings.FALLBACK_CLOCK_SKEW_S):
-            return
         with self._lock:
             if self._floor is not None and instant <= self._floor:
                 return
@@ -190,6 +196,21 @@ class DeckClock:
         with self._lock:
             return _median(self._dates)
 
+    def at_least(self) -> datetime | None:
+        """A date Deck's clock has reached, as its answers agree: the median of `QUORUM` or
+        more; of two, the earlier (both say so); None with fewer. Whether the watermark is
+        vouched for (`planning.vouch_for_watermark`): one answer ahead does not vouch."""
+        with self._lock:
+            return _agreed_by(self._dates, min)
+
+    def at_most(self) -> datetime | None:
+        """A date Deck's clock had not passed when it last answered, as its answers agree: the
+        median of `QUORUM` or more; of two, the later (neither says more); None with fewer.
+        Whether the watermark lies in Deck's future (`planning.forget_future_watermark`): one
+        stale answer does not make it look so, and a sync of two requests can still tell."""
+        with self._lock:
+            return _agreed_by(self._dates, max)
+
     def now(self, local: datetime | None = None) -> datetime:
         """The latest moment at which Deck can have created a run listed so far."""
         local = local or datetime.now(timezone.utc)
@@ -204,10 +225,19 @@ class DeckClock:
     def passed(self, local: datetime | None = None) -> datetime:
         """A moment Deck's clock has reached (what Deck no longer keeps is judged from it):
         `now`, but the watermark vouched for when every `Date` was left out, since this
-        machine's clock may be far from Deck's."""
+        machine's clock may be far from Deck's. (Right `Date`s are never left out for a
+        watermark this machine's clock bounded: only Deck's answers vouch. With no `Date` that
+        can be Deck's clock at all, a gap longer than Deck keeps events cannot be told.)"""
         with self._lock:
             fallback = None if self._dates or not self._left_out else self._floor
         return fallback if fallback is not None else self.now(local)
+
+
+def _agreed_by(dates: deque[datetime], of_two: Any) -> datetime | None:
+    """The median of `QUORUM` or more dates, `of_two` (min or max) of two, else None."""
+    if len(dates) == 2:
+        return of_two(dates)
+    return _median(dates)
 
 
 def _median(values: deque[Any]) -> Any:

@@ -36,13 +36,19 @@ _KEY_PREFIX = re.compile(r"^[A-Za-z]{2,}_(?:live|test)_")
 _MIN_SECRET_PART = 16
 # Inside an echoed key: spaces or line breaks, raw or JSON-escaped (a body wrapped in lines).
 _BREAK = r"(?:[ \t\r\n]|\\[rnt])*"
+# One character of a bearer token: not a space, quote or delimiter; a backslash only as part of
+# an escape that is not a quote's or a line break's.
+_TOKEN_CHAR = r"(?:[^\s\"'<>,;&)\]}\\]|\\(?![\"'\\rnt]))"
 # Any bearer credential, whole or cut short ("Bearer sk_live_7f3a" of a truncated echo), with
 # the space after "Bearer" raw, URL-encoded, JSON-escaped or a line break; not a challenge's
-# parameter (`WWW-Authenticate: Bearer realm="..."`).
+# parameter (`WWW-Authenticate: Bearer realm="..."`), and not a word: the token must look like
+# a credential, with a key's prefix (sk_) or at least `_MIN_SECRET_PART` characters long
+# ("Bearer of news" stays as it is).
 _BEARER = re.compile(
     r"(?i:(bearer)((?:[ \t\r\n]|%20|\+|\\u0020|\\[rnt])+))"
     r"(?!" + re.escape(SECRET_MASK) + r"|[A-Za-z_-]+=\\*\")"
-    r"((?:[^\s\"'<>,;&)\]}\\]|\\(?![\"'\\rnt]))+)"
+    rf"(?=(?i:sk_)|{_TOKEN_CHAR}{{{_MIN_SECRET_PART}}})"
+    rf"({_TOKEN_CHAR}+)"
 )
 
 _secrets: set[str] = set()
@@ -120,7 +126,12 @@ def scrub_optional(text: str | None) -> str | None:
 
 
 class ScrubbingFilter(logging.Filter):
-    """Scrubs each record's message (arguments merged in), traceback and stack text."""
+    """Scrubs each record's message (arguments merged in), traceback and stack text.
+
+    The traceback is formatted here, scrubbed into `exc_text`, and `exc_info` dropped: a
+    formatter that formats `exc_info` itself (dlt's JSON formatter, `RUNTIME__LOG_FORMAT=JSON`)
+    would otherwise print it unscrubbed. Filters that look at the exception must run before this
+    one (`cli.configure_logging` puts `local_faults.QuietStorageFaults` first)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -134,6 +145,7 @@ class ScrubbingFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = scrub(record.exc_text)
+        record.exc_info = None
         if record.stack_info:
             record.stack_info = scrub(record.stack_info)
         return True

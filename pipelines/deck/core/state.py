@@ -11,6 +11,7 @@ Layout (version 2)::
 
     {"version": 2, "filters": "[('agent_id', 'agt_1')]",
      "watermark": "2026-11-01T10:00:00.123000Z",   # newest created_at listed, <= Deck's clock
+     "watermark_vouched": true,                     # Deck's agreed clock had passed it
      "covered_from": null,                          # lower bound listed; null = all history
      "recent": {"trun_1": {"created_at": "...", "fingerprint": "9f2c..."}},   # lookback zone
      "open_runs": {"trun_2": {"created_at": "...", "fingerprint": "...", "loaded": true}},
@@ -211,6 +212,11 @@ class ListingState:
     covered_from: datetime | None = None
     recent: dict[str, SeenRun] = field(default_factory=dict)
     plan: Plan | None = None
+    # Whether Deck's `Date` headers agreed its clock had passed the watermark when it was
+    # committed (`planning.vouch_for_watermark`); False for one bounded by this machine's clock
+    # (no Date could be read) and for one saved before this was kept. Only such a watermark
+    # tells which `Date` cannot be Deck's clock (`clock.DeckClock.vouch`).
+    watermark_vouched: bool = False
 
     @classmethod
     def load(cls, raw: dict[str, Any]) -> Self:
@@ -233,6 +239,7 @@ class ListingState:
         state = cls(
             filters=raw.get("filters"),
             watermark=watermark,
+            watermark_vouched=watermark is not None and raw.get("watermark_vouched") is True,
             covered_from=_read("covered_from", covered, _parse_bound),
             recent=recent,
             plan=_read("plan", raw.get("plan"), lambda p: Plan.from_state(p) if p else None),
@@ -250,6 +257,7 @@ class ListingState:
             "version": STATE_VERSION,
             "filters": self.filters,
             "watermark": _fmt(self.watermark),
+            "watermark_vouched": self.watermark is not None and self.watermark_vouched,
             "covered_from": _fmt(self.covered_from),
             "recent": {rid: seen.to_state() for rid, seen in self.recent.items()},
         })

@@ -12,11 +12,11 @@ what is read (and therefore what could be missed) are unit-tested in millisecond
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from math import ceil as ceil_int
 from typing import Any
 
-from deck.core import settings
+from deck.core.clock import TRUNCATED
 from deck.core.state import ListingState, Plan
 from deck.core.windows import (
     EARLIEST_PLAUSIBLE,
@@ -52,34 +52,37 @@ def top_window(watermark: datetime, end: datetime | None, lookback: timedelta) -
 
 
 def forget_future_watermark(
-    state: ListingState,
-    deck_clock: datetime | None,
-    lookback: timedelta,
-    local: datetime | None = None,
+    state: ListingState, deck_clock: datetime | None, lookback: timedelta
 ) -> bool:
-    """Drop a watermark after Deck's clock (None: its answers do not agree on one yet) and
-    after this machine's (`local`, default now), so that all of history is listed again: it can
-    only come from a run dated in the future under an older version of this code (one that let
-    a single answer move its clock), and the runs it skipped are found no other way. A watermark
-    in this machine's past is kept whatever Deck's `Date` says: then the header is what is wrong
-    (`clock.DeckClock.vouch` leaves it out), and listing everything again would find nothing.
+    """Drop a watermark after Deck's clock (`clock.DeckClock.at_most`: the date its answers
+    agree it has not passed; None: they do not agree on one yet), so that all of history is
+    listed again: it can only come from a run dated in the future, followed under an older
+    version of this code (one that let a single answer move its clock) or while no `Date` could
+    be read (this machine's clock bounds the watermark then, and it may be fast), and the runs
+    it skipped are found no other way. Judged by Deck's answers alone: this machine's clock may
+    be wrong either way. Never a watermark Deck's answers had passed when it was committed
+    (`state.watermark_vouched`): `Date`s well behind that one are left out as wrong
+    (`clock.DeckClock.vouch`), so a stale `Date` cannot make it look like one in the future.
     The lookback is the margin for servers whose clocks differ by a few seconds. Checked when a
-    plan is made and again when it is finished, since a sync's first plan is made before
-    several answers agree on a clock."""
-    if state.watermark is None or deck_clock is None or state.watermark <= deck_clock + lookback:
-        return False
-    local = local or datetime.now(timezone.utc)
-    if state.watermark <= local + timedelta(seconds=settings.FALLBACK_CLOCK_SKEW_S):
+    plan is made and again when it is finished, since a sync's first plan is made before its
+    answers agree on a clock."""
+    if (
+        state.watermark is None
+        or state.watermark_vouched
+        or deck_clock is None
+        or state.watermark <= deck_clock + lookback
+    ):
         return False
     logger.warning(
-        "The saved watermark %s lies after Deck's clock (%s) and this machine's (%s): an"
-        " earlier version followed a run dated in the future. Listing all of history again to"
-        " find the runs it skipped; rows already loaded stay.",
+        "The saved watermark %s lies after Deck's clock (%s): a run dated in the future was"
+        " followed by an earlier version, or while Deck's Date headers could not be read and"
+        " this machine's clock bounded the watermark. Listing all of history again to find the"
+        " runs it skipped; rows already loaded stay.",
         format_timestamp(state.watermark),
         format_timestamp(deck_clock),
-        format_timestamp(local),
     )
     state.watermark, state.covered_from, state.recent = None, None, {}
+    state.watermark_vouched = False
     return True
 
 
@@ -91,7 +94,8 @@ def initial_plan(
     deck_clock: datetime | None,
 ) -> Plan:
     """The windows a sync must list, from what state says is already covered (after
-    `forget_future_watermark` with Deck's clock, when its answers agree on one yet)."""
+    `forget_future_watermark` with Deck's clock, when its answers agree on one yet:
+    `clock.DeckClock.at_most`)."""
     forget_future_watermark(state, deck_clock, lookback)
     if state.watermark is None:
         return Plan([Window(start, end)], extends_coverage=True, new_covered_from=start)
@@ -106,18 +110,36 @@ def initial_plan(
     return plan
 
 
-def finish_plan(state: ListingState, plan: Plan) -> None:
+def finish_plan(state: ListingState, plan: Plan, deck_clock: datetime | None = None) -> None:
     """Every window listed: the watermark becomes the newest `created_at` seen.
 
     Taken from Deck's own timestamps, never from this machine's clock, and never past Deck's
     clock (a run dated in the future is loaded, but does not hide the runs created before it).
+    A watermark that moved is vouched for only when Deck's answers agree its clock has passed
+    it (`deck_clock`, see `vouch_for_watermark`): not one bounded by this machine's clock.
     """
     state.plan = None
     if plan.extends_coverage:
         state.covered_from = plan.new_covered_from
     if plan.max_seen is not None and (state.watermark is None or plan.max_seen >= state.watermark):
+        if plan.max_seen != state.watermark:
+            state.watermark_vouched = False
         state.watermark = plan.max_seen
         state.recent = plan.recent
+    vouch_for_watermark(state, deck_clock)
+
+
+def vouch_for_watermark(state: ListingState, deck_clock: datetime | None) -> None:
+    """Record that Deck's clock has passed the watermark, when its answers agree it has
+    (`deck_clock`: `clock.DeckClock.at_least`, None when they do not agree on one). Later syncs
+    leave out a `Date` well behind a vouched watermark (`clock.DeckClock.vouch`); a watermark
+    bounded by this machine's clock alone, which may be fast, vouches for nothing."""
+    if (
+        state.watermark is not None
+        and deck_clock is not None
+        and state.watermark <= deck_clock + TRUNCATED
+    ):
+        state.watermark_vouched = True
 
 
 def retention_gap(

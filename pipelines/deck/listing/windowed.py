@@ -57,9 +57,11 @@ class WindowedLoad(Generic[StateT]):
         self.raw_state = raw_state
         self.stats = stats
         self.state = state
-        # Deck's clock had passed the watermark an earlier sync committed: a Date far behind it
-        # is a wrong clock, not Deck's (clock.DeckClock.vouch)
-        client.stats.clock.vouch(state.watermark)
+        # Deck's answers agreed its clock had passed the watermark an earlier sync committed
+        # (planning.vouch_for_watermark): a Date far behind it is a wrong clock, not Deck's
+        # (clock.DeckClock.vouch). Never one this machine's clock bounded: it may be fast.
+        if state.watermark_vouched:
+            client.stats.clock.vouch(state.watermark)
         if state.filters not in (None, filters_fingerprint):
             logger.warning(
                 "The filters of %s changed since the last sync (%s -> %s): listing from"
@@ -115,11 +117,10 @@ class WindowedLoad(Generic[StateT]):
                 if self.more_to_load:
                     return
             self._report_missing(plan)
-            finish_plan(self.state, plan)
+            clock = self.client.stats.clock
+            finish_plan(self.state, plan, clock.at_least())
             # the next sync lists all history again if an old watermark lies in Deck's future
-            forget_future_watermark(
-                self.state, self.client.stats.clock.agreed(), self.options.lookback
-            )
+            forget_future_watermark(self.state, clock.at_most(), self.options.lookback)
             self.listing.finish()
             yield from self._after_listing()
         finally:
@@ -129,7 +130,7 @@ class WindowedLoad(Generic[StateT]):
         """The windows this range still needs, resumed from state after a committed load."""
         if self.state.plan is None:
             options = self.options
-            deck_clock = self.client.stats.clock.agreed()  # None until several answers agree
+            deck_clock = self.client.stats.clock.at_most()  # None until answers agree
             self._before_planning()
             self.state.plan = initial_plan(
                 self.state, options.start, options.end, options.lookback, deck_clock

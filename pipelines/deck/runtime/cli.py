@@ -25,7 +25,12 @@ from deck.core.filters import FILTERS, filter_flag, flatten_cli_values
 from deck.core.redact import install_log_filter, remember_secret
 from deck.core.shown import shown_path
 from deck.progress.display import Reporter, reporter_for
-from deck.runtime.failures import describe_destination_error, describe_failure, explain
+from deck.runtime.failures import (
+    describe_destination_error,
+    describe_failure,
+    describe_unexpected,
+    explain,
+)
 from deck.runtime.runner import sync
 from deck.runtime.signals import (
     hard_exit,
@@ -123,8 +128,8 @@ def configure_logging(debug: bool) -> None:
     dlt_logger = logging.getLogger("dlt")
     for quiet in [f for f in dlt_logger.filters if isinstance(f, QuietStorageFaults)]:
         dlt_logger.removeFilter(quiet)
-    if not debug:
-        dlt_logger.addFilter(QuietStorageFaults())
+    if not debug:  # first: the scrubber (redact.ScrubbingFilter) drops the exception it reads
+        dlt_logger.filters.insert(0, QuietStorageFaults())
 
 
 def remember_configured_key() -> None:
@@ -134,8 +139,10 @@ def remember_configured_key() -> None:
     it cannot coerce come before `deck()` runs."""
     try:
         key = dlt.secrets.get("sources.deck.api_key")
-    except Exception:  # a settings file that cannot be read: its own paragraph says so
-        return
+    except Exception:  # a settings file that cannot be read: its own paragraph says so; or a
+        # dlt setting that breaks dlt's start (RUNTIME__LOG_FORMAT=TEXT): the key may still be
+        # in the environment, and the paragraph about the failure may quote it
+        key = os.environ.get("SOURCES__DECK__API_KEY")
     if isinstance(key, str):
         remember_secret(key.strip())
 
@@ -207,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a broken settings file or value, missing credentials: explained below
         except Exception as exc:  # unknown destination names fail here, before any request
             raise_for_storage_fault(exc, LocalPlaces(working_dir))  # DLT_DATA_DIR read-only
+            if isinstance(exc, OSError):  # not the destination's name: a fault said as such
+                raise
             raise DeckConfigError(describe_destination_error(str(args.destination), exc)) from None
         result = sync(
             pipeline,
@@ -235,6 +244,17 @@ def main(argv: list[str] | None = None) -> int:
         _stop(simulator)
         hard_exit(received_signal(interrupt))
         raise  # not reached
+    except Exception as exc:  # anything else: one paragraph, never a raw traceback (it may
+        # quote the key, e.g. in a path); the traceback is logged, scrubbed, under --debug only
+        try:
+            if footprint is not None and _loaded_nothing(pipeline, reporter, pending_before, exc):
+                footprint.erase()
+        except Exception:  # leaving what this run wrote is safe: a later sync reads past it
+            logger.debug("Could not undo what this run wrote locally", exc_info=True)
+        if args.debug:
+            logger.exception("Sync failed")
+        say(f"Deck sync failed: {describe_unexpected(exc, args.debug)}", file=sys.stderr)
+        return 1
     finally:
         held.close()
         _stop(simulator)

@@ -170,3 +170,14 @@ def describe_failure(cause: BaseException) -> tuple[str, int]:
     if isinstance(cause, ConfigurationException):
         return str(cause).strip(), 2
     return str(cause), 2 if isinstance(cause, DeckConfigError) else 1
+
+
+def describe_unexpected(exc: BaseException, debug: bool) -> str:
+    """The paragraph after "Deck sync failed: " for an error no other paragraph explains."""
+    text = " ".join(str(exc).split())
+    what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    where = "the traceback is above" if debug else "run again with --debug for the traceback"
+    return (
+        f"an unexpected error: {what}. Nothing was committed after the last load that"
+        f" completed; {where}, and report it if the message does not show the cause."
+    )

@@ -26,7 +26,7 @@ from deck.resources.source import deck
 from deck.runtime.tracing import forget_repeated_config_lookups, one_trace
 from deck.warehouse.destination import DestinationTraits, SyncDestination
 from deck.warehouse.lakehouse import prepare_for_destination, prune_orphaned_nested_rows
-from deck.warehouse.local_faults import LocalPlaces, raise_for_storage_fault
+from deck.warehouse.local_faults import LocalPlaces, places_of_the_sync, raise_for_storage_fault
 from deck.warehouse.local_files import prune_loaded_packages, remove_unfinished_writes
 from deck.warehouse.lock import WarehouseLock, configured_lock_wait, duckdb_file
 from deck.warehouse.models import drop_models
@@ -138,8 +138,9 @@ def sync(
         duckdb_file(pipeline, destination.job_client), configured_lock_wait(lock_wait_s)
     )
     reporter = progress if progress is not None else LogProgress()
+    places = LocalPlaces(pipeline.working_dir, warehouse.path)
     try:
-        with pipeline_lock(pipeline), one_trace(pipeline), reporter:
+        with places_of_the_sync(places), pipeline_lock(pipeline), one_trace(pipeline), reporter:
             # before anything opens the file: a sync that cannot start does nothing
             warehouse.wait()
             remove_unfinished_writes(pipeline.working_dir)  # a full disk's leftovers
@@ -156,7 +157,7 @@ def sync(
     except DeckError:
         raise
     except Exception as exc:
-        raise_for_storage_fault(exc, LocalPlaces(pipeline.working_dir, warehouse.path))
+        raise_for_storage_fault(exc, places)
         # The local state was read above: this one dlt restored from the warehouse's copy
         found = saved_state_error(exc)
         if found is not None:

@@ -21,6 +21,8 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from deck.core.errors import DeckError, causes
@@ -30,6 +32,7 @@ logger = logging.getLogger("deck")
 
 READ_ONLY = "read-only"
 FULL = "full"
+READ, WRITE = "read", "write"  # what was refused (`StorageFault.refused`)
 # errno -> what kind of fault it is
 _KINDS = {
     errno.EROFS: READ_ONLY,
@@ -39,7 +42,10 @@ _KINDS = {
     errno.EDQUOT: FULL,
 }
 # DuckDB has no exception class per cause: `IO Error: Cannot open file "/x.duckdb": Read-only
-# file system`, `Could not write file "/x.duckdb.wal": No space left on device`
+# file system`, `Could not write file "/x.duckdb.wal": No space left on device`. Other databases
+# word theirs alike (PostgreSQL: `could not extend file "base/16384/16397": No space left on
+# device`, on the server's disk), so such a text is this machine's fault only when the file it
+# names is the DuckDB warehouse's (`_names_the_warehouse`).
 _DUCKDB_REASONS = {
     "Read-only file system": errno.EROFS,
     "Permission denied": errno.EACCES,
@@ -59,11 +65,14 @@ class LocalStorageError(DeckError):
 
 @dataclass(frozen=True)
 class StorageFault:
-    """What the operating system refused: `reason` in its words, `filename` when it named one."""
+    """What the operating system refused: `reason` in its words, `filename` when it named one,
+    and whether it refused to let the file be read or written (`refused`: a read-only file
+    system or a full disk refuse writes; a permission, whichever the file's mode refuses)."""
 
     errno: int
     reason: str
     filename: str | None = None
+    refused: str = WRITE
 
     @property
     def kind(self) -> str:
@@ -79,20 +88,51 @@ class LocalPlaces:
     warehouse: str | None = None
 
 
-def storage_fault(exc: BaseException | None) -> StorageFault | None:
-    """The read-only folder or full disk behind `exc`, if that is what it is."""
+def storage_fault(
+    exc: BaseException | None, places: LocalPlaces | None = None
+) -> StorageFault | None:
+    """The read-only folder, refused permission or full disk behind `exc`, if that is what it
+    is. A database's message naming a file counts only when the file is the DuckDB warehouse of
+    `places` (or beside it): another destination's is about its server's disk, not this
+    machine's."""
     if exc is None:
         return None
     for current in causes(exc):
         if isinstance(current, OSError) and current.errno in _KINDS:
             filename = current.filename if isinstance(current.filename, str) else None
-            return StorageFault(current.errno, os.strerror(current.errno), filename)
+            code = current.errno
+            return StorageFault(code, os.strerror(code), filename, _refused(code, filename))
+    warehouse = places.warehouse if places is not None else None
+    if warehouse is None:
+        return None
     for current in causes(exc):
-        match = _DUCKDB_FILE_ERROR.search(str(current))
-        if match:
-            code = _DUCKDB_REASONS[match.group("reason")]
-            return StorageFault(code, os.strerror(code), match.group("file"))
+        for match in _DUCKDB_FILE_ERROR.finditer(str(current)):
+            filename = match.group("file")
+            if _names_the_warehouse(filename, warehouse):
+                code = _DUCKDB_REASONS[match.group("reason")]
+                return StorageFault(code, os.strerror(code), filename, _refused(code, filename))
     return None
+
+
+def _names_the_warehouse(filename: str, warehouse: str) -> bool:
+    """Whether a file a database message names is the DuckDB warehouse, a file beside it that
+    DuckDB writes (`.wal`, `.tmp`: named after it) or its folder."""
+    name, file = os.path.abspath(filename), os.path.abspath(warehouse)
+    return name.startswith(file) or name == os.path.dirname(file)
+
+
+def _refused(code: int, filename: str | None) -> str:
+    """Whether `code` refused a read or a write of `filename`: a read-only file system or a full
+    disk refuse only writes; a permission refuses a read when the file exists and its mode does
+    not let this user read it (a settings file such as ~/.dlt/secrets.toml), else a write."""
+    if code not in (errno.EACCES, errno.EPERM) or filename is None:
+        return WRITE
+    try:
+        readable = os.access(filename, os.R_OK)
+        exists = os.path.exists(filename)
+    except (OSError, ValueError):
+        return WRITE
+    return READ if exists and not readable else WRITE
 
 
 def _within(path: str, folder: str) -> bool:
@@ -142,9 +182,7 @@ def _places_hit(fault: StorageFault, places: LocalPlaces) -> tuple[bool, bool]:
     if fault.filename is None:
         return False, False
     name = os.path.abspath(fault.filename)
-    if warehouse is not None and (
-        name.startswith(os.path.abspath(warehouse)) or name == os.path.dirname(warehouse)
-    ):
+    if warehouse is not None and _names_the_warehouse(name, warehouse):
         return False, True
     return _within(name, places.working_dir) or _within(places.working_dir, name), False
 
@@ -170,6 +208,8 @@ def describe(fault: StorageFault, places: LocalPlaces) -> str:
             f"the disk holding {where} is full ({fault.reason}). Free some space on it and run"
             " the sync again." + _RESUMES
         )
+    if fault.refused == READ:
+        return _describe_read(fault, places, working, warehouse)
     if warehouse and places.warehouse is not None:
         directory = shown_path(os.path.dirname(places.warehouse) or ".")
         return (
@@ -194,11 +234,52 @@ def describe(fault: StorageFault, places: LocalPlaces) -> str:
     )
 
 
+def _describe_read(fault: StorageFault, places: LocalPlaces, working: bool, warehouse: bool) -> str:
+    """A file whose mode does not let the sync's user read it: a settings file (~/.dlt/
+    secrets.toml), or one of the pipeline's own files left by another user."""
+    where = shown_path(fault.filename) if fault.filename else "a file"
+    if warehouse and places.warehouse is not None:
+        return (
+            f"cannot read the warehouse {shown_path(places.warehouse)}: {fault.reason}. DuckDB"
+            " reads and writes the file and a .wal file beside it, so they must be readable and"
+            " writable by the user running the sync (another user may have created them). Give"
+            " that user access to them, and run the sync again." + _RESUMES
+        )
+    if working:
+        return (
+            f"cannot read {where} in the pipeline's working folder"
+            f" {shown_path(places.working_dir)}: {fault.reason}. The sync keeps its state, load"
+            " packages and lock there (under DLT_DATA_DIR), so they must be readable and writable"
+            " by the user running the sync (another user may have run a sync there). Give that"
+            " user access to them, or point DLT_DATA_DIR at a folder of its own (the sync then"
+            " restores its state from the warehouse), and run the sync again." + _RESUMES
+        )
+    return (
+        f"cannot read {where}: {fault.reason}. Make it readable by the user running the sync"
+        " (settings such as .dlt/secrets.toml are read at every sync) and run the sync again."
+        + _RESUMES
+    )
+
+
 def raise_for_storage_fault(exc: BaseException, places: LocalPlaces) -> None:
     """Raise `LocalStorageError` (from `exc`) when `exc` is a read-only folder or a full disk."""
-    fault = storage_fault(exc)
+    fault = storage_fault(exc, places)
     if fault is not None:
         raise LocalStorageError(describe(fault, places)) from exc
+
+
+_syncing: list[LocalPlaces] = []  # the places of the sync under way (`places_of_the_sync`)
+
+
+@contextmanager
+def places_of_the_sync(places: LocalPlaces) -> Iterator[None]:
+    """While a sync runs, `QuietStorageFaults` knows its warehouse (which database messages are
+    about this machine's disk)."""
+    _syncing.append(places)
+    try:
+        yield
+    finally:
+        _syncing.remove(places)
 
 
 class QuietStorageFaults(logging.Filter):
@@ -209,4 +290,5 @@ class QuietStorageFaults(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return storage_fault(exc) is None
+        places = _syncing[-1] if _syncing else None
+        return storage_fault(exc, places) is None
