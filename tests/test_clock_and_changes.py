@@ -8,7 +8,7 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 
-from deck.windows import format_timestamp
+from deck.core.windows import format_timestamp
 from support import assert_events_match, assert_matches_ground_truth
 
 FAILED_WITH_TIMEOUT = {

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from deck.local_faults import (
+from deck.warehouse.local_faults import (
     READ,
     WRITE,
     LocalPlaces,
