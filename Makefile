@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NB_STAMP := $(VENV)/.installed-notebooks
 
-.PHONY: setup demo sync test unit lint bench notebooks notebook-figures readme-image \
+.PHONY: setup demo sync test check unit lint bench notebooks notebook-figures readme-image \
 	dashboard-check clean
 
 $(STAMP): pyproject.toml
@@ -33,11 +33,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	PYTHONPATH=pipelines $(BIN)/lint-imports
 
-# pytest-xdist workers; loadgroup keeps tests that share a module fixture in one worker.
+# pytest-xdist workers. What several tests read (a synced warehouse, the demo, the notebooks run on
+# it) is built once per session whichever worker asks first (tests/support/shared.py), so the
+# tests need no grouping: `--dist load` hands each idle worker the next test.
 TEST_WORKERS ?= 2
 
 test: $(NB_STAMP) lint  ## the whole test suite (notebooks executed too), TEST_WORKERS in parallel
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load
+
+# The answer in under a minute: lint, the unit layer (property tests included) and one sync end to
+# end (`--demo` as a user runs it, checked against the simulator's ground truth).
+check: $(STAMP) lint  ## lint + unit and property tests + one end-to-end smoke sync (< 1 min)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load -m "unit or smoke"
 
 unit: $(STAMP)  ## the unit layer alone: pure logic, no HTTP, DuckDB or subprocess (seconds)
 	$(BIN)/pytest -m unit

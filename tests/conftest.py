@@ -2,9 +2,12 @@
 
 `simulator` and `warehouse` are per test. `postgres_server` is one PostgreSQL server per session
 (under pytest-xdist: per worker process), each test taking a fresh database of its own.
+`first_demo` is the one `--demo` run of the session, shared by every xdist worker
+(support.shared): the CLI's and the notebooks' tests read it, or copy it first.
 """
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,9 @@ import pytest
 from deck_simulator import DeckSimulator
 from hypothesis import settings as hypothesis_settings
 from support import Warehouse, make_simulator
+from support.cli import run_cli
 from support.postgres import PostgresServer, PostgresUnavailable, require_psycopg2
+from support.shared import shared
 
 # Property tests (tests/test_properties_*.py): the same examples on every run, so CI is
 # deterministic and a failure reproduces; HYPOTHESIS_PROFILE=dev searches more, at random.
@@ -36,6 +41,21 @@ def simulator() -> Iterator[DeckSimulator]:
 @pytest.fixture
 def warehouse(tmp_path: Path, simulator: DeckSimulator) -> Warehouse:
     return Warehouse(tmp_path / "warehouse.duckdb", tmp_path / "dlt", simulator)
+
+
+@pytest.fixture(scope="session")
+def first_demo(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """A checkout after its first `--demo` run (as a user runs it: support.cli), and that run's
+    result; built once per session. Tests only read it (or copy it first)."""
+
+    def build(checkout: Path) -> list:
+        done = run_cli(checkout, "--demo")
+        return [done.returncode, done.stdout, done.stderr]
+
+    checkout, (code, stdout, stderr) = shared(tmp_path_factory, "first-demo", build)
+    return checkout, subprocess.CompletedProcess(["--demo"], code, stdout, stderr)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
-"""`python pipelines/task_runs.py` as a user runs it: a real process, real HTTP, real DuckDB."""
+"""`python pipelines/task_runs.py` as a user runs it: real HTTP, real DuckDB; the first `--demo` as
+a real process, the rest through `deck.runtime.cli.main` in process (`support.cli.run_main`)."""
 
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -11,23 +11,13 @@ from deck.core import settings
 from deck.runtime.cli import DEMO_RUNS, DEMO_SEED
 from deck_simulator import DeckSimulator
 from support import ts
-from support.cli import SAFETY_TIMEOUT_S, clean_env, run_cli
+from support.cli import SAFETY_TIMEOUT_S, clean_env, run_main
 
-# The two demo tests share one first `--demo` run (a session fixture, built once per xdist worker
-# for the tests of this group); the second run happens in a copy of its checkout.
-DEMO_GROUP = pytest.mark.xdist_group("cli-first-demo")
-
-
-@pytest.fixture(scope="session")
-def first_demo(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, subprocess.CompletedProcess]:
-    """A checkout after its first `--demo` run, and that run's result. Tests only read it."""
-    checkout = tmp_path_factory.mktemp("first-demo")
-    return checkout, run_cli(checkout, "--demo")
+# The demo tests here and the notebook tests share one first `--demo` run (conftest.first_demo:
+# built once per session, whichever xdist worker asks first); the second run is in a copy of it.
 
 
-@DEMO_GROUP
+@pytest.mark.smoke  # `make check`'s one sync end to end
 def test_demo_syncs_the_simulator_into_its_own_duckdb_file(first_demo):
     checkout, first = first_demo
     assert first.returncode == 0, first.stderr
@@ -47,14 +37,13 @@ def test_demo_syncs_the_simulator_into_its_own_duckdb_file(first_demo):
     assert not (checkout / "deck_task_runs.duckdb").exists()
 
 
-@DEMO_GROUP
 def test_a_second_demo_run_is_a_cheap_no_change_sync(first_demo, tmp_path):
     checkout, first = first_demo
     assert first.returncode == 0, first.stderr
     # the demo file's path is worked out from the checkout on every run, never remembered
     shutil.copytree(checkout, tmp_path, dirs_exist_ok=True)
 
-    second = run_cli(tmp_path, "--demo")
+    second = run_main(tmp_path, "--demo")
 
     assert second.returncode == 0, second.stderr
     assert f"0 new, 0 updated ({DEMO_RUNS:,} in the warehouse)" in second.stdout
@@ -63,7 +52,7 @@ def test_a_second_demo_run_is_a_cheap_no_change_sync(first_demo, tmp_path):
 
 
 def test_help_lists_every_option(tmp_path):
-    out = run_cli(tmp_path, "--help").stdout
+    out = run_main(tmp_path, "--help").stdout
     for option in (
         "--demo", "--destination", "--dataset", "--start-date", "--end-date", "--full-refresh",
         "--status", "--outcome", "--source-id", "--agent-id", "--credential-id", "--task-id",
@@ -85,7 +74,7 @@ def test_cli_syncs_with_key_and_base_url_from_the_environment(tmp_path, live_sim
         "SOURCES__DECK__BASE_URL": live_simulator.base_url,
         "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "elsewhere.duckdb"),
     }
-    result = run_cli(tmp_path, "--agent-id", live_simulator.runs()[0]["agent_id"], env=env)
+    result = run_main(tmp_path, "--agent-id", live_simulator.runs()[0]["agent_id"], env=env)
 
     assert result.returncode == 0, result.stderr
     with duckdb.connect(str(tmp_path / "elsewhere.duckdb"), read_only=True) as con:
@@ -99,8 +88,8 @@ def test_full_refresh_reloads_everything(tmp_path, live_simulator):
         "SOURCES__DECK__API_KEY": live_simulator.api_key,
         "SOURCES__DECK__BASE_URL": live_simulator.base_url,
     }
-    assert run_cli(tmp_path, env=env).returncode == 0
-    again = run_cli(tmp_path, "--full-refresh", env=env)
+    assert run_main(tmp_path, env=env).returncode == 0
+    again = run_main(tmp_path, "--full-refresh", env=env)
     assert again.returncode == 0, again.stderr
     assert "300 new, 0 updated (300 in the warehouse)" in again.stdout
 

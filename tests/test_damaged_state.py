@@ -17,7 +17,7 @@ import duckdb
 import pytest
 from dlt.common.versioned_state import compress_state, decompress_state
 from support import Warehouse, assert_events_match, assert_matches_ground_truth, make_simulator
-from support.cli import cli_env, run_cli
+from support.cli import cli_env, run_main
 
 FOLDER = Path("dlt-data", "pipelines", "deck_task_runs")
 WAY_OUT = (
@@ -108,7 +108,7 @@ def sim():
 def env(tmp_path, sim) -> dict[str, str]:
     """A checkout that synced Deck once (runs and events), as a user's does."""
     environment = cli_env(tmp_path, sim, events=True)
-    first = run_cli(tmp_path, env=environment)
+    first = run_main(tmp_path, env=environment)
     assert first.returncode == 0, first.stderr
     return environment
 
@@ -124,8 +124,8 @@ def test_every_sync_of_a_damaged_working_folder_names_the_file_and_the_way_out(
     make_damage, paragraph = DAMAGES[damage]
     make_damage(tmp_path)
 
-    first = run_cli(tmp_path, env=env)
-    second = run_cli(tmp_path, env=env)
+    first = run_main(tmp_path, env=env)
+    second = run_main(tmp_path, env=env)
 
     for failed in (first, second):
         assert failed.returncode == 1
@@ -139,7 +139,7 @@ def test_after_reset_state_the_warehouse_holds_exactly_decks_runs_and_events(
     sim.advance(3600, new_runs=150)  # runs created and finished while the folder was damaged
     DAMAGES[damage][0](tmp_path)
 
-    reset = run_cli(tmp_path, "--reset-state", env=env)
+    reset = run_main(tmp_path, "--reset-state", env=env)
 
     assert reset.returncode == 0, reset.stderr
     assert_matches_ground_truth(warehouse(tmp_path, sim), sim.runs())
@@ -148,13 +148,13 @@ def test_after_reset_state_the_warehouse_holds_exactly_decks_runs_and_events(
 
 def test_the_syncs_after_a_reset_are_incremental_again(tmp_path, sim, env):
     sim.clear_requests()
-    assert run_cli(tmp_path, env=env).returncode == 0
+    assert run_main(tmp_path, env=env).returncode == 0
     no_change_requests = len(sim.requests)
     cut_state_in_half(tmp_path)
-    assert run_cli(tmp_path, "--reset-state", env=env).returncode == 0
+    assert run_main(tmp_path, "--reset-state", env=env).returncode == 0
     sim.clear_requests()
 
-    after = run_cli(tmp_path, env=env)
+    after = run_main(tmp_path, env=env)
 
     assert after.returncode == 0, after.stderr
     assert "  runs:     0 new, 0 updated (300 in the warehouse)\n" in after.stdout
@@ -165,12 +165,12 @@ def test_a_reset_takes_the_state_back_from_the_warehouse_and_lists_nothing_again
     tmp_path, sim, env
 ):
     sim.clear_requests()
-    assert run_cli(tmp_path, env=env).returncode == 0
+    assert run_main(tmp_path, env=env).returncode == 0
     no_change_requests = len(sim.requests)
     cut_state_in_half(tmp_path)
     sim.clear_requests()
 
-    reset = run_cli(tmp_path, "--reset-state", env=env)
+    reset = run_main(tmp_path, "--reset-state", env=env)
 
     assert reset.returncode == 0, reset.stderr
     assert "  runs:     0 new, 0 updated (300 in the warehouse)\n" in reset.stdout
@@ -180,7 +180,7 @@ def test_a_reset_takes_the_state_back_from_the_warehouse_and_lists_nothing_again
 def test_a_reset_forgets_only_the_state_the_warehouse_cannot_give_back(tmp_path, sim, env):
     garble_watermark_in_warehouse(tmp_path)
 
-    reset = run_cli(tmp_path, "--reset-state", env=env)
+    reset = run_main(tmp_path, "--reset-state", env=env)
 
     assert reset.returncode == 0, reset.stderr
     assert (

@@ -1,13 +1,14 @@
 """What a user sees when something is wrong: one paragraph, the request_id, what to do; exit != 0.
 
-Each test runs the CLI as a user does and asserts the exact text on stderr.
+Each test runs the CLI's `main` as a user's command line does (in process: `support.cli.run_main`,
+the same environment and captured output) and asserts the exact text on stderr.
 """
 
 import re
 
 import pytest
 from deck_simulator import DeckSimulator
-from support.cli import run_cli
+from support.cli import run_main
 from support.scripted import ScriptedAPI
 
 KEY_HELP = (
@@ -27,8 +28,8 @@ def env_for(base_url: str, key: str = "sk_test_deck_simulator") -> dict:
     return {"SOURCES__DECK__API_KEY": key, "SOURCES__DECK__BASE_URL": base_url}
 
 
-def test_wrong_key_says_the_key_was_rejected(tmp_path, sim):
-    result = run_cli(tmp_path, env=env_for(sim.base_url, "sk_live_wrong"))
+def test_wrong_key_says_the_key_was_rejected_and_a_first_sync_leaves_nothing(tmp_path, sim):
+    result = run_main(tmp_path, env=env_for(sim.base_url, "sk_live_wrong"))
 
     assert result.returncode == 1
     assert re.fullmatch(
@@ -39,10 +40,13 @@ def test_wrong_key_says_the_key_was_rejected(tmp_path, sim):
     ), result.stderr
     assert "Traceback" not in result.stderr
     assert [r.path for r in sim.requests] == ["/v2/test"]
+    # a first sync that failed leaves no empty DuckDB file and no pipeline state behind
+    assert not (tmp_path / "deck_task_runs.duckdb").exists()
+    assert not (tmp_path / "dlt-data" / "pipelines" / "deck_task_runs").exists()
 
 
 def test_wrong_base_url_path_says_base_url_is_probably_wrong(tmp_path, sim):
-    result = run_cli(tmp_path, env=env_for(sim.base_url + "/v9"))
+    result = run_main(tmp_path, env=env_for(sim.base_url + "/v9"))
 
     assert result.returncode == 1
     assert result.stderr.startswith(
@@ -81,7 +85,7 @@ def test_wrong_base_url_path_says_base_url_is_probably_wrong(tmp_path, sim):
 def test_permanent_errors_fail_fast_with_one_paragraph(tmp_path, status, body, expected):
     api = ScriptedAPI(lambda params: (status, body))
     try:
-        result = run_cli(tmp_path, env=env_for(api.base_url))
+        result = run_main(tmp_path, env=env_for(api.base_url))
     finally:
         api.close()
     assert result.returncode == 1
@@ -90,7 +94,7 @@ def test_permanent_errors_fail_fast_with_one_paragraph(tmp_path, status, body, e
 
 
 def test_debug_shows_the_traceback(tmp_path, sim):
-    result = run_cli(tmp_path, "--debug", env=env_for(sim.base_url, "sk_live_wrong"))
+    result = run_main(tmp_path, "--debug", env=env_for(sim.base_url, "sk_live_wrong"))
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert "The API key was rejected" in result.stderr
@@ -117,14 +121,14 @@ def test_debug_shows_the_traceback(tmp_path, sim):
     ],
 )
 def test_bad_options_are_rejected_before_any_request(tmp_path, sim, args, expected):
-    result = run_cli(tmp_path, *args, env=env_for(sim.base_url))
+    result = run_main(tmp_path, *args, env=env_for(sim.base_url))
     assert result.returncode == 2
     assert result.stderr == f"Deck sync failed: {expected}\n"
     assert sim.requests == []
 
 
 def test_plain_http_base_url_is_refused_for_remote_hosts(tmp_path):
-    result = run_cli(tmp_path, env=env_for("http://api.deck.co/v2"))
+    result = run_main(tmp_path, env=env_for("http://api.deck.co/v2"))
     assert result.returncode == 2
     assert result.stderr == (
         "Deck sync failed: base_url 'http://api.deck.co/v2' uses plain http: the API key would"
@@ -134,7 +138,7 @@ def test_plain_http_base_url_is_refused_for_remote_hosts(tmp_path):
 
 
 def test_empty_key_is_refused(tmp_path, sim):
-    result = run_cli(tmp_path, env=env_for(sim.base_url, "  "))
+    result = run_main(tmp_path, env=env_for(sim.base_url, "  "))
     assert result.returncode == 2
     assert result.stderr == (
         "Deck sync failed: api_key is empty: set SOURCES__DECK__API_KEY or api_key under"
@@ -144,7 +148,7 @@ def test_empty_key_is_refused(tmp_path, sim):
 
 
 def test_missing_key_says_where_to_put_it(tmp_path):
-    result = run_cli(tmp_path)
+    result = run_main(tmp_path)
     assert result.returncode == 2
     assert result.stderr == (
         "Deck sync failed: no API key. Set SOURCES__DECK__API_KEY, or api_key under"
@@ -152,21 +156,11 @@ def test_missing_key_says_where_to_put_it(tmp_path):
     )
 
 
-def test_unknown_destination_is_refused(tmp_path, sim):
-    result = run_cli(tmp_path, "--destination", "nosuchdb", env=env_for(sim.base_url))
-    assert result.returncode == 2
-    assert result.stderr.startswith(
-        "Deck sync failed: destination 'nosuchdb' is not a dlt destination. Name one by its type:"
-    )
-    assert len(result.stderr.splitlines()) == 1
-    assert sim.requests == []
-
-
 def test_a_redirect_is_not_followed_and_the_key_stays_home(tmp_path, sim):
     other = DeckSimulator(seed=2, runs=5).start()
     try:
         sim.inject("redirect", location=other.base_url + "/task-runs", path="/task-runs")
-        result = run_cli(tmp_path, env=env_for(sim.base_url))
+        result = run_main(tmp_path, env=env_for(sim.base_url))
     finally:
         other.stop()
     assert result.returncode == 1

@@ -22,7 +22,7 @@ from deck.core.errors import DeckConfigError
 from deck.core.redact import scrub
 from deck_simulator import DEMO_API_KEY, DeckSimulator
 from support import Warehouse, assert_matches_ground_truth, make_simulator
-from support.cli import files_containing, run_cli
+from support.cli import files_containing, run_main
 
 FIX_BASE_URL = (
     " Set [sources.deck] base_url (or SOURCES__DECK__BASE_URL) to an address like"
@@ -126,7 +126,7 @@ def test_mask_url_hides_a_password_whatever_parser_would_find_it():
 
 def test_base_url_with_a_backslash_is_refused_before_any_request(tmp_path, simulator):
     url = f"http://evil.example\\@127.0.0.1:{simulator.port}/v2"
-    result = run_cli(tmp_path, env={**env_for(simulator, request_max_attempts="1"),
+    result = run_main(tmp_path, env={**env_for(simulator, request_max_attempts="1"),
                                     "SOURCES__DECK__BASE_URL": url})
 
     assert result.returncode == 2
@@ -140,7 +140,7 @@ def test_base_url_with_a_backslash_is_refused_before_any_request(tmp_path, simul
 
 def test_base_url_with_a_password_is_refused_without_echoing_it(tmp_path, simulator):
     url = f"http://deck:hunter2-PASSWORD@127.0.0.1:{simulator.port}/v2"
-    result = run_cli(tmp_path, env={**env_for(simulator), "SOURCES__DECK__BASE_URL": url})
+    result = run_main(tmp_path, env={**env_for(simulator), "SOURCES__DECK__BASE_URL": url})
 
     assert result.returncode == 2
     assert result.stderr == (
@@ -167,8 +167,8 @@ KEY_REFUSED = (
 
 def test_api_key_with_a_line_break_is_refused_without_echoing_it(tmp_path, simulator):
     env = {**env_for(simulator), "SOURCES__DECK__API_KEY": CANARY_CRLF}
-    plain = run_cli(tmp_path, env=env)
-    debug = run_cli(tmp_path, "--debug", env={**env, "RUNTIME__LOG_LEVEL": "DEBUG"})
+    plain = run_main(tmp_path, env=env)
+    debug = run_main(tmp_path, "--debug", env={**env, "RUNTIME__LOG_LEVEL": "DEBUG"})
 
     assert plain.returncode == 2 and debug.returncode == 2
     assert plain.stderr == KEY_REFUSED
@@ -294,7 +294,7 @@ def test_a_server_that_never_finishes_answering_fails_naming_the_deadline(tmp_pa
     env = env_for(populated, request_max_attempts="2", read_timeout_s="5",
                   request_deadline_s="0.5", backoff_base_s="0.01", backoff_cap_s="0.02")
 
-    result = run_cli(tmp_path, env=env)
+    result = run_main(tmp_path, env=env)
 
     assert result.returncode == 1
     assert re.search(
@@ -335,14 +335,14 @@ def test_empty_pages_that_say_has_more_stop_the_walk_with_a_contract_message(
     tmp_path, populated
 ):
     env = env_for(populated, max_workers="1")
-    assert run_cli(tmp_path, env=env).returncode == 0
+    assert run_main(tmp_path, env=env).returncode == 0
     before_runs, before_state = _runs_in(tmp_path), _state_rows(tmp_path)
     assert before_runs == {r["id"] for r in populated.runs()}
     populated.advance(3600, new_runs=20)
     populated.inject("has_more_lie", times=50, path="/task-runs")
     populated.clear_requests()
 
-    result = run_cli(tmp_path, env=env)
+    result = run_main(tmp_path, env=env)
 
     assert result.returncode == 1
     assert re.fullmatch(
@@ -358,7 +358,7 @@ def test_empty_pages_that_say_has_more_stop_the_walk_with_a_contract_message(
     assert _runs_in(tmp_path) == before_runs and _state_rows(tmp_path) == before_state
 
     populated.clear_faults()
-    assert run_cli(tmp_path, env=env).returncode == 0
+    assert run_main(tmp_path, env=env).returncode == 0
     assert _runs_in(tmp_path) == {r["id"] for r in populated.runs()}
 
 

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 from deck_simulator import DeckSimulator
 from support import Warehouse, expected_runtime, ts
-from support.cli import run_cli
+from support.cli import run_main
 from support.destinations import DESTINATIONS, make_warehouse
 
 UTC = timezone.utc
@@ -342,7 +342,7 @@ def test_the_cli_says_runs_were_quarantined_and_exits_3(tmp_path, cli_simulator)
     env = {"SOURCES__DECK__API_KEY": cli_simulator.api_key,
            "SOURCES__DECK__BASE_URL": cli_simulator.base_url}
 
-    first = run_cli(tmp_path, env=env)
+    first = run_main(tmp_path, env=env)
 
     assert first.returncode == 3, first.stderr
     assert ("  quarantined: 3 runs (see deck.task_runs_rejected); they are retried at the next"
@@ -359,7 +359,7 @@ def test_the_cli_says_runs_were_quarantined_and_exits_3(tmp_path, cli_simulator)
         stamp = f"2025-12-31T23:00:{second}.000Z"  # where Deck listed it all along
         cli_simulator.replace_raw_record(h.raw[kind], {
             **template, "id": ids[kind], "created_at": stamp, "updated_at": stamp})
-    second = run_cli(tmp_path, env=env)
+    second = run_main(tmp_path, env=env)
 
     assert second.returncode == 0, second.stderr
     assert "quarantined" not in second.stdout

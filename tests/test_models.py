@@ -29,6 +29,7 @@ from deck.warehouse.models import (
 from deck_simulator import DEMO_API_KEY, DeckSimulator
 from support import FAST_RETRIES, Warehouse, make_simulator, ts
 from support.postgres import PostgresServer
+from support.shared import copy_of, shared
 
 # The event models (daily_task_run_waits, task_run_lifecycle, task_run_status_history) are checked
 # in test_lifecycle_models.py; here they only have to be created.
@@ -151,21 +152,42 @@ def load(simulator: DeckSimulator, warehouse: Warehouse) -> Loaded:
     return Loaded(pipeline, simulator.runs(), created, warehouse.path)
 
 
-@pytest.fixture(scope="session")  # once per xdist worker, whatever runs in between
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
-    """One seeded, synced and refreshed warehouse shared by the tests that only read it."""
-    root = tmp_path_factory.mktemp("models")
+def build_loaded(folder: Path) -> List[str]:
+    """The seeded, synced and refreshed warehouse in `folder`; the models created."""
     sim = make_simulator(seed=11, runs=0)  # as the `simulator` fixture
     try:
-        yield load(sim, Warehouse(root / "warehouse.duckdb", root / "dlt", sim))
+        return load(sim, Warehouse(folder / "warehouse.duckdb", folder / "dlt", sim)).created
     finally:
         sim.stop()
 
 
+def copy_of_loaded(
+    tmp_path_factory: pytest.TempPathFactory, to: Path, simulator: DeckSimulator
+) -> Loaded:
+    """A copy, in `to`, of the warehouse `load` leaves (built once per session, whichever xdist
+    worker asks first: support.shared), and `simulator` seeded to match it."""
+    folder, created = shared(tmp_path_factory, "models-duckdb", build_loaded)
+    copy_of(folder, to)
+    seed(simulator)
+    warehouse = Warehouse(to / "warehouse.duckdb", to / "dlt", simulator)
+    return Loaded(warehouse.pipeline(), simulator.runs(), created, warehouse.path)
+
+
+@pytest.fixture(scope="session")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
+    """One seeded, synced and refreshed warehouse shared by the tests that only read it (a copy
+    per xdist worker: dlt's SQL client opens the DuckDB file for writing)."""
+    truth = DeckSimulator(seed=11, runs=0)  # as the `simulator` fixture, never started
+    return copy_of_loaded(tmp_path_factory, tmp_path_factory.mktemp("models"), truth)
+
+
 @pytest.fixture
-def fresh(simulator: DeckSimulator, warehouse: Warehouse) -> Loaded:
+def fresh(
+    simulator: DeckSimulator, warehouse: Warehouse, tmp_path_factory: pytest.TempPathFactory
+) -> Loaded:
     """The same warehouse, of this test's own, for the tests that change it."""
-    return load(simulator, warehouse)
+    assert warehouse.path.parent == warehouse.pipelines_dir.parent
+    return copy_of_loaded(tmp_path_factory, warehouse.path.parent, simulator)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import pytest
 from deck.core import settings
 from deck.warehouse.models import refresh_models
 from support import make_pipeline, make_simulator, sync_from
+from support.shared import copy_of, shared
 
 jupytext = pytest.importorskip("jupytext", reason="notebook tests need the 'notebooks' extra")
 nbclient = pytest.importorskip("nbclient", reason="notebook tests need the 'notebooks' extra")
@@ -30,9 +31,6 @@ pytest.importorskip("ipykernel", reason="notebook tests need the 'notebooks' ext
 pytest.importorskip("pandas", reason="notebook tests need the 'notebooks' extra")
 image = pytest.importorskip("matplotlib.image", reason="notebook tests need the 'notebooks' extra")
 nbformat = pytest.importorskip("nbformat", reason="notebook tests need the 'notebooks' extra")
-# Under pytest-xdist (`--dist loadgroup`) the tests sharing the module's demo warehouse run in one
-# worker, so it is built once.
-DEMO_GROUP = pytest.mark.xdist_group("notebooks-demo-warehouse")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -80,21 +78,19 @@ def demo_pipeline_at(path: Path, workdir: Path) -> dlt.Pipeline:
     )
 
 
-# Session scope: built at most once per xdist worker even when other files' tests run between the
-# ones using it (a module fixture is rebuilt then); the tests only read it (one copies it first).
+# Built once per session from the session's one `--demo` run (conftest.first_demo, shared by the
+# CLI's tests and every xdist worker); the tests only read it (one copies it first).
 @pytest.fixture(scope="session")
-def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_warehouse(first_demo, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """deck_task_runs_demo.duckdb as `--demo` writes it, with the SQL models refreshed."""
-    workdir = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
-    env["DLT_DATA_DIR"] = str(workdir / "dlt-data")
-    env["DLT_LOCAL_DIR"] = str(workdir)  # the demo file lands here, not in the checkout
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--demo"],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
-    )
+    checkout, done = first_demo
     assert done.returncode == 0, done.stderr
-    assert refresh_models(demo_pipeline(workdir)) == MODELS
+
+    def build(workdir: Path) -> None:
+        copy_of(checkout, workdir)
+        assert refresh_models(demo_pipeline(workdir)) == MODELS
+
+    workdir, _ = shared(tmp_path_factory, "demo-models", build)
     return workdir / "deck_task_runs_demo.duckdb"
 
 
@@ -202,18 +198,22 @@ def test_there_are_an_overview_an_errors_and_a_lifecycle_notebook():
 def demo_runs(
     demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str], tuple]:
-    """Each notebook executed once on the demo warehouse, with its figures' facts: a function
-    from a notebook's stem to (figures folder, facts)."""
+    """Each notebook executed once on the demo warehouse (once per session, whichever xdist
+    worker asks first: support.shared), with its figures' facts: a function from a notebook's
+    stem to (figures folder, facts)."""
     done: Dict[str, tuple] = {}
+
+    def build(figures: Path, stem: str) -> Facts:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            nb = execute(NOTEBOOKS_DIR / f"{stem}.py", monkeypatch, facts=True,
+                         DECK_DUCKDB_PATH=str(demo_warehouse), DECK_FIGURES_DIR=str(figures))
+        return facts_of(nb)
 
     def run(stem: str) -> tuple:
         if stem not in done:
-            figures = tmp_path_factory.mktemp(f"figures-{stem}")
-            with pytest.MonkeyPatch.context() as monkeypatch:
-                nb = execute(NOTEBOOKS_DIR / f"{stem}.py", monkeypatch, facts=True,
-                             DECK_DUCKDB_PATH=str(demo_warehouse),
-                             DECK_FIGURES_DIR=str(figures))
-            done[stem] = (figures, facts_of(nb))
+            done[stem] = shared(
+                tmp_path_factory, f"figures-{stem}", lambda figures: build(figures, stem)
+            )
         return done[stem]
 
     return run
@@ -225,7 +225,6 @@ def demo_facts(demo_runs: Callable[[str], tuple]) -> Facts:
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-@DEMO_GROUP
 def test_notebook_runs_and_draws_every_figure(
     notebook: Path, demo_runs: Callable[[str], tuple]
 ):
@@ -248,7 +247,6 @@ STATUSES = {
 }
 
 
-@DEMO_GROUP
 def test_a_status_has_one_colour_in_every_chart(demo_runs: Callable[[str], tuple]):
     colours: Dict[str, set] = defaultdict(set)
     charts: Dict[str, set] = defaultdict(set)
@@ -276,7 +274,6 @@ def touches_the_frame(box: List[float], frame: List[float], margin: float = 1.0)
     return x0 < fx0 + margin or x1 > fx1 - margin or y0 < fy0 + margin or y1 > fy1 - margin
 
 
-@DEMO_GROUP
 def test_every_label_drawn_in_a_chart_stays_clear_of_its_frame(
     demo_runs: Callable[[str], tuple]
 ):
@@ -296,7 +293,6 @@ def decimals(number: str) -> int:
     return len(number.split(".")[1]) if "." in number else 0
 
 
-@DEMO_GROUP
 def test_a_bare_number_at_a_bar_end_is_that_bars_own_value(demo_runs: Callable[[str], tuple]):
     """A number alone at the end of a bar reads as the bar's length; a count of something else
     (the runs behind a success rate) must say what it counts."""
@@ -318,7 +314,6 @@ def test_a_bare_number_at_a_bar_end_is_that_bars_own_value(demo_runs: Callable[[
     assert wrong == []
 
 
-@DEMO_GROUP
 def test_the_success_rate_line_does_not_run_through_the_bars(demo_runs: Callable[[str], tuple]):
     axes = demo_facts(demo_runs)["runs_per_day"]
     bars = next(ax for ax in axes if "success" in ax["colours"] and ax["bar_total"] > 0)
@@ -328,7 +323,6 @@ def test_the_success_rate_line_does_not_run_through_the_bars(demo_runs: Callable
     assert line_top <= bars_bottom or line_bottom >= bars_top, "the panels overlap"
 
 
-@DEMO_GROUP
 def test_the_runtime_axis_ends_near_the_bulk_and_every_run_is_drawn_once(
     demo_runs: Callable[[str], tuple], demo_warehouse: Path
 ):
@@ -349,7 +343,6 @@ def test_the_runtime_axis_ends_near_the_bulk_and_every_run_is_drawn_once(
     assert f"{beyond:,} runs" in tail["title"]
 
 
-@DEMO_GROUP
 def test_a_notebook_creates_the_models_when_the_warehouse_has_none(
     demo_warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -370,7 +363,6 @@ def test_a_notebook_creates_the_models_when_the_warehouse_has_none(
     assert [v[0] for v in views] == MODELS
 
 
-@DEMO_GROUP
 def test_the_lifecycle_notebook_says_no_events_loaded_instead_of_drawing(
     demo_warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

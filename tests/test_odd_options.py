@@ -1,15 +1,16 @@
 """Odd option values and misspelled options stop a sync before its first request, in one line.
 
 Every value is checked by its option's spec (`deck.core.options.OPTIONS`; the whole table of odd
-values against each option is `tests/test_options.py`, pure): here each option's check is shown to
-run before anything reaches Deck, in process against the simulator over real HTTP, and a few cases
-run the CLI as a user does (exit code 2, the one line on stderr, where the value was set).
+values against each option is `tests/test_options.py`, pure): here each option's check is shown
+to run before anything reaches Deck, in process against the simulator over real HTTP, and a few cases
+run the CLI's `main` as a user's command line does (exit code 2, the one line on stderr, where the
+value was set; in process: `support.cli.run_main`).
 """
 
 import pytest
 from deck.core.errors import DeckConfigError
 from support import Warehouse, assert_matches_ground_truth
-from support.cli import clean_env, project_env, run_cli
+from support.cli import clean_env, project_env, run_main
 
 NAN, INF = float("nan"), float("inf")
 SECONDS = "a number of seconds"
@@ -80,7 +81,7 @@ def config_line(tmp_path, text: str) -> int:
 def test_an_odd_value_in_the_environment_exits_2_naming_the_variable(tmp_path, simulator):
     env = cli_settings(tmp_path, simulator, SOURCES__DECK__LOOKBACK_S="nan")
 
-    result = run_cli(tmp_path, env=env)
+    result = run_main(tmp_path, env=env)
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
@@ -94,7 +95,7 @@ def test_an_out_of_range_date_in_config_toml_exits_2_naming_its_line(tmp_path, s
     env = cli_settings(tmp_path, simulator, 'start_date = "0001-01-01"')
     line = config_line(tmp_path, "start_date")
 
-    result = run_cli(tmp_path, env=env)
+    result = run_main(tmp_path, env=env)
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
@@ -111,7 +112,7 @@ def test_a_misspelled_option_in_config_toml_is_reported_with_the_closest_name(
     env = cli_settings(tmp_path, simulator, "lookbak_s = 3600")
     line = config_line(tmp_path, "lookbak_s")
 
-    result = run_cli(tmp_path, env=env)
+    result = run_main(tmp_path, env=env)
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
@@ -126,7 +127,7 @@ def test_a_misspelled_option_in_the_environment_is_reported_with_the_closest_nam
 ):
     env = cli_settings(tmp_path, simulator, SOURCES__DECK__MAX_RUN_PER_LOAD="1000")
 
-    result = run_cli(tmp_path, env=env)
+    result = run_main(tmp_path, env=env)
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
@@ -144,7 +145,7 @@ def test_a_list_filter_in_the_environment_takes_the_comma_form(tmp_path, simulat
         SOURCES__DECK__EVENTS="false",
     )
 
-    result = run_cli(tmp_path, env=env)
+    result = run_main(tmp_path, env=env)
 
     assert result.returncode == 0, result.stderr
     expected = [r for r in simulator.runs() if r["status"] in ("completed", "failed")]

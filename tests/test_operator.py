@@ -1,8 +1,9 @@
 """What an operator meets at the edges: Ctrl-C and SIGTERM, missing or broken settings, an option
 value that would break the models, a table dropped by hand, a sync resumed from leftovers.
 
-The CLI runs as a real process (test_cli.run_cli) against the simulator over real HTTP; signals are
-sent at deterministic points (a request the simulator holds, a line the CLI logged).
+The CLI runs against the simulator over real HTTP: as a real process where signals are sent (at
+deterministic points: a request the simulator holds, a line the CLI logged), in process
+(`support.cli.run_main`) for what it says and the reruns.
 """
 
 import re
@@ -21,7 +22,7 @@ import pytest
 from deck import deck
 from deck_simulator import DeckSimulator
 from support import FAST_RETRIES, Warehouse, assert_matches_ground_truth
-from support.cli import SCRIPT, cli_env, run_cli
+from support.cli import SCRIPT, cli_env, run_cli, run_main
 from support.destinations import DestinationWarehouse, make_warehouse
 
 # How long a CLIProcess waits for what a test waits for, and for its exit: only so that a broken
@@ -158,7 +159,7 @@ def test_ctrl_c_during_a_stalled_read_exits_130_with_a_resume_message(tmp_path, 
     assert code == 130, cli.lines
     assert cli.lines[-1] == CTRL_C_MESSAGE
     assert not any("Deck sync failed" in line for line in cli.lines)
-    rerun = run_cli(tmp_path, env=cli_env(tmp_path, backfill_sim))
+    rerun = run_main(tmp_path, env=cli_env(tmp_path, backfill_sim))
     assert rerun.returncode == 0, rerun.stderr
     assert_matches_ground_truth(reader(tmp_path, backfill_sim), backfill_sim.runs())
 
@@ -183,7 +184,7 @@ def test_sigterm_mid_backfill_exits_143_keeps_committed_loads_and_the_rerun_is_e
     # max_runs_per_load = 400 (cli_env) bounds each load: more than 400 means two loads committed
     assert len(committed) > 400
     backfill_sim.advance(3600, new_runs=50)
-    rerun = run_cli(tmp_path, env=cli_env(tmp_path, backfill_sim))
+    rerun = run_main(tmp_path, env=cli_env(tmp_path, backfill_sim))
     assert rerun.returncode == 0, rerun.stderr
     assert_matches_ground_truth(reader(tmp_path, backfill_sim), backfill_sim.runs())
 
@@ -230,7 +231,7 @@ def postgres_cli(tmp_path, postgres_server, backfill_sim):
     wait for the next one."""
     url = postgres_server.database_url(postgres_server.create_database())
     env = {**cli_env(tmp_path, backfill_sim), "DESTINATION__POSTGRES__CREDENTIALS": url}
-    first = run_cli(tmp_path, "--destination", "postgres", env=env)
+    first = run_main(tmp_path, "--destination", "postgres", env=env)
     assert first.returncode == 0, first.stderr
     backfill_sim.advance(3600, new_runs=30)
     return SimpleNamespace(url=url, env=env, sim=backfill_sim)
@@ -257,7 +258,7 @@ def test_sigterm_while_dlt_loads_a_package_exits_143_and_says_sigterm(tmp_path, 
     assert cli.proc.returncode == 143, cli.lines
     cli.assert_stopped_with(SIGTERM_MESSAGE)
     assert not any("Deck sync failed" in line for line in cli.lines)
-    rerun = run_cli(tmp_path, "--destination", "postgres", env=postgres_cli.env)
+    rerun = run_main(tmp_path, "--destination", "postgres", env=postgres_cli.env)
     assert rerun.returncode == 0, rerun.stderr
     reader = DestinationWarehouse(
         "postgres", dlt.destinations.postgres(postgres_cli.url), tmp_path / "reader",
@@ -390,13 +391,13 @@ def key_env(tmp_path: Path, sim: DeckSimulator, **extra: str) -> dict:
 def test_a_destination_without_credentials_names_the_missing_setting(
     tmp_path, small_sim, destination, expected
 ):
-    result = run_cli(tmp_path, "--destination", destination, env=key_env(tmp_path, small_sim))
+    result = run_main(tmp_path, "--destination", destination, env=key_env(tmp_path, small_sim))
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == expected
     assert small_sim.requests == []  # refused before the extract, not after it
 
-    demo = run_cli(tmp_path, "--demo", "--destination", destination)
+    demo = run_main(tmp_path, "--demo", "--destination", destination)
     assert demo.returncode == 2
     assert demo.stderr.strip().splitlines()[-1] == expected
 
@@ -442,7 +443,7 @@ def test_a_malformed_secrets_toml_is_named_with_its_line(tmp_path, small_sim):
 def test_a_wrong_typed_option_in_config_toml_is_one_paragraph_and_exit_2(tmp_path, small_sim):
     write_settings(tmp_path, "config.toml", '[sources.deck]\n\nmax_runs_per_load = "lots"\n')
 
-    result = run_cli(tmp_path, env=key_env(tmp_path, small_sim))
+    result = run_main(tmp_path, env=key_env(tmp_path, small_sim))
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
@@ -455,7 +456,7 @@ def test_a_wrong_typed_option_in_config_toml_is_one_paragraph_and_exit_2(tmp_pat
 def test_a_wrong_typed_option_in_the_environment_names_the_variable(tmp_path, small_sim):
     env = key_env(tmp_path, small_sim, SOURCES__DECK__RATE_LIMIT_PERIOD_S="ten")
 
-    result = run_cli(tmp_path, env=env)
+    result = run_main(tmp_path, env=env)
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
@@ -490,7 +491,7 @@ def test_max_table_nesting_0_is_refused_because_the_models_need_the_errors_table
 ):
     env = key_env(tmp_path, small_sim, SOURCES__DECK__MAX_TABLE_NESTING="0")
 
-    result = run_cli(tmp_path, env=env)
+    result = run_main(tmp_path, env=env)
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
@@ -534,10 +535,10 @@ def drop_table(path: Path, table: str) -> None:
 
 def test_a_dropped_task_runs_table_is_rebuilt_by_the_next_no_change_sync(tmp_path, small_sim):
     env = key_env(tmp_path, small_sim)
-    assert run_cli(tmp_path, env=env).returncode == 0
+    assert run_main(tmp_path, env=env).returncode == 0
     drop_table(tmp_path / "deck_task_runs.duckdb", "task_runs")
 
-    again = run_cli(tmp_path, env=env)
+    again = run_main(tmp_path, env=env)
 
     assert again.returncode == 0, again.stderr
     assert any(line.endswith(DROPPED_WARNING) for line in again.stderr.splitlines()), again.stderr
@@ -562,7 +563,7 @@ def test_full_refresh_recovers_after_a_dropped_table_made_a_load_fail(tmp_path):
     sim = DeckSimulator(seed=1, runs=300, history_days=5).start()
     try:
         env = key_env(tmp_path, sim)
-        assert run_cli(tmp_path, env=env).returncode == 0
+        assert run_main(tmp_path, env=env).returncode == 0
         drop_table(tmp_path / "deck_task_runs.duckdb", "task_runs")
         sim.advance(3600, new_runs=5)  # new runs that add no column: dlt does not migrate
         pipeline = cli_pipeline(tmp_path)
@@ -570,7 +571,7 @@ def test_full_refresh_recovers_after_a_dropped_table_made_a_load_fail(tmp_path):
             pipeline.run(deck(api_key=sim.api_key, base_url=sim.base_url, **FAST_RETRIES))
         assert pipeline.has_pending_data  # the failed package, retried (and failing) each run
 
-        result = run_cli(tmp_path, "--full-refresh", env=env)
+        result = run_main(tmp_path, "--full-refresh", env=env)
 
         assert result.returncode == 0, result.stderr
         assert "305 new, 0 updated (305 in the warehouse)" in result.stdout
@@ -598,7 +599,7 @@ def cli_pipeline(tmp_path: Path) -> dlt.Pipeline:
 
 def test_runs_loaded_from_an_interrupted_syncs_package_are_counted(tmp_path, small_sim):
     env = key_env(tmp_path, small_sim)
-    assert run_cli(tmp_path, env=env).returncode == 0
+    assert run_main(tmp_path, env=env).returncode == 0
     before = set(reader(tmp_path, small_sim).runs())
     small_sim.advance(3600 * 24 * 4, new_runs=900)
     pipeline = cli_pipeline(tmp_path)
@@ -612,7 +613,7 @@ def test_runs_loaded_from_an_interrupted_syncs_package_are_counted(tmp_path, sma
     [package] = pipeline.list_normalized_load_packages()
     assert 0 < in_package < 900
 
-    result = run_cli(tmp_path, env=env)
+    result = run_main(tmp_path, env=env)
 
     assert result.returncode == 0, result.stderr
     truth = small_sim.runs()

@@ -1,7 +1,8 @@
 """A long sync as a user watches it: progress lines (no terminal), the live display (a terminal),
 the summary's try line, dlt's trace, and `max_runs_per_load` as an upper bound per load.
 
-The CLI runs as a real process against the simulator over real HTTP into a real DuckDB file;
+The CLI runs against the simulator over real HTTP into a real DuckDB file (a real process where a
+terminal or dlt's own commands are involved, in process otherwise: `support.cli.run_main`);
 counts are checked against the simulator's runs and request log and against the rows each load
 left in the warehouse, never against the numbers the code under test computed.
 """
@@ -21,8 +22,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from deck_simulator import DeckSimulator
 from support import Warehouse, assert_matches_ground_truth, make_simulator
-from support.cli import SCRIPT, cli_env, run_cli
+from support.cli import SCRIPT, cli_env, run_main
+from support.shared import shared
 
 RUNS = 3_200
 MAX_RUNS_PER_LOAD = 1_000
@@ -47,29 +50,30 @@ def rows_per_load(database: Path, table: str = "task_runs") -> list[int]:
     return [counts.get(load, 0) for (load,) in loads]
 
 
-# The tests reading the backfill run in one xdist worker (`--dist loadgroup`); the fixture is
-# session-scoped because a module one is torn down and built again (10 s) whenever the worker's
-# queue runs dry between them. The tests only read it.
-BACKFILL_GROUP = pytest.mark.xdist_group("progress-backfill")
-
-
+# Built once per session, whichever xdist worker asks first (support.shared); the tests only read
+# it. Its ground truth comes from a simulator of the same seed, never started.
 @pytest.fixture(scope="session")
 def backfill(tmp_path_factory):
     """One multi-load backfill through the CLI without a terminal (stderr is a pipe)."""
-    sim = make_simulator(seed=5, runs=RUNS, history_days=20)
-    tmp_path = tmp_path_factory.mktemp("backfill")
-    try:
-        result = run_cli(tmp_path, env=cli_env(tmp_path, sim, max_runs_per_load=MAX_RUNS_PER_LOAD))
-        assert result.returncode == 0, result.stderr
-        yield tmp_path, sim, result
-    finally:
-        sim.stop()
+
+    def build(tmp_path: Path) -> list:
+        sim = make_simulator(seed=5, runs=RUNS, history_days=20)
+        try:
+            env = cli_env(tmp_path, sim, max_runs_per_load=MAX_RUNS_PER_LOAD)
+            done = run_main(tmp_path, env=env, progress=True)
+            return [done.returncode, done.stdout, done.stderr]
+        finally:
+            sim.stop()
+
+    tmp_path, (code, stdout, stderr) = shared(tmp_path_factory, "progress-backfill", build)
+    result = subprocess.CompletedProcess([], code, stdout, stderr)
+    assert result.returncode == 0, result.stderr
+    return tmp_path, DeckSimulator(seed=5, runs=RUNS, history_days=20), result
 
 
 # ---- 4. progress without a terminal: cumulative log lines --------------------------------------
 
 
-@BACKFILL_GROUP
 def test_each_committed_load_logs_the_runs_of_the_whole_sync_so_far(backfill):
     tmp_path, sim, result = backfill
     lines = [(number(n), number(runs)) for n, runs in LOAD_LINE.findall(result.stderr)]
@@ -82,7 +86,6 @@ def test_each_committed_load_logs_the_runs_of_the_whole_sync_so_far(backfill):
     assert len(lines) >= 3
 
 
-@BACKFILL_GROUP
 def test_progress_lines_never_count_backwards(backfill):
     _, _, result = backfill
     counts = [number(runs) for runs in PROGRESS_LINE.findall(result.stderr)]
@@ -90,7 +93,6 @@ def test_progress_lines_never_count_backwards(backfill):
     assert counts == sorted(counts) and counts
 
 
-@BACKFILL_GROUP
 def test_progress_lines_name_what_was_listed_oldest_first(backfill):
     _, _, result = backfill
     listed = LISTED.findall(result.stderr)
@@ -106,7 +108,6 @@ def test_progress_lines_name_what_was_listed_oldest_first(backfill):
         assert bounds and bounds == sorted(bounds), ranges
 
 
-@BACKFILL_GROUP
 def test_the_load_lines_give_an_estimate_and_an_eta_once_history_is_sized(backfill):
     _, _, result = backfill
     last = [line for line in result.stderr.splitlines() if LOAD_LINE.search(line)][-1]
@@ -118,7 +119,6 @@ def test_the_load_lines_give_an_estimate_and_an_eta_once_history_is_sized(backfi
 # ---- 5. the summary and dlt's trace ------------------------------------------------------------
 
 
-@BACKFILL_GROUP
 def test_the_try_line_works_as_printed_and_counts_the_runs_by_status(backfill):
     tmp_path, sim, result = backfill
     command = result.stdout.split("  try:      ", 1)[1].splitlines()[0]
@@ -137,7 +137,6 @@ def test_the_try_line_works_as_printed_and_counts_the_runs_by_status(backfill):
     assert table == dict(Counter(run["status"] for run in sim.runs()))
 
 
-@BACKFILL_GROUP
 def test_dlt_pipeline_trace_shows_every_load_of_the_sync(backfill):
     tmp_path, sim, _ = backfill
     dlt_cli = Path(sys.executable).with_name("dlt")

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from deck.core.redact import scrub
 from deck_simulator import DeckSimulator
-from support.cli import files_containing, project_env, run_cli
+from support.cli import files_containing, project_env, run_cli, run_main
 
 CANARY = "sk_live_CANARY_7f3a9c1e5b2d4f60"
 
@@ -127,7 +127,7 @@ def sync_echoing(tmp_path: Path, kind: str, *, path: str = "/task-runs", times: 
         if raw_record:  # a record without an id: quarantined, with the request_id of its page
             sim.add_raw_record({"status": "completed"}, created_at=sim.now - timedelta(hours=1))
         sim.inject(kind, echo=ECHO, path=path, times=times)
-        result = run_cli(tmp_path, "--debug", env={  # tracebacks and dlt's debug log too
+        result = run_main(tmp_path, "--debug", env={  # tracebacks and dlt's debug log too
             "RUNTIME__LOG_LEVEL": "DEBUG",
             "SOURCES__DECK__API_KEY": ECHOED_KEY,
             "SOURCES__DECK__BASE_URL": sim.base_url,
@@ -420,7 +420,7 @@ def test_a_key_pasted_into_another_option_is_refused_without_being_shown(
         line = f'[sources.deck]\n{option} = "{MISPLACED}"\n'
         config.write_text(config.read_text().replace("[sources.deck]\n", line))
 
-    result = run_cli(tmp_path, env=env)
+    result = run_main(tmp_path, env=env)
 
     assert result.returncode == 2, result.stderr
     assert f"Deck sync failed: {option} = '[api_key hidden]' in " in result.stderr

@@ -25,12 +25,11 @@ from deck.warehouse.lock import configured_lock_wait
 from deck_simulator import DeckSimulator
 from dlt.pipeline.exceptions import CannotRestorePipelineException
 from support import Warehouse, assert_matches_ground_truth, make_simulator
-from support.cli import BackgroundCLI, clean_env, cli_env, make_checkout, run_cli
+from support.cli import BackgroundCLI, clean_env, cli_env, make_checkout, run_main
 from support.holder import FileHolder
+from support.shared import shared
 
 PIPELINE = "deck_task_runs"  # the CLI's default pipeline name
-# The tests reading one backlog sync run in one xdist worker (the sync is a session fixture).
-BACKLOG_GROUP = pytest.mark.xdist_group("shared-warehouse-backlog")
 DATA_FILE_SUFFIXES = (".parquet", ".sql", ".gz", ".jsonl", ".typed-jsonl", ".insert_values")
 
 
@@ -106,7 +105,7 @@ def test_a_sync_that_cannot_get_the_file_fails_with_one_paragraph_and_the_next_r
     """The reader takes the file while the sync lists new runs; with lock_wait_s = 0 the load
     step gives up at once, leaving its package pending, and the next sync loads it."""
     path = tmp_path / "deck_task_runs.duckdb"
-    assert run_cli(tmp_path, env=cli_env(tmp_path, sim)).returncode == 0
+    assert run_main(tmp_path, env=cli_env(tmp_path, sim)).returncode == 0
     before = sim.runs()
     sim.advance(3600, new_runs=40)
     env = {**cli_env(tmp_path, sim), "SOURCES__DECK__LOCK_WAIT_S": "0"}
@@ -127,7 +126,7 @@ def test_a_sync_that_cannot_get_the_file_fails_with_one_paragraph_and_the_next_r
     assert "Traceback" not in failed.stderr
     assert_matches_ground_truth(cli_warehouse(tmp_path, sim), before)  # nothing half-loaded
 
-    rerun = run_cli(tmp_path, env=cli_env(tmp_path, sim))
+    rerun = run_main(tmp_path, env=cli_env(tmp_path, sim))
 
     assert rerun.returncode == 0, rerun.stderr
     assert "Finished loading a package left by an interrupted sync" in rerun.stderr
@@ -137,12 +136,12 @@ def test_a_sync_that_cannot_get_the_file_fails_with_one_paragraph_and_the_next_r
 def test_a_reader_that_never_closes_fails_the_sync_after_lock_wait_s(tmp_path, sim):
     """Before anything is loaded: the sync that cannot start leaves the warehouse as it was."""
     path = tmp_path / "deck_task_runs.duckdb"
-    assert run_cli(tmp_path, env=cli_env(tmp_path, sim)).returncode == 0
+    assert run_main(tmp_path, env=cli_env(tmp_path, sim)).returncode == 0
     before = sim.runs()
     sim.advance(3600, new_runs=40)
     env = {**cli_env(tmp_path, sim), "SOURCES__DECK__LOCK_WAIT_S": "1"}
     with FileHolder(path) as reader:
-        failed = run_cli(tmp_path, env=env)
+        failed = run_main(tmp_path, env=env)
         reader.release()
 
     assert failed.returncode == 1
@@ -264,24 +263,26 @@ class BacklogSync:
         return [row["load_id"] for row in rows]
 
 
-# Session scope: under pytest-xdist a module fixture is torn down whenever the worker's queue
-# runs dry between its tests and built again (21 s each time); a session one is built once per
-# worker, and BACKLOG_GROUP keeps its readers in one worker. The tests only read it.
+# Built once per session, whichever xdist worker asks first (support.shared); the tests only
+# read it. Its ground truth comes from a simulator of the same seed, never started.
 @pytest.fixture(scope="session")
 def backlog_sync(tmp_path_factory):
-    sim = make_simulator(seed=32, runs=1_300, history_days=8)
-    try:
-        checkout = tmp_path_factory.mktemp("backlog")
-        # windows of one page, a load per window: more loads than the packages kept
-        env = cli_env(checkout, sim, max_runs_per_load=100)
-        env["SOURCES__DECK__PAGES_PER_WINDOW"] = "1"
-        result = run_cli(checkout, env=env)
-        yield BacklogSync(checkout, sim, result)
-    finally:
-        sim.stop()
+    def build(checkout: Path) -> list:
+        sim = make_simulator(seed=32, runs=1_300, history_days=8)
+        try:
+            # windows of one page, a load per window: more loads than the packages kept
+            env = cli_env(checkout, sim, max_runs_per_load=100)
+            env["SOURCES__DECK__PAGES_PER_WINDOW"] = "1"
+            done = run_main(checkout, env=env)
+            return [done.returncode, done.stdout, done.stderr]
+        finally:
+            sim.stop()
+
+    checkout, (code, stdout, stderr) = shared(tmp_path_factory, "shared-warehouse-backlog", build)
+    result = subprocess.CompletedProcess([], code, stdout, stderr)
+    return BacklogSync(checkout, DeckSimulator(seed=32, runs=1_300, history_days=8), result)
 
 
-@BACKLOG_GROUP
 def test_a_multi_load_sync_keeps_no_data_files_of_loaded_packages(backlog_sync):
     assert backlog_sync.result.returncode == 0, backlog_sync.result.stderr
     assert len(backlog_sync.load_ids()) > 1
@@ -291,7 +292,6 @@ def test_a_multi_load_sync_keeps_no_data_files_of_loaded_packages(backlog_sync):
     )
 
 
-@BACKLOG_GROUP
 def test_only_the_newest_completed_packages_stay_in_the_working_folder(backlog_sync):
     assert backlog_sync.result.returncode == 0, backlog_sync.result.stderr
     loaded = backlog_sync.checkout / "dlt-data" / "pipelines" / PIPELINE / "load" / "loaded"

@@ -9,6 +9,7 @@ and never read a developer's `.dlt/secrets.toml`.
 
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,17 @@ SAFETY_TIMEOUT_S = 120
 # (duckdb/duckdb#18658), and dlt binds one in every sync: 1.3-1.8 s of CPU per CLI process that a
 # user's install never pays, some 200 s over the suite's ~140 CLI processes.
 AS_INSTALLED = Path(__file__).resolve().parent / "as_installed"
+
+
+# The line LogProgress writes every PROGRESS_EVERY_S (10 s) while a sync runs without a terminal.
+# Whether a sync lasts that long depends on how busy the machine is, not on the code: the helpers
+# below leave these lines out of the stderr they return unless asked (`progress=True`), so that a
+# test of exact text never fails because the machine was slow.
+TIMER_LINE = re.compile(r"^\d\d:\d\d:\d\d INFO Progress: .*\n?", re.M)
+
+
+def without_timer_lines(stderr: str) -> str:
+    return TIMER_LINE.sub("", stderr)
 
 
 def clean_env() -> dict[str, str]:
@@ -59,11 +71,16 @@ def project_env(tmp_path: Path) -> dict[str, str]:
 
 
 def run_cli(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+    progress: bool = False,
 ) -> subprocess.CompletedProcess:
+    """The CLI as a process of its own; stderr without the timer's lines unless `progress`."""
     full_env = clean_env()
     full_env.update({**project_env(tmp_path), **(env or {})})
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, str(SCRIPT), *args],
         cwd=tmp_path,
         env=full_env,
@@ -71,6 +88,9 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+    if not progress:
+        done.stderr = without_timer_lines(done.stderr)
+    return done
 
 
 def cli_env(
@@ -150,7 +170,8 @@ class BackgroundCLI:
                 return line
 
     def finish(self) -> subprocess.CompletedProcess:
-        """Wait for the process; its stdout, and every stderr line (read ones included)."""
+        """Wait for the process; its stdout, and every stderr line (read ones included) but the
+        timer's (TIMER_LINE)."""
         stdout = self.proc.stdout.read()  # type: ignore[union-attr]
         code = self.proc.wait(timeout=SAFETY_TIMEOUT_S)
         self._reader.join(timeout=SAFETY_TIMEOUT_S)
@@ -158,9 +179,83 @@ class BackgroundCLI:
             line = self._queue.get_nowait()
             if line is not None:
                 self.lines.append(line)
-        return subprocess.CompletedProcess(self.proc.args, code, stdout, "\n".join(self.lines))
+        stderr = without_timer_lines("\n".join(self.lines))
+        return subprocess.CompletedProcess(self.proc.args, code, stdout, stderr)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def run_main(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, progress: bool = False
+) -> subprocess.CompletedProcess:
+    """`deck.runtime.cli.main(args)` in this process, as `run_cli` runs the CLI in a process of its
+    own: the same environment (`clean_env`, tmp_path as the checkout, `env`), tmp_path as the
+    working directory, stdout and stderr captured (dlt's log too), the exit code returned.
+
+    For the tests of what the CLI says and the exit code it gives; what only a real process
+    shows (signals, kill -9, a hard exit, locks held by another process, a terminal) stays with
+    `run_cli` and `BackgroundCLI`, and so does a settings file dlt cannot parse (this function
+    has dlt read the checkout's settings before `main` starts; a process reads them inside it).
+    Everything the CLI changes in this process is put back: the environment, the working
+    directory, dlt's run context (re-read from the new settings folder and again after), the
+    signal handlers, the loggers it configures and the keys the scrubber learnt.
+    """
+    import contextlib
+    import io
+    import logging
+    import signal
+
+    from deck.core import redact
+    from deck.runtime import cli
+    from dlt.common.configuration.container import Container
+    from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
+
+    full_env = clean_env()
+    full_env.update({**project_env(tmp_path), **(env or {})})
+    full_env.pop("PYTHONPATH", None)
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    loggers = [logging.getLogger(name) for name in ("deck", "dlt")]
+    saved_loggers = [
+        (lg, lg.handlers[:], lg.filters[:], lg.level, lg.propagate) for lg in loggers
+    ]
+    with redact._secrets_lock:
+        saved_secrets = set(redact._secrets)
+    out, err = io.StringIO(), io.StringIO()
+    context = Container()[PluggableRunContext]
+    saved_context = context.context
+    streams: list[tuple[logging.StreamHandler, object]] = []
+    try:
+        os.environ.clear()
+        os.environ.update(full_env)
+        os.chdir(tmp_path)
+        context.reload()
+        for handler in logging.getLogger("dlt").handlers:  # dlt's log, to the captured stderr
+            if isinstance(handler, logging.StreamHandler):
+                streams.append((handler, handler.setStream(err)))
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exit_:  # argparse's refusals
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        for handler, stream in streams:
+            handler.setStream(stream)
+        for lg, handlers, filters, level, propagate in saved_loggers:
+            lg.handlers[:], lg.filters[:] = handlers, filters
+            lg.setLevel(level)
+            lg.propagate = propagate
+        with redact._secrets_lock:
+            redact._secrets.clear()
+            redact._secrets.update(saved_secrets)
+        for signum, handler in saved_signals.items():
+            signal.signal(signum, handler)
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        context.reload(saved_context)
+    stderr = err.getvalue() if progress else without_timer_lines(err.getvalue())
+    return subprocess.CompletedProcess(["main", *args], code, out.getvalue(), stderr)
