@@ -3,8 +3,8 @@
 Every value is checked by its option's spec (`deck.core.options.OPTIONS`; the whole table of odd
 values against each option is `tests/test_options.py`, pure): here each option's check is shown
 to run before anything reaches Deck, in process against the simulator over real HTTP, and a few
-cases run the CLI's `main` as a user's command line does (exit code 2, the one line on stderr, where the
-value was set; in process: `support.cli.run_main`).
+cases run the CLI's `main` as a user's command line does (exit code 2, the one line on stderr,
+where the value was set; in process: `support.cli.run_main`).
 """
 
 import pytest
