@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import pytest
 from deck.core.tables import EVENT_GAPS_TABLE
+from deck.runtime.runner import unfinished_plans
 from deck_simulator import DeckSimulator
 from support import Warehouse, assert_events_match, assert_matches_ground_truth, make_simulator, ts
 from support.lifecycle import assert_lifecycle_models_match
@@ -28,6 +29,11 @@ def month_sim():
     sim = make_simulator(seed=5, runs=1_500, history_days=45)
     yield sim
     sim.stop()
+
+
+def stamp(at: datetime) -> str:
+    """As Deck prints a timestamp: milliseconds, `Z`."""
+    return at.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def requests_to(sim: DeckSimulator, path: str) -> int:
@@ -389,3 +395,66 @@ def test_events_of_a_filtered_sync_follow_its_runs_across_loads_and_syncs(simula
     assert_matches_ground_truth(warehouse, selected)
     expected = events_of(simulator, {r["id"] for r in selected})
     assert set(warehouse.events()) == {e["id"] for e in expected}
+
+
+def test_events_of_a_filtered_backfill_spread_over_several_syncs_are_all_loaded(
+    simulator, warehouse
+):
+    """A scheduled job capped at one load per run (`max_loads = 1`): the runs' backfill ends in a
+    later sync than the ones that loaded most of them, and the events of those earlier runs must
+    still be found (they are in the warehouse, not among the runs the last sync handled)."""
+    simulator.advance(3 * DAY, new_runs=800)
+    simulator.event_summary_omits = OWNER_FIELDS
+    sources = sorted({r["source_id"] for r in simulator.runs() if r["source_id"]})[1:]
+
+    syncs = 0
+    while syncs == 0 or unfinished_plans(warehouse.pipeline(), ["task_runs", "task_run_events"]):
+        warehouse.sync(source_id=sources, max_runs_per_load=250, max_loads=1)
+        syncs += 1
+        assert syncs < 40, "the backfill never ended"
+
+    selected = [r for r in simulator.runs() if r["source_id"] in sources]
+    assert len(selected) > 2 * 250  # the runs alone take three syncs
+    assert_matches_ground_truth(warehouse, selected)
+    expected = events_of(simulator, {r["id"] for r in selected})
+    assert set(warehouse.events()) == {e["id"] for e in expected}
+
+
+def test_an_event_whose_run_appears_after_the_runs_were_listed_is_loaded_by_the_next_sync(
+    simulator, warehouse
+):
+    """A run created while a sync lists (after its runs were listed, before its events): its
+    event cannot be placed yet, so the next sync, which lists the run, lists the event again,
+    however far the events went past it in between."""
+    simulator.advance(3 * DAY, new_runs=400)
+    agent = first(simulator.runs(), "agent_id")
+    model = next(r for r in simulator.runs() if r["agent_id"] == agent)
+    other = next(r for r in simulator.runs() if r["agent_id"] != agent)
+    began = simulator.now
+    run = {**model, "id": "trun_created_during_the_sync",
+           "created_at": stamp(began + timedelta(minutes=5))}
+    event = {"id": "evt_of_the_run_created_during_the_sync", "object": "event",
+             "type": "task_run.queued", "created_at": stamp(began + timedelta(minutes=5, seconds=1)),
+             "data": {"id": run["id"], "object": "task_run", "status": "queued"}}
+    later = {**event, "id": "evt_later_of_another_run",
+             "created_at": stamp(began + timedelta(minutes=19)),
+             "data": {"id": other["id"], "object": "task_run", "status": "queued"}}
+
+    def twenty_minutes_pass_before_the_events(request):
+        """A hook, never a hold: the first request for events finds Deck 20 minutes on."""
+        if request.path.endswith("/events") and simulator.now == began:
+            simulator.advance(20 * 60)
+            simulator.add_raw_record(run, created_at=run["created_at"])
+            simulator.add_raw_event(event, created_at=event["created_at"])
+            simulator.add_raw_event(later, created_at=later["created_at"])
+        return False
+
+    simulator.hold(twenty_minutes_pass_before_the_events)
+    warehouse.sync(agent_id=agent)
+    assert simulator.now > began  # the hook ran
+    assert run["id"] not in warehouse.runs() and event["id"] not in warehouse.events()
+    simulator.advance(3600)
+    warehouse.sync(agent_id=agent)
+
+    assert run["id"] in warehouse.runs()
+    assert warehouse.events()[event["id"]]["task_run_id"] == run["id"]

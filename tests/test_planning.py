@@ -71,6 +71,33 @@ def test_finishing_a_plan_moves_the_watermark_and_the_recent_zone():
     assert set(state.recent) == {"trun_2"}
 
 
+def test_a_record_to_list_again_keeps_the_watermark_within_the_lookback_of_it():
+    """An event of a filtered sync whose run cannot be placed yet (`Plan.reread`): the next
+    sync's top window must start at or before it, however far the listing went past it."""
+    held = T0 + timedelta(seconds=7, milliseconds=250)
+    state = TaskRunState()
+    plan = Plan([], max_seen=T0 + timedelta(hours=2))
+    plan.recent["evt_held"] = SeenRun(held, "")
+    plan.reread("evt_held", held)
+
+    finish_plan(state, plan, lookback=TEN_MIN)
+    following = initial_plan(state, None, None, TEN_MIN, CLOCK)
+
+    assert "evt_held" not in state.recent
+    assert following.windows[-1].start <= held
+    assert following.windows[-1].start >= held - timedelta(seconds=1)  # no more than that
+
+
+def test_a_record_to_list_again_never_moves_the_watermark_up():
+    state = TaskRunState(watermark=T0)
+    plan = Plan([], max_seen=T0)
+    plan.reread("evt_held", T0 + timedelta(hours=1))
+
+    finish_plan(state, plan, lookback=TEN_MIN)
+
+    assert state.watermark == T0
+
+
 # ---- which watermark vouches for Deck's clock (review of issue 22) ------------------------------
 
 

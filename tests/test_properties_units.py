@@ -122,6 +122,7 @@ def plans(draw: st.DrawFn) -> Plan:
             max_size=3,
         ),
         "top_relisted": st.booleans(),
+        "reread_from": OPTIONAL_INSTANTS,
     }
     for f in dataclasses.fields(Plan):
         if f.name not in values:

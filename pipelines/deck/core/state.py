@@ -121,6 +121,9 @@ class Plan:
     the lookback below it. `extends_coverage` says the plan lists older history, and
     `new_covered_from` is then the lower bound to record (None: all history). `deferred` holds
     the records a cut left to a window still to list (id -> created_at), until they come back.
+    `reread_from` is the oldest record listed but neither loaded nor passed over for good (an
+    event of a run the filtered sync cannot place yet): the watermark stays within the lookback
+    of it, so the next sync lists it again (`planning.finish_plan`).
     """
 
     windows: list[Window]
@@ -129,6 +132,7 @@ class Plan:
     max_seen: datetime | None = None
     recent: dict[str, SeenRun] = field(default_factory=dict)
     deferred: dict[str, str] = field(default_factory=dict)
+    reread_from: datetime | None = None
 
     def to_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -140,6 +144,8 @@ class Plan:
         }
         if self.deferred:
             state["deferred"] = dict(self.deferred)
+        if self.reread_from is not None:
+            state["reread_from"] = _fmt(self.reread_from)
         return state
 
     @classmethod
@@ -163,6 +169,7 @@ class Plan:
             max_seen=_parse(value.get("max_seen")),
             recent={rid: SeenRun.from_state(v) for rid, v in value.get("recent", {}).items()},
             deferred=dict(value.get("deferred") or {}),
+            reread_from=_parse(value.get("reread_from")),
         )
 
     def account(
@@ -195,6 +202,13 @@ class Plan:
             self.recent = {k: v for k, v in self.recent.items() if v.created_at >= floor}
         if self.max_seen is None or created_at >= lookback_start(self.max_seen, lookback):
             self.recent[run_id] = SeenRun(created_at, digest)
+
+    def reread(self, record_id: str, created_at: datetime) -> None:
+        """A listed record to list again next sync: not remembered as handled, and the
+        watermark kept within the lookback of it."""
+        self.recent.pop(record_id, None)
+        if self.reread_from is None or created_at < self.reread_from:
+            self.reread_from = created_at
 
     def in_zone(self, created_at: datetime, lookback: timedelta) -> bool:
         """Whether a run at `created_at` would be remembered by `see` (worth a fingerprint)."""

@@ -18,19 +18,21 @@ normalised in the SQL models), `data.created_at`/`updated_at` as `run_created_at
 Deck keeps events 30 days. A first sync therefore starts 30 days back; a connector not run for
 longer than that leaves a hole, which is said (a warning) and recorded (`task_run_event_gaps`).
 
-`GET /events` has no filters but the type. A filtered sync loads the events of the runs its
-`task_runs` handled (`SyncScope.selected_runs`), matched by the run's id (`data.id`): Deck's run
-summary need not carry the fields the filters name, and `search` matches a task's name, which no
-summary carries. So events are listed once `task_runs` is listed to its end in the sync (in
-the same load: `source.deck` waits for it), and an event of a run not handled is not remembered
-as loaded, so that the next sync's lookback finds it if its run was created after this sync
-listed runs.
+`GET /events` has no filters but the type. A filtered sync loads the events of the runs it
+selected, by the run's id (`data.id`; `SelectedRuns`): Deck's run summary need not carry the
+fields the filters name, and `search` matches a task's name, which no summary carries. Events
+are listed once `task_runs` is listed to its end in the sync, so every run created before the
+sync began listing runs (less the lookback) is decided: selected if this sync handled it or the
+warehouse has its row (a backfill's runs may have loaded in earlier syncs), passed over
+otherwise. An event whose run may have been created after that is listed again by the next
+sync (`Plan.reread`); a run precedes its events, so only events that recent wait.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -72,6 +74,12 @@ def is_task_run_event(event: dict[str, Any]) -> bool:
     return not isinstance(kind, str) or kind.startswith(settings.TASK_RUN_EVENT_PREFIX)
 
 
+def run_id_of_event(event: dict[str, Any]) -> str | None:
+    """The id of the run an event is about (`data.id`), None when it names none."""
+    data = event.get("data")
+    return records.run_id_of(data) if isinstance(data, dict) else None
+
+
 def event_row(event: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     """The row of an event that `records.check_record` accepted (it has an id and a created_at,
     and its values are already safe for any writer): the run summary's fields beside the event's.
@@ -111,6 +119,52 @@ def event_row(event: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     return records.prepare(row, warnings)
 
 
+@dataclass
+class SelectedRuns:
+    """The runs a filtered sync selected, asked run by run for the events listed.
+
+    `handled`: the runs this sync's task_runs handled and the open runs it tracks (they may yet
+    reach a selected state). `listed_to`: Deck's clock as this sync's task_runs began listing
+    (which it then did to its end): a matching run created more than the lookback before that
+    was listed, one created later may not be. `in_warehouse` tells which ids have a `task_runs`
+    row (the runs of earlier syncs); it raises when it cannot.
+    """
+
+    handled: set[str]
+    listed_to: datetime | None
+    in_warehouse: Callable[[Collection[str]], set[str]]
+    _loaded: set[str] = field(default_factory=set)
+    _not_loaded: set[str] = field(default_factory=set)
+    unreadable: str | None = None  # why the warehouse could not be asked (events then kept)
+    warned: bool = False
+
+    def look_up(self, run_ids: Collection[str]) -> None:
+        """Ask the warehouse once about the runs not yet placed (one query per page)."""
+        unknown = {
+            r for r in run_ids
+            if r not in self.handled and r not in self._loaded and r not in self._not_loaded
+        }
+        if not unknown or self.unreadable is not None:
+            return
+        try:
+            found = self.in_warehouse(unknown)
+        except Exception as exc:  # a destination without SQL, a file held too long
+            self.unreadable = f"{type(exc).__name__}: {exc}"
+            return
+        self._loaded |= found
+        self._not_loaded |= unknown - found
+
+    def verdict(self, run_id: str, event_at: datetime, lookback: timedelta) -> bool | None:
+        """True: load the event; False: pass over it for good; None: list it again next sync
+        (its run may have been created after task_runs listed, since a run precedes its
+        events). Where the warehouse cannot be asked, a decided event is kept (True)."""
+        if run_id in self.handled or run_id in self._loaded:
+            return True
+        if self.listed_to is None or event_at >= self.listed_to - lookback:
+            return None
+        return self.unreadable is not None or run_id not in self._not_loaded
+
+
 class EventLoad(WindowedLoad[ListingState]):
     """Yields what one load of `task_run_events` writes: event rows, a gap row when retention
     cut the history, and rows for events that cannot be placed."""
@@ -126,11 +180,10 @@ class EventLoad(WindowedLoad[ListingState]):
         *,
         redact: list[str],
         ahead: ListingAhead | None = None,
-        selected: set[str] | None = None,
+        selected: SelectedRuns | None = None,
     ) -> None:
-        # With filters, the events of the runs the sync's task_runs handled (by run id: an
-        # event's run summary need not carry the fields the filters name, and `search` matches a
-        # task's name, which no summary carries); without, every event.
+        # With filters, the events of the runs the sync selected (see the module docstring);
+        # without, every event.
         self.selected = selected if options.filters.values else None
         super().__init__(
             client,
@@ -200,6 +253,10 @@ class EventLoad(WindowedLoad[ListingState]):
         warnings: list[str] = []
         for page in listed.pages:
             rows = []
+            if self.selected is not None:
+                self.selected.look_up(
+                    {r for r in (run_id_of_event(e) for e in page.items) if r is not None}
+                )
             for event in page.items:
                 created_at = created_at_of(event)
                 event_id = event["id"]
@@ -210,10 +267,9 @@ class EventLoad(WindowedLoad[ListingState]):
                 plan.see(event_id, created_at, "", clock, lookback)
                 if known or not is_task_run_event(event):
                     continue
-                if self.selected is not None and not self._of_a_selected_run(event):
-                    # not remembered as loaded: while the lookback re-reads it, a run that the
-                    # next sync selects (created after this sync listed runs) gets it then
-                    plan.recent.pop(event_id, None)
+                if self.selected is not None and not self._of_a_selected_run(
+                    event, created_at, plan
+                ):
                     continue
                 rows.append(event_row(event, warnings))
             log_warnings(warnings)
@@ -224,11 +280,27 @@ class EventLoad(WindowedLoad[ListingState]):
                 yield rows
         yield from self._rejected_rows(listed)
 
-    def _of_a_selected_run(self, event: dict[str, Any]) -> bool:
-        """Whether the event's run (`data.id`) is one the sync's task_runs handled."""
-        data = event.get("data")
-        run_id = records.run_id_of(data) if isinstance(data, dict) else None
-        return run_id is not None and run_id in (self.selected or ())
+    def _of_a_selected_run(self, event: dict[str, Any], created_at: datetime, plan: Plan) -> bool:
+        """Whether the event's run is one the sync selected; one that cannot be placed yet is
+        listed again by the next sync (`Plan.reread`)."""
+        assert self.selected is not None
+        run_id = run_id_of_event(event)
+        if run_id is None:
+            return False  # not a run's event: nothing to follow
+        verdict = self.selected.verdict(run_id, created_at, self.options.lookback)
+        if verdict is None:
+            plan.reread(event["id"], created_at)
+            return False
+        if verdict and self.selected.unreadable and not self.selected.warned:
+            self.selected.warned = True  # once per sync: the object lives as long
+            logger.warning(
+                "task_run_events could not ask the warehouse which runs earlier syncs loaded"
+                " (%s), so this filtered sync keeps every event whose run it cannot place; it"
+                " may hold events of runs outside the filters. Join task_run_events to"
+                " task_runs (task_run_id = id) to keep only the selected runs.",
+                self.selected.unreadable,
+            )
+        return verdict
 
     def _after_listing(self) -> Iterator[Any]:
         yield from self._recorded_gap()  # when no window was listed (nothing new)

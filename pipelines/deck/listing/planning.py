@@ -110,8 +110,15 @@ def initial_plan(
     return plan
 
 
-def finish_plan(state: ListingState, plan: Plan, deck_clock: datetime | None = None) -> None:
-    """Every window listed: the watermark becomes the newest `created_at` seen.
+def finish_plan(
+    state: ListingState,
+    plan: Plan,
+    deck_clock: datetime | None = None,
+    lookback: timedelta = timedelta(0),
+) -> None:
+    """Every window listed: the watermark becomes the newest `created_at` seen, but no further
+    than `lookback` past a record the plan must list again (`Plan.reread_from`), so that the
+    next sync's top window (`top_window`) starts at or before it.
 
     Taken from Deck's own timestamps, never from this machine's clock, and never past Deck's
     clock (a run dated in the future is loaded, but does not hide the runs created before it).
@@ -126,6 +133,9 @@ def finish_plan(state: ListingState, plan: Plan, deck_clock: datetime | None = N
             state.watermark_vouched = False
         state.watermark = plan.max_seen
         state.recent = plan.recent
+    if plan.reread_from is not None and state.watermark is not None:
+        # lower, never past what Deck's clock passed: a vouched watermark stays vouched
+        state.watermark = min(state.watermark, plan.reread_from + lookback)
     vouch_for_watermark(state, deck_clock)
 
 

@@ -15,10 +15,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from deck.api.client import DeckClient
 from deck.core.stats import SyncStats
 from deck.listing.ahead import ListingAhead
+from deck.listing.events import SelectedRuns
+from deck.resources.loaded_runs import LoadedRuns
 
 
 @dataclass
@@ -38,8 +41,14 @@ class SyncScope:
     # same sync does not re-check them (`open_runs.OpenRunRecheck`); the next sync does.
     open_seen: set[str] = field(default_factory=set)
     # Ids of the runs the sync's task_runs handled (listed in a selected state, or open and in
-    # scope): in a filtered sync, task_run_events loads the events of these runs only.
+    # scope), and in a filtered sync what its events follow once task_runs is listed to its end
+    # (`deck.listing.events.SelectedRuns`: these, the open runs tracked, the warehouse's rows).
     selected_runs: set[str] = field(default_factory=set)
+    events_follow: SelectedRuns | None = None
+    runs_listing_began: datetime | None = None  # Deck's clock as task_runs began listing
+    # Which run ids have a task_runs row: `deck.sync` passes one that waits for a DuckDB file
+    # a reader holds; None: the pipeline dlt extracts for is asked directly.
+    loaded_runs: LoadedRuns | None = None
     # What was said once for the whole sync (a warning not repeated by every load).
     said: set[str] = field(default_factory=set)
 

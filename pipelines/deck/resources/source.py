@@ -41,7 +41,7 @@ from deck.core.options import SourceOptions, check_option
 from deck.core.redact import remember_secret
 from deck.core.stats import SyncStats
 from deck.core.tables import EVENT_GAPS_TABLE, EVENTS_REJECTED_TABLE, EVENTS_TABLE, REJECTED_TABLE
-from deck.listing.events import EventLoad
+from deck.listing.events import EventLoad, SelectedRuns
 from deck.listing.task_runs import TaskRunLoad
 from deck.resources import dlt_defaults
 from deck.resources.columns import (
@@ -52,6 +52,7 @@ from deck.resources.columns import (
     REJECTED_COLUMNS,
     TASK_RUN_COLUMNS,
 )
+from deck.resources.loaded_runs import current_pipeline_lookup
 from deck.resources.scope import SyncScope, current_scope
 
 logger = logging.getLogger("deck")
@@ -148,13 +149,15 @@ def deck(
     client = scope.client_for(build_client)  # checks base_url and the key before any request
 
     redact = [str(api_key).strip()]
-    # Events of a filtered sync are those of the runs its task_runs handled, by id.
+    # Events of a filtered sync are those of the runs it selected, by id (`SelectedRuns`).
     by_runs = events and bool(options.filters.values)
     selected = scope.selected_runs if by_runs else None
     loads = {
         # the sync's open runs are re-checked once, not by each of its loads (open_runs.py)
         "task_runs": partial(TaskRunLoad, open_seen=scope.open_seen, selected=selected),
-        EVENTS_TABLE: partial(EventLoad, selected=selected),
+        EVENTS_TABLE: lambda *args, **kwargs: EventLoad(
+            *args, selected=scope.events_follow, **kwargs
+        ),
     }
     unfinished = set(loads) if events else {"task_runs"}
 
@@ -185,6 +188,8 @@ def deck(
             if not scope.credentials_checked:
                 client.check_credentials()
                 scope.credentials_checked = True
+            if name == "task_runs" and scope.runs_listing_began is None:
+                scope.runs_listing_began = client.stats.deck_now()
             # Listing ahead pays only when another load of the same sync follows (`sync()`).
             ahead = (
                 scope.ahead_for(name, options.workers, options.windows_ahead(client.page_size))
@@ -198,6 +203,12 @@ def deck(
             yield from load.items()
             if not load.more_to_load:
                 scope.finished.add(name)
+                if name == "task_runs" and by_runs:
+                    scope.events_follow = SelectedRuns(
+                        handled=scope.selected_runs | set(load.state.open_runs),
+                        listed_to=scope.runs_listing_began,
+                        in_warehouse=scope.loaded_runs or current_pipeline_lookup(),
+                    )
         finally:
             unfinished.discard(name)
             if shared is None and not unfinished:

@@ -7,9 +7,10 @@ a killed process loses at most the window it was in.
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import dlt
@@ -21,6 +22,7 @@ from deck.core.stats import SyncStats
 from deck.core.tables import EVENTS_TABLE, RESOURCES, RUNS_TABLE, belongs
 from deck.progress.display import LogProgress, Reporter
 from deck.progress.estimate import SyncProgress
+from deck.resources.loaded_runs import loaded_run_ids
 from deck.resources.scope import SyncScope, sync_scope
 from deck.resources.source import deck
 from deck.runtime.tracing import forget_repeated_config_lookups, one_trace
@@ -79,6 +81,11 @@ class SyncResult:
     destination: DestinationTraits | None = None
     models: list[str] = field(default_factory=list)
     load_infos: list[LoadInfo] = field(default_factory=list)
+
+
+def no_sql_to_ask(run_ids: Collection[str]) -> set[str]:
+    """`SyncScope.loaded_runs` of a destination without SQL (filesystem, Delta)."""
+    raise LookupError("the destination has no SQL to ask")
 
 
 @contextmanager
@@ -222,7 +229,12 @@ def _sync_locked(
         # PostgreSQL refuses to drop tables that the views read
         warehouse.call(drop_models, pipeline, job_client=job_client)
     progress = SyncProgress()  # what the listings report, for the reporter's estimate
-    scope = SyncScope(stats=SyncStats(progress=progress))
+    scope = SyncScope(
+        stats=SyncStats(progress=progress),
+        loaded_runs=partial(warehouse.call, loaded_run_ids, pipeline)
+        if traits.has_sql
+        else no_sql_to_ask,
+    )
     reporter.start(scope.stats, progress)
     with sync_scope(scope):
         if pipeline.has_pending_data:
