@@ -434,7 +434,8 @@ def test_an_event_whose_run_appears_after_the_runs_were_listed_is_loaded_by_the_
     run = {**model, "id": "trun_created_during_the_sync",
            "created_at": stamp(began + timedelta(minutes=5))}
     event = {"id": "evt_of_the_run_created_during_the_sync", "object": "event",
-             "type": "task_run.queued", "created_at": stamp(began + timedelta(minutes=5, seconds=1)),
+             "type": "task_run.queued",
+             "created_at": stamp(began + timedelta(minutes=5, seconds=1)),
              "data": {"id": run["id"], "object": "task_run", "status": "queued"}}
     later = {**event, "id": "evt_later_of_another_run",
              "created_at": stamp(began + timedelta(minutes=19)),
