@@ -243,3 +243,19 @@ def test_the_operations_guide_lists_each_options_range():
             continue
         high = spec.high.strftime("%Y-%m-%d") if spec.kind == "date" else f"{spec.high:.0f}"
         assert high in row, (spec.name, row)
+
+
+def test_the_line_named_for_an_option_is_the_one_under_sources_deck(tmp_path, monkeypatch):
+    """A same-named key of another section comes first in the file; dlt gave the source the one
+    under [sources.deck], so that is the line a refusal names."""
+    from deck.core import configured
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[destination.postgres]\npage_size = 3\n\n[sources.deck]\nstatus = "completed"\n'
+        "page_size = 500\n\n[sources.deck.data_writer]\npage_size = 7\n"
+    )
+    monkeypatch.setattr(configured, "settings_files", lambda: [str(config)])
+
+    assert configured.toml_line("page_size").endswith("config.toml, line 6")
+    assert configured.toml_line("lookback_s") is None

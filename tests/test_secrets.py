@@ -441,3 +441,24 @@ def test_deck_source_refuses_the_key_as_an_option_value_without_showing_it(simul
     assert str(caught.value).startswith("start_date = '[api_key hidden]' is not valid: use ")
     assert key[len("sk_live_"):] not in str(caught.value)
     assert simulator.requests == []
+
+
+def test_a_key_set_only_in_secrets_toml_is_hidden_when_dlt_cannot_start(tmp_path):
+    """dlt fails to start ("TEXT" is no log format), so the key is read without it: from the
+    settings file too, not the environment alone. No `sk_` prefix: only remembering it hides it."""
+    key = "deck_TOMLONLY_5e1c9a7b3d2f4068"
+    project_env(tmp_path)
+    (tmp_path / ".dlt" / "secrets.toml").write_text(f'[sources.deck]\napi_key = "{key}"\n')
+    data_dir = tmp_path / key
+    data_dir.write_text("not a folder")
+
+    result = run_cli(tmp_path, "--reset-state", env={
+        "SOURCES__DECK__BASE_URL": "http://127.0.0.1:9/v2",  # never reached
+        "DLT_DATA_DIR": str(data_dir),
+        "RUNTIME__LOG_FORMAT": "TEXT",
+    })
+
+    assert result.returncode == 1, result.stderr
+    assert "/[api_key hidden]/pipelines" in result.stderr
+    for output in (result.stdout, result.stderr):
+        assert key not in output

@@ -35,15 +35,24 @@ def settings_files() -> list[str]:
 
 
 def toml_line(field: str) -> str | None:
-    """`.dlt/config.toml, line N` where `field = ...` is assigned (None: no such line)."""
+    """`.dlt/config.toml, line N` where `field = ...` is assigned under `[sources.deck]` (or
+    a section dlt reads the source's options from: `[sources]`, `[sources.deck.deck]`); None
+    when no such line. A same-named key of another section (`[destination.x] page_size`) is
+    not the one dlt gave the source."""
     assignment = re.compile(rf"\s*{re.escape(field)}\s*=")
+    header = re.compile(r"\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+    sections = {"sources", "sources.deck", "sources.deck.deck"}
     for path in settings_files():
         try:
             lines = Path(path).read_text().splitlines()
         except (OSError, UnicodeDecodeError):
             continue
+        section = ""
         for number, line in enumerate(lines, 1):
-            if assignment.match(line):
+            heading = header.match(line)
+            if heading:
+                section = re.sub(r"\s*\.\s*", ".", heading.group(1)).replace('"', "")
+            elif section in sections and assignment.match(line):
                 return f"{shown_path(path)}, line {number}"
     return None
 

@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import tomllib
 from contextlib import ExitStack
 from typing import Any
 
@@ -20,6 +21,7 @@ from dlt.common.configuration.exceptions import (
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from deck.core import settings
+from deck.core.configured import settings_files
 from deck.core.errors import DeckConfigError, DeckError
 from deck.core.filters import FILTERS, filter_flag, flatten_cli_values
 from deck.core.redact import install_log_filter, remember_secret
@@ -138,13 +140,33 @@ def remember_configured_key() -> None:
     value, which may be the key pasted into the wrong option, and dlt's own refusals of a value
     it cannot coerce come before `deck()` runs."""
     try:
-        key = dlt.secrets.get("sources.deck.api_key")
+        keys = [dlt.secrets.get("sources.deck.api_key")]
     except Exception:  # a settings file that cannot be read: its own paragraph says so; or a
         # dlt setting that breaks dlt's start (RUNTIME__LOG_FORMAT=TEXT): the key may still be
-        # in the environment, and the paragraph about the failure may quote it
-        key = os.environ.get("SOURCES__DECK__API_KEY")
-    if isinstance(key, str):
-        remember_secret(key.strip())
+        # in the environment or a settings file, and the paragraph about the failure may quote it
+        keys = [os.environ.get("SOURCES__DECK__API_KEY"), *keys_in_settings_files()]
+    for key in keys:
+        if isinstance(key, str):
+            remember_secret(key.strip())
+
+
+def keys_in_settings_files() -> list[Any]:
+    """Every `api_key` of the sections dlt would read the source's key from, read without dlt
+    (for when dlt cannot start); files that cannot be read or parsed give none."""
+    found: list[Any] = []
+    for path in settings_files():
+        try:
+            with open(path, "rb") as file:
+                document = tomllib.load(file)
+        except (OSError, ValueError):
+            continue
+        sources = document.get("sources")
+        deck = sources.get("deck") if isinstance(sources, dict) else None
+        inner = deck.get("deck") if isinstance(deck, dict) else None
+        for section in (sources, deck, inner):
+            if isinstance(section, dict):
+                found.append(section.get("api_key"))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
