@@ -39,7 +39,7 @@ lint: $(STAMP)
 TEST_WORKERS ?= 2
 
 test: $(NB_STAMP) lint  ## the whole test suite (notebooks executed too), TEST_WORKERS in parallel
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist load
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --durations=25
 
 # The answer in under a minute: lint, the unit layer (property tests included) and one sync end to
 # end (`--demo` as a user runs it, checked against the simulator's ground truth).
