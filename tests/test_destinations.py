@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Tuple
 import dlt
 import pytest
 from deck import deck
+from deck.resources.loaded_runs import IDS_PER_QUERY, loaded_run_ids
 from deck.warehouse.destination import DestinationTraits
 from deck.warehouse.lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from deck_simulator import DEMO_API_KEY, DeckSimulator
@@ -359,6 +360,24 @@ def test_sql_destinations_keep_delete_insert(kind, tmp_path, simulator, request)
     assert table["write_disposition"] == "merge"
     assert table.get("x-merge-strategy") == "delete-insert"
     assert "table_format" not in table
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_a_filtered_syncs_events_find_the_runs_earlier_syncs_loaded(
+    kind, tmp_path, simulator, request
+):
+    """`loaded_run_ids`, what a filtered sync asks the warehouse for the runs of its events: the
+    ids that have a task_runs row, none before the table exists, in chunks of bound parameters."""
+    server = request.getfixturevalue("postgres_server") if kind == "postgres" else None
+    wh = make_warehouse(kind, tmp_path, simulator, server)
+    simulator.advance(3600, new_runs=30)
+    assert loaded_run_ids(wh.pipeline(), ["trun_x"]) == set()  # no dataset yet
+
+    wh.sync()
+
+    loaded = sorted(wh.runs())
+    asked = [*loaded[:3], "trun_never_loaded", *(f"trun_{n}" for n in range(IDS_PER_QUERY))]
+    assert loaded_run_ids(wh.pipeline(), asked) == set(loaded[:3])
 
 
 # ---- a machine without PostgreSQL fails loudly -------------------------------------------------

@@ -139,7 +139,7 @@ class SelectedRuns:
     warned: bool = False
 
     def look_up(self, run_ids: Collection[str]) -> None:
-        """Ask the warehouse once about the runs not yet placed (one query per page)."""
+        """Ask the warehouse once about the runs not yet placed."""
         unknown = {
             r for r in run_ids
             if r not in self.handled and r not in self._loaded and r not in self._not_loaded
@@ -251,12 +251,13 @@ class EventLoad(WindowedLoad[ListingState]):
         clock = self.clock()
         lookback = self.options.lookback
         warnings: list[str] = []
+        if self.selected is not None:  # one question to the warehouse per window
+            self.selected.look_up({
+                run_id for page in listed.pages for event in page.items
+                if (run_id := run_id_of_event(event)) is not None
+            })
         for page in listed.pages:
             rows = []
-            if self.selected is not None:
-                self.selected.look_up(
-                    {r for r in (run_id_of_event(e) for e in page.items) if r is not None}
-                )
             for event in page.items:
                 created_at = created_at_of(event)
                 event_id = event["id"]
