@@ -28,7 +28,7 @@ from .query import ValidationError, encode_cursor, parse_event_query, parse_list
 from .store import RunStore
 
 if TYPE_CHECKING:
-    from .faults import RateWindow
+    from .ratewindow import RateWindow
 
 DEMO_API_KEY = "sk_test_deck_simulator"
 _VALIDATION_TYPE = "https://tools.ietf.org/html/rfc9110#section-15.5.1"

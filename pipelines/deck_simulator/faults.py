@@ -1,4 +1,4 @@
-"""Injected faults, hold gates and the rate-limit window.
+"""Injected faults and hold gates.
 
 Faults make the simulator misbehave the way real networks and gateways do (5xx, 429, dropped
 or hung connections, truncated or trickled bodies, HTML error pages, lying pages), at a
@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -154,31 +153,6 @@ class FaultQueue:
             if stopping.is_set():
                 return False
         return True
-
-
-class RateWindow:
-    """A sliding window over accepted requests: (count, seconds), or None for no limit."""
-
-    def __init__(self, limit: tuple[int, float] | None) -> None:
-        self.limit = limit
-        self._lock = threading.Lock()
-        self._window: deque[float] = deque()
-
-    def check(self) -> float | None:
-        """None if the request is accepted (and counted), else seconds until a slot frees."""
-        limit = self.limit
-        if not limit:
-            return None
-        count, window = limit
-        now = time.monotonic()
-        with self._lock:
-            w = self._window
-            while w and w[0] <= now - window:
-                w.popleft()
-            if len(w) >= count:
-                return max(0.0, w[0] + window - now) if w else window
-            w.append(now)
-        return None
 
 
 def fault_response(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .api import DeckAPI
 from .contract import Contract, as_contract
-from .faults import RateWindow
+from .ratewindow import RateWindow
 from .store import RunStore
 
 ORDERS = ("newest_first", "oldest_first")

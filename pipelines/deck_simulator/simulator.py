@@ -15,7 +15,8 @@ from .contract import READINGS, Contract, as_contract
 from .control import RequestControls
 from .data import RunGenerator
 from .events import EventLog
-from .faults import FaultQueue, RateWindow
+from .faults import FaultQueue
+from .ratewindow import RateWindow
 from .requestlog import RequestLog
 from .server import Serving
 from .settings import ORDERS, SimulatorSettings
