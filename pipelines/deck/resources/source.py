@@ -23,9 +23,7 @@ arrived and M open runs finished about ceil(N/100) + 2 + M. Nothing re-reads his
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
-from functools import partial
 from typing import Any
 
 import dlt
@@ -41,8 +39,6 @@ from deck.core.options import SourceOptions, check_option
 from deck.core.redact import remember_secret
 from deck.core.stats import SyncStats
 from deck.core.tables import EVENT_GAPS_TABLE, EVENTS_REJECTED_TABLE, EVENTS_TABLE, REJECTED_TABLE
-from deck.listing.events import EventLoad, SelectedRuns
-from deck.listing.task_runs import TaskRunLoad
 from deck.resources import dlt_defaults
 from deck.resources.columns import (
     ERROR_COLUMNS,
@@ -52,10 +48,8 @@ from deck.resources.columns import (
     REJECTED_COLUMNS,
     TASK_RUN_COLUMNS,
 )
-from deck.resources.loaded_runs import current_pipeline_lookup
+from deck.resources.loads import SourceLoads
 from deck.resources.scope import SyncScope, current_scope
-
-logger = logging.getLogger("deck")
 
 
 @dlt.source(name="deck", section="deck")
@@ -148,71 +142,10 @@ def deck(
     scope = shared if shared is not None else SyncScope()
     client = scope.client_for(build_client)  # checks base_url and the key before any request
 
-    redact = [str(api_key).strip()]
-    # Events of a filtered sync are those of the runs it selected, by id (`SelectedRuns`).
-    by_runs = events and bool(options.filters.values)
-    selected = scope.selected_runs if by_runs else None
-    loads = {
-        # the sync's open runs are re-checked once, not by each of its loads (open_runs.py)
-        "task_runs": partial(TaskRunLoad, open_seen=scope.open_seen, selected=selected),
-        EVENTS_TABLE: lambda *args, **kwargs: EventLoad(
-            *args, selected=scope.events_follow, **kwargs
-        ),
-    }
-    unfinished = set(loads) if events else {"task_runs"}
-
-    def after_the_runs() -> Iterator[None]:
-        """In a filtered sync, wait (yielding None: dlt takes task_runs' items meanwhile) until
-        task_runs of this load has ended, so that every run it handles is known."""
-        try:
-            extracting = dlt.current.source().selected_resources
-        except Exception:  # not extracted by dlt (a resource iterated on its own)
-            extracting = {}
-        while "task_runs" in extracting and "task_runs" in unfinished:
-            yield None
-
-    def load_items(name: str) -> Iterator[Any]:
-        """One load of resource `name`, under the sync's client (closed after the last resource
-        when the source runs on its own)."""
-        try:
-            if name in scope.finished:
-                return  # listed to the end earlier in this sync
-            if name == EVENTS_TABLE and by_runs:
-                yield from after_the_runs()
-                if "task_runs" not in scope.finished:
-                    # its runs are not all listed yet (a backfill's next load lists on): the
-                    # events are listed by the load that lists the last of them
-                    logger.debug("task_run_events waits for task_runs to be listed to its end")
-                    return
-                say_what_events_follow(options, scope)
-            if not scope.credentials_checked:
-                client.check_credentials()
-                scope.credentials_checked = True
-            if name == "task_runs" and scope.runs_listing_began is None:
-                scope.runs_listing_began = client.stats.deck_now()
-            # Listing ahead pays only when another load of the same sync follows (`sync()`).
-            ahead = (
-                scope.ahead_for(name, options.workers, options.windows_ahead(client.page_size))
-                if shared is not None
-                else None
-            )
-            load = loads[name](
-                client, options, dlt.current.resource_state(), scope.stats, redact=redact,
-                ahead=ahead,
-            )
-            yield from load.items()
-            if not load.more_to_load:
-                scope.finished.add(name)
-                if name == "task_runs" and by_runs:
-                    scope.events_follow = SelectedRuns(
-                        handled=scope.selected_runs | set(load.state.open_runs),
-                        listed_to=scope.runs_listing_began,
-                        in_warehouse=scope.loaded_runs or current_pipeline_lookup(),
-                    )
-        finally:
-            unfinished.discard(name)
-            if shared is None and not unfinished:
-                scope.close()
+    loads = SourceLoads(
+        scope, client, options, redact=[str(api_key).strip()], events=events,
+        standalone=shared is None,
+    )
 
     @dlt.resource(
         name="task_runs",
@@ -223,7 +156,7 @@ def deck(
     )
     def task_runs() -> Iterator[Any]:
         """Task runs created in [start_date, end_date), kept at their latest state."""
-        yield from load_items("task_runs")
+        yield from loads.items("task_runs")
 
     @dlt.resource(
         name=EVENTS_TABLE,
@@ -233,7 +166,7 @@ def deck(
     )
     def task_run_events() -> Iterator[Any]:
         """Every status change of the runs, from Deck's events (kept 30 days by Deck)."""
-        yield from load_items(EVENTS_TABLE)
+        yield from loads.items(EVENTS_TABLE)
 
     task_runs.max_table_nesting = options.max_table_nesting
     task_run_events.max_table_nesting = options.max_table_nesting
@@ -241,20 +174,6 @@ def deck(
     add_table_variant(task_run_events, EVENT_GAPS_TABLE, "gap_start", GAP_COLUMNS)
     add_table_variant(task_run_events, EVENTS_REJECTED_TABLE, "key", EVENTS_REJECTED_COLUMNS)
     return [task_runs, task_run_events] if events else [task_runs]
-
-
-def say_what_events_follow(options: SourceOptions, scope: SyncScope) -> None:
-    """Once per sync, when status/outcome filters are set: which events those let in."""
-    if not options.filters.selects_by_state or "events_by_state" in scope.said:
-        return
-    scope.said.add("events_by_state")
-    logger.warning(
-        "task_run_events follows the runs this sync selects, by id; status and outcome select"
-        " runs by their current state, so it also holds the events of the open runs in scope"
-        " that the sync tracks (they may yet reach a selected state), and a run that ends in"
-        " another state keeps the events loaded while it was open. Join task_run_events to"
-        " task_runs (task_run_id = id) to keep only the runs in the selected states."
-    )
 
 
 def add_table_variant(
