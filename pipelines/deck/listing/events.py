@@ -133,10 +133,10 @@ class SelectedRuns:
     handled: set[str]
     listed_to: datetime | None
     in_warehouse: Callable[[Collection[str]], set[str]]
-    _loaded: set[str] = field(default_factory=set)
-    _not_loaded: set[str] = field(default_factory=set)
-    unreadable: str | None = None  # why the warehouse could not be asked (events then kept)
-    warned: bool = False
+    _loaded: set[str] = field(default_factory=set, init=False)  # what the warehouse answered
+    _not_loaded: set[str] = field(default_factory=set, init=False)
+    unreadable: str | None = field(default=None, init=False)  # why it could not be asked
+    warned: bool = field(default=False, init=False)  # its one warning said
 
     def look_up(self, run_ids: Collection[str]) -> None:
         """Ask the warehouse once about the runs not yet placed."""
