@@ -8,11 +8,11 @@ where a run may not be listed yet.
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck.listing.events import SelectedRuns
+from deck.listing.events import SelectedRuns, runs_listing_began
 
 pytestmark = pytest.mark.unit
 
-LISTED_TO = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)  # task_runs' watermark
+LISTED_TO = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)  # Deck's clock as runs were listed
 LOOKBACK = timedelta(minutes=10)
 DECIDED = LISTED_TO - LOOKBACK - timedelta(milliseconds=1)  # an event before the zone
 
@@ -68,3 +68,20 @@ def test_a_warehouse_that_cannot_be_asked_keeps_the_events_it_cannot_place():
     assert runs.unreadable == "LookupError: the destination has no SQL to ask"
     assert runs.verdict("trun_unknown", DECIDED, LOOKBACK) is True
     assert runs.verdict("trun_unknown", LISTED_TO, LOOKBACK) is None
+
+
+def test_the_listing_began_no_later_than_decks_agreed_clock_less_the_listings_duration():
+    """A low estimate: one Deck host ahead (a `Date` alone) never moves it; the agreed clock is
+    read when the listing ended, so the time it took is taken off."""
+    agreed = LISTED_TO + timedelta(minutes=7)
+
+    began = runs_listing_began(agreed, timedelta(minutes=7), LISTED_TO - timedelta(days=3))
+
+    assert began == LISTED_TO
+
+
+def test_without_agreeing_answers_the_listing_began_after_the_newest_run_it_listed():
+    watermark = LISTED_TO - timedelta(days=3)
+
+    assert runs_listing_began(None, timedelta(minutes=7), watermark) == watermark
+    assert runs_listing_began(None, timedelta(minutes=7), None) is None

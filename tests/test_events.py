@@ -420,13 +420,17 @@ def test_events_of_a_filtered_backfill_spread_over_several_syncs_are_all_loaded(
     assert set(warehouse.events()) == {e["id"] for e in expected}
 
 
+@pytest.mark.parametrize("key_check_date_ahead_s", [0, 1200], ids=["decks_clock", "a_host_ahead"])
 def test_an_event_whose_run_appears_after_the_runs_were_listed_is_loaded_by_the_next_sync(
-    simulator, warehouse
+    simulator, warehouse, key_check_date_ahead_s
 ):
     """A run created while a sync lists (after its runs were listed, before its events): its
     event cannot be placed yet, so the next sync, which lists the run, lists the event again,
-    however far the events went past it in between."""
+    however far the events went past it in between; also when the host that answered the key
+    check, the sync's first request, has a clock 20 minutes ahead."""
     simulator.advance(3 * DAY, new_runs=400)
+    if key_check_date_ahead_s:
+        simulator.skew_dates(key_check_date_ahead_s, requests={1})
     agent = first(simulator.runs(), "agent_id")
     model = next(r for r in simulator.runs() if r["agent_id"] == agent)
     other = next(r for r in simulator.runs() if r["agent_id"] != agent)

@@ -71,31 +71,38 @@ def test_finishing_a_plan_moves_the_watermark_and_the_recent_zone():
     assert set(state.recent) == {"trun_2"}
 
 
-def test_a_record_to_list_again_keeps_the_watermark_within_the_lookback_of_it():
+def test_a_record_to_list_again_starts_the_next_plan_at_or_before_it():
     """An event of a filtered sync whose run cannot be placed yet (`Plan.reread`): the next
-    sync's top window must start at or before it, however far the listing went past it."""
+    sync's top window starts at or before it, however far the listing went past it and whatever
+    the lookback is then; the watermark and the recent zone stay those of what was listed."""
     held = T0 + timedelta(seconds=7, milliseconds=250)
+    newest = T0 + timedelta(hours=2)
     state = TaskRunState()
-    plan = Plan([], max_seen=T0 + timedelta(hours=2))
+    plan = Plan([], max_seen=newest, recent={"evt_new": SeenRun(newest, "")})
     plan.recent["evt_held"] = SeenRun(held, "")
     plan.reread("evt_held", held)
 
-    finish_plan(state, plan, lookback=TEN_MIN)
-    following = initial_plan(state, None, None, TEN_MIN, CLOCK)
+    finish_plan(state, plan)
+    following = initial_plan(state, None, None, timedelta(seconds=5), CLOCK)
 
-    assert "evt_held" not in state.recent
-    assert following.windows[-1].start <= held
-    assert following.windows[-1].start >= held - timedelta(seconds=1)  # no more than that
+    assert (state.watermark, set(state.recent)) == (newest, {"evt_new"})
+    assert following.windows == [Window(T0 + timedelta(seconds=7), None)]
 
 
-def test_a_record_to_list_again_never_moves_the_watermark_up():
-    state = TaskRunState(watermark=T0)
+def test_a_record_to_list_again_inside_the_lookback_changes_nothing():
+    state = TaskRunState()
     plan = Plan([], max_seen=T0)
-    plan.reread("evt_held", T0 + timedelta(hours=1))
+    plan.reread("evt_held", T0 - timedelta(minutes=1))
+    finish_plan(state, plan)
 
-    finish_plan(state, plan, lookback=TEN_MIN)
+    assert initial_plan(state, None, None, TEN_MIN, CLOCK).windows == [Window(T0 - TEN_MIN, None)]
 
-    assert state.watermark == T0
+
+def test_a_plan_that_leaves_nothing_undecided_forgets_the_last_ones():
+    state = TaskRunState(reread_from=T0 - timedelta(days=1))
+    finish_plan(state, Plan([], max_seen=T0))
+
+    assert state.reread_from is None
 
 
 # ---- which watermark vouches for Deck's clock (review of issue 22) ------------------------------

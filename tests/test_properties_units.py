@@ -138,6 +138,7 @@ def task_run_states(draw: st.DrawFn) -> TaskRunState:
         covered_from=draw(OPTIONAL_INSTANTS),
         recent=draw(st.dictionaries(RUN_IDS, SEEN, max_size=3)),
         plan=draw(st.none() | plans()),
+        reread_from=draw(OPTIONAL_INSTANTS),
         open_runs=draw(st.dictionaries(
             RUN_IDS, st.builds(OpenRun, MS_INSTANTS, DIGESTS, st.booleans()), max_size=3
         )),

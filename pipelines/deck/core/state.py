@@ -122,8 +122,8 @@ class Plan:
     `new_covered_from` is then the lower bound to record (None: all history). `deferred` holds
     the records a cut left to a window still to list (id -> created_at), until they come back.
     `reread_from` is the oldest record listed but neither loaded nor passed over for good (an
-    event of a run the filtered sync cannot place yet): the watermark stays within the lookback
-    of it, so the next sync lists it again (`planning.finish_plan`).
+    event of a run the filtered sync cannot place yet): the next sync lists from it at the
+    latest (`ListingState.reread_from`, `planning.initial_plan`).
     """
 
     windows: list[Window]
@@ -204,8 +204,8 @@ class Plan:
             self.recent[run_id] = SeenRun(created_at, digest)
 
     def reread(self, record_id: str, created_at: datetime) -> None:
-        """A listed record to list again next sync: not remembered as handled, and the
-        watermark kept within the lookback of it."""
+        """A listed record to list again next sync: not remembered as handled, and the next
+        sync's listing starts at or before it."""
         self.recent.pop(record_id, None)
         if self.reread_from is None or created_at < self.reread_from:
             self.reread_from = created_at
@@ -231,6 +231,9 @@ class ListingState:
     # (no Date could be read) and for one saved before this was kept. Only such a watermark
     # tells which `Date` cannot be Deck's clock (`clock.DeckClock.vouch`).
     watermark_vouched: bool = False
+    # The oldest record the last plan listed but left undecided (`Plan.reread`): the next
+    # sync's top window starts at or before it, whatever the lookback is then.
+    reread_from: datetime | None = None
 
     @classmethod
     def load(cls, raw: dict[str, Any]) -> Self:
@@ -257,6 +260,7 @@ class ListingState:
             covered_from=_read("covered_from", covered, _parse_bound),
             recent=recent,
             plan=_read("plan", raw.get("plan"), lambda p: Plan.from_state(p) if p else None),
+            reread_from=_read("reread_from", raw.get("reread_from"), _parse),
         )
         state._load_more(raw)
         return state
@@ -275,6 +279,8 @@ class ListingState:
             "covered_from": _fmt(self.covered_from),
             "recent": {rid: seen.to_state() for rid, seen in self.recent.items()},
         })
+        if self.reread_from is not None:
+            raw["reread_from"] = _fmt(self.reread_from)
         self._save_more(raw)
         if self.plan is not None:
             raw["plan"] = self.plan.to_state()

@@ -119,15 +119,30 @@ def event_row(event: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     return records.prepare(row, warnings)
 
 
+def runs_listing_began(
+    agreed_clock: datetime | None, elapsed: timedelta, watermark: datetime | None
+) -> datetime | None:
+    """A moment Deck's clock had surely reached when a sync's task_runs began listing, known
+    once it has listed to its end: the date Deck's answers agree on then (`DeckClock.at_least`,
+    which one host ahead cannot move, and a `Date` drops its fraction) less the time the listing
+    took on this machine; without agreeing answers, the newest run listed (created before its
+    listing). Never a high estimate: an event is passed over only below this, less the lookback.
+    """
+    if agreed_clock is not None:
+        return agreed_clock - elapsed
+    return watermark
+
+
 @dataclass
 class SelectedRuns:
     """The runs a filtered sync selected, asked run by run for the events listed.
 
     `handled`: the runs this sync's task_runs handled and the open runs it tracks (they may yet
-    reach a selected state). `listed_to`: Deck's clock as this sync's task_runs began listing
-    (which it then did to its end): a matching run created more than the lookback before that
-    was listed, one created later may not be. `in_warehouse` tells which ids have a `task_runs`
-    row (the runs of earlier syncs); it raises when it cannot.
+    reach a selected state), and the quarantined ones it retries. `listed_to`: a moment Deck's
+    clock had reached as this sync's task_runs began listing, which it then did to its end
+    (`runs_listing_began`): a matching run created more than the lookback before that was
+    listed, one created later may not be. `in_warehouse` tells which ids have a `task_runs` row
+    (the runs of earlier syncs); it raises when it cannot.
     """
 
     handled: set[str]
@@ -184,6 +199,8 @@ class EventLoad(WindowedLoad[ListingState]):
     ) -> None:
         # With filters, the events of the runs the sync selected (see the module docstring);
         # without, every event.
+        if options.filters.values and selected is None:
+            raise ValueError("a filtered sync's events need the runs it selected")
         self.selected = selected if options.filters.values else None
         super().__init__(
             client,

@@ -82,7 +82,7 @@ def forget_future_watermark(
         format_timestamp(deck_clock),
     )
     state.watermark, state.covered_from, state.recent = None, None, {}
-    state.watermark_vouched = False
+    state.watermark_vouched, state.reread_from = False, None
     return True
 
 
@@ -105,20 +105,20 @@ def initial_plan(
         plan.windows.append(Window(start, lower))
         plan.extends_coverage, plan.new_covered_from = True, start
     top = top_window(state.watermark, end, lookback)
+    if state.reread_from is not None and state.reread_from < top.start:
+        # a record the last plan left undecided lies below the lookback: from it, on a whole
+        # second (outward, as the lookback's edge)
+        top = Window(lookback_start(state.reread_from, timedelta(0)), end)
+        if lower is not None and top.start < lower:
+            top = Window(lower, end)
     if top.end is None or top.start < top.end:
         plan.windows.append(top)
     return plan
 
 
-def finish_plan(
-    state: ListingState,
-    plan: Plan,
-    deck_clock: datetime | None = None,
-    lookback: timedelta = timedelta(0),
-) -> None:
-    """Every window listed: the watermark becomes the newest `created_at` seen, but no further
-    than `lookback` past a record the plan must list again (`Plan.reread_from`), so that the
-    next sync's top window (`top_window`) starts at or before it.
+def finish_plan(state: ListingState, plan: Plan, deck_clock: datetime | None = None) -> None:
+    """Every window listed: the watermark becomes the newest `created_at` seen, and the record
+    the plan must list again (`Plan.reread_from`) is kept for the next plan (`initial_plan`).
 
     Taken from Deck's own timestamps, never from this machine's clock, and never past Deck's
     clock (a run dated in the future is loaded, but does not hide the runs created before it).
@@ -133,9 +133,7 @@ def finish_plan(
             state.watermark_vouched = False
         state.watermark = plan.max_seen
         state.recent = plan.recent
-    if plan.reread_from is not None and state.watermark is not None:
-        # lower, never past what Deck's clock passed: a vouched watermark stays vouched
-        state.watermark = min(state.watermark, plan.reread_from + lookback)
+    state.reread_from = plan.reread_from
     vouch_for_watermark(state, deck_clock)
 
 

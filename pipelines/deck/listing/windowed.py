@@ -118,7 +118,7 @@ class WindowedLoad(Generic[StateT]):
                     return
             self._report_missing(plan)
             clock = self.client.stats.clock
-            finish_plan(self.state, plan, clock.at_least(), self.options.lookback)
+            finish_plan(self.state, plan, clock.at_least())
             # the next sync lists all history again if an old watermark lies in Deck's future
             forget_future_watermark(self.state, clock.at_most(), self.options.lookback)
             self.listing.finish()

@@ -10,7 +10,9 @@ dlt configuration: the options and the resources' hints.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -19,7 +21,7 @@ import dlt
 from deck.api.client import DeckClient
 from deck.core.options import SourceOptions
 from deck.core.tables import EVENTS_TABLE, RUNS_TABLE
-from deck.listing.events import EventLoad, SelectedRuns
+from deck.listing.events import EventLoad, SelectedRuns, runs_listing_began
 from deck.listing.task_runs import TaskRunLoad
 from deck.resources.loaded_runs import current_pipeline_lookup
 from deck.resources.scope import SyncScope
@@ -74,7 +76,7 @@ class SourceLoads:
                 client.check_credentials()
                 scope.credentials_checked = True
             if name == RUNS_TABLE and scope.runs_listing_began is None:
-                scope.runs_listing_began = client.stats.deck_now()
+                scope.runs_listing_began = time.monotonic()
             # Listing ahead pays only when another load of the same sync follows (`sync()`).
             ahead = (
                 None
@@ -91,9 +93,18 @@ class SourceLoads:
             if not load.more_to_load:
                 scope.finished.add(name)
                 if name == RUNS_TABLE and self.by_runs:
+                    state = load.state
+                    elapsed = time.monotonic() - (scope.runs_listing_began or time.monotonic())
                     scope.events_follow = SelectedRuns(
-                        handled=scope.selected_runs | set(load.state.open_runs),
-                        listed_to=scope.runs_listing_began,
+                        # the runs handled, the open ones tracked, the quarantined ones retried
+                        handled=scope.selected_runs | set(state.open_runs) | {
+                            r["run_id"] for r in state.rejected.values()
+                            if isinstance(r, dict) and isinstance(r.get("run_id"), str)
+                        },
+                        listed_to=runs_listing_began(
+                            client.stats.clock.at_least(), timedelta(seconds=elapsed),
+                            state.watermark,
+                        ),
                         in_warehouse=scope.loaded_runs or current_pipeline_lookup(),
                     )
         finally:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from deck.api.client import DeckClient
 from deck.core.stats import SyncStats
@@ -45,7 +44,7 @@ class SyncScope:
     # (`deck.listing.events.SelectedRuns`: these, the open runs tracked, the warehouse's rows).
     selected_runs: set[str] = field(default_factory=set)
     events_follow: SelectedRuns | None = None
-    runs_listing_began: datetime | None = None  # Deck's clock as task_runs began listing
+    runs_listing_began: float | None = None  # time.monotonic() as task_runs began listing
     # Which run ids have a task_runs row: `deck.sync` passes one that waits for a DuckDB file
     # a reader holds; None: the pipeline dlt extracts for is asked directly.
     loaded_runs: LoadedRuns | None = None
