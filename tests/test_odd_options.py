@@ -152,4 +152,7 @@ def test_a_list_filter_in_the_environment_takes_the_comma_form(tmp_path, simulat
     assert 0 < len(expected) < 150
     reader = Warehouse(tmp_path / "deck_task_runs.duckdb", tmp_path / "unused", simulator)
     assert_matches_ground_truth(reader, expected)
-    assert simulator.requests[1].params["status"] == ["completed", "failed"]
+    assert simulator.requests[1].params["status"] == [  # and the open states, tracked
+        "queued", "running", "canceling", "interaction_required", "review_required",
+        "completed", "failed",
+    ]

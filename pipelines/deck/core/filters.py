@@ -126,6 +126,20 @@ class Filters:
     def params(self) -> dict[str, Any]:
         return {**self.scope_params(), **self._params(state=True)}
 
+    def listing_params(self) -> dict[str, Any]:
+        """What the listing of runs by `created_at` asks Deck for. With state filters, the open
+        runs in scope too: an open run must be tracked by the listing that first sees it, since
+        it may reach a selected state before the open-run listing of the same sync looks (it is
+        then in neither, and below the next sync's lookback no listing finds it again). `outcome`
+        is matched here (`matches`): an open run has no result yet, and Deck cannot be asked for
+        "this outcome or open"."""
+        params = self.scope_params()
+        statuses = self.values.get("status")
+        if statuses:
+            wanted = set(statuses) | set(settings.OPEN_STATUSES)
+            params["status"] = [s for s in settings.ALL_STATUSES if s in wanted]
+        return params
+
     @property
     def selects_by_state(self) -> bool:
         return any(name in self.values for name in _STATE_FIELDS)

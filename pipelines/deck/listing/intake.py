@@ -109,7 +109,15 @@ class RunTracker:
             plan.see(run_id, created_at, digest, clock, self.lookback)
             was_loaded = known is not None or (tracked is not None and tracked.loaded)
             before = known.fingerprint if known else tracked.fingerprint if tracked else None
-            self.track(run_id, run.get("status"), created_at, digest, loaded=True)
+            selected = self.filters.matches(run)  # always, without state filters
+            self.track(
+                run_id, run.get("status"), created_at, digest, loaded=selected or was_loaded
+            )
+            if not (selected or was_loaded):
+                # an open run listed only to be tracked (`Filters.listing_params`), or one
+                # that ended in another state: not loaded, so not remembered as loaded
+                plan.recent.pop(run_id, None)
+                continue
             if was_loaded and digest and before == digest:
                 continue  # a re-read (lookback, watermark) of a version already loaded
             if was_loaded:
@@ -128,8 +136,8 @@ class RunTracker:
         open run may be tracked only to load it once it finishes in a selected state.
         """
         self.seen[run_id] = digest
-        if self.selected is not None:
-            self.selected.add(run_id)
+        if self.selected is not None and (loaded or not is_final(status)):
+            self.selected.add(run_id)  # its events follow: loaded, or open in scope
         open_runs = self.state.open_runs
         if is_final(status):
             open_runs.pop(run_id, None)

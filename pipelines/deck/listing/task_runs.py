@@ -50,7 +50,7 @@ class TaskRunLoad(WindowedLoad[TaskRunState]):
             TaskRunState.load(raw_state),
             stats,
             list_pages=client.list_task_runs,
-            params=options.filters.params(),
+            params=options.filters.listing_params(),
             filters_fingerprint=options.filters.fingerprint(),
             ahead=ahead,
         )
