@@ -382,12 +382,12 @@ def test_events_of_a_sync_filtered_by_state_are_those_of_its_runs_and_its_open_r
 
 
 def test_events_of_a_filtered_sync_follow_its_runs_across_loads_and_syncs(simulator, warehouse):
-    simulator.advance(3 * DAY, new_runs=900)
+    simulator.advance(3 * DAY, new_runs=300)
     simulator.event_summary_omits = OWNER_FIELDS
     agent = first(simulator.runs(), "agent_id")
 
     first_sync = warehouse.sync(agent_id=agent, max_runs_per_load=150, pages_per_window=1)
-    simulator.advance(2 * 3600, new_runs=150)  # new runs, and open ones move on
+    simulator.advance(2 * 3600, new_runs=50)  # new runs, and open ones move on
     warehouse.sync(agent_id=agent, max_runs_per_load=150, pages_per_window=1)
 
     assert first_sync.loads > 1

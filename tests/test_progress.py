@@ -160,8 +160,8 @@ def test_dlt_pipeline_trace_shows_every_load_of_the_sync(backfill):
 # ---- 6c. max_runs_per_load bounds every load -----------------------------------------------------
 
 
-# ~10,000 runs and events: windows of 25 pages cut into ten loads
-BOUNDED_RUNS = 2_000
+# ~5,000 runs and events: windows of 25 pages cut into five loads
+BOUNDED_RUNS = 1_000
 
 
 @pytest.mark.parametrize("order", ["newest_first", "oldest_first"])

@@ -191,32 +191,35 @@ def test_a_deleted_warehouse_is_loaded_again_from_scratch(simulator, warehouse):
 
 
 def test_runs_arriving_between_the_loads_of_a_long_backfill_are_all_loaded(simulator, warehouse):
-    # Each round commits one load (fewer than 200 runs: loads end on window edges) while the
-    # backfill is still unfinished, and 250 runs arrive after it; the last sync loads the rest
-    # in several loads. Eight rounds over 1,000 runs did the same with 21 loads instead of 12,
-    # each costing a few seconds of dlt's own work.
-    simulator.advance(3600 * 24 * 10, new_runs=600)
-    for _ in range(4):  # one committed load at a time, with more runs arriving in between
-        warehouse.sync(max_runs_per_load=200, pages_per_window=2, max_loads=1)
-        simulator.advance(900, new_runs=250)
+    # Each round commits one load (fewer than 100 runs: loads end on window edges) while the
+    # backfill is still unfinished, and 100 runs arrive after it; the last sync loads the rest
+    # in several loads. Each load costs most of a second of dlt's own work.
+    simulator.advance(3600 * 24 * 10, new_runs=300)
+    for _ in range(2):  # one committed load at a time, with more runs arriving in between
+        first = warehouse.sync(max_runs_per_load=100, pages_per_window=2, max_loads=1)
+        assert first.loads == 1 and len(warehouse.runs()) < 300  # the backfill is unfinished
+        simulator.advance(900, new_runs=100)
 
-    warehouse.sync(max_runs_per_load=200, pages_per_window=2)
+    warehouse.sync(max_runs_per_load=100, pages_per_window=2)
 
     assert_matches_ground_truth(warehouse, simulator.runs())
+
+
+BACKFILL_RUNS = 8_000  # sixteen loads of 500: each boundary may cost a request, no more
 
 
 @pytest.mark.parametrize("max_runs_per_load", [500, 50_000])
 def test_a_backfill_costs_requests_in_proportion_to_its_pages_at_any_load_size(
     tmp_path: Path, max_runs_per_load: int
 ):
-    sim = make_simulator(seed=3, runs=8_000, history_days=60)
+    sim = make_simulator(seed=3, runs=BACKFILL_RUNS, history_days=60)
     warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", sim)
 
     result = warehouse.sync(max_runs_per_load=max_runs_per_load)
 
-    assert len(warehouse.runs()) == 8_000
+    assert len(warehouse.runs()) == BACKFILL_RUNS
     listings = list_requests(sim)
-    pages = 8_000 // 100
+    pages = BACKFILL_RUNS // 100
     # the pages that find the start of history are the windows open towards the past
     probes = sum("created_after" not in r.params for r in listings)
     assert len(listings) <= 1.1 * pages + (result.loads - 1) + probes, (
