@@ -106,8 +106,10 @@ def sim():
 
 @pytest.fixture
 def env(tmp_path, sim) -> dict[str, str]:
-    """A checkout that synced Deck once (runs and events), as a user's does."""
-    environment = cli_env(tmp_path, sim, events=True)
+    """A checkout that synced Deck once (runs and events), as a user's does: in one load, as
+    the default `max_runs_per_load` has it (none of these damages depends on the number of
+    loads, and each load costs most of a CPU second of dlt's own work)."""
+    environment = cli_env(tmp_path, sim, max_runs_per_load=50_000, events=True)
     first = run_main(tmp_path, env=environment)
     assert first.returncode == 0, first.stderr
     return environment
