@@ -129,16 +129,16 @@ def test_a_lookback_holding_more_than_a_load_ends_every_sync_with_or_without_new
     tmp_path, reading
 ):
     sim = deck(reading)
-    sim.advance(480, new_runs=400)  # 400 runs in the last 8 minutes: all inside the lookback
+    sim.advance(480, new_runs=160)  # 160 runs in the last 8 minutes: all inside the lookback
     warehouse = warehouse_of(tmp_path, sim)
-    sync_to_the_end(warehouse, max_runs_per_load=300, **SMALL)
+    sync_to_the_end(warehouse, max_runs_per_load=120, **SMALL)
     sim.advance(60, new_runs=10)
 
-    with_new = sync_to_the_end(warehouse, max_runs_per_load=300, **SMALL)
+    with_new = sync_to_the_end(warehouse, max_runs_per_load=120, **SMALL)
     sim.advance(60)
     # nothing new: the top, its parts, the one re-list of the top, its parts; not ended early
     # (which would leave the plan for the next sync, to end early the same way, for ever)
-    nothing_new = sync_to_the_end(warehouse, max_runs_per_load=300, **SMALL)
+    nothing_new = sync_to_the_end(warehouse, max_runs_per_load=120, **SMALL)
 
     assert with_new.loads <= 3 and nothing_new.loads <= 4
     assert_matches_ground_truth(warehouse, sim.runs())
@@ -146,12 +146,12 @@ def test_a_lookback_holding_more_than_a_load_ends_every_sync_with_or_without_new
 
 def test_a_tie_larger_than_a_load_at_the_newest_millisecond_ends_the_sync(tmp_path, reading):
     sim = deck(reading)
-    sim.advance(3600 * 6, new_runs=400)
-    sim.add_runs(350, created_at=sim.now, status="completed")
+    sim.advance(3600 * 6, new_runs=160)
+    sim.add_runs(150, created_at=sim.now, status="completed")
     warehouse = warehouse_of(tmp_path, sim)
 
-    sync_to_the_end(warehouse, max_runs_per_load=300, **SMALL)  # a multi-load plan, re-listed
-    result = sync_to_the_end(warehouse, max_runs_per_load=300, **SMALL)
+    sync_to_the_end(warehouse, max_runs_per_load=120, **SMALL)  # a multi-load plan, re-listed
+    result = sync_to_the_end(warehouse, max_runs_per_load=120, **SMALL)
 
     assert result.loads <= 2
     assert_matches_ground_truth(warehouse, sim.runs())

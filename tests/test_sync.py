@@ -205,7 +205,7 @@ def test_runs_arriving_between_the_loads_of_a_long_backfill_are_all_loaded(simul
     assert_matches_ground_truth(warehouse, simulator.runs())
 
 
-BACKFILL_RUNS = 8_000  # sixteen loads of 500: each boundary may cost a request, no more
+BACKFILL_RUNS = 4_000  # in pages of 50, eight loads of 500: each boundary may cost a request
 
 
 @pytest.mark.parametrize("max_runs_per_load", [500, 50_000])
@@ -215,11 +215,11 @@ def test_a_backfill_costs_requests_in_proportion_to_its_pages_at_any_load_size(
     sim = make_simulator(seed=3, runs=BACKFILL_RUNS, history_days=60)
     warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "dlt", sim)
 
-    result = warehouse.sync(max_runs_per_load=max_runs_per_load)
+    result = warehouse.sync(max_runs_per_load=max_runs_per_load, page_size=50)
 
     assert len(warehouse.runs()) == BACKFILL_RUNS
     listings = list_requests(sim)
-    pages = BACKFILL_RUNS // 100
+    pages = BACKFILL_RUNS // 50
     # the pages that find the start of history are the windows open towards the past
     probes = sum("created_after" not in r.params for r in listings)
     assert len(listings) <= 1.1 * pages + (result.loads - 1) + probes, (
