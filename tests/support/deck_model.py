@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from deck.api.client import Page
 from deck.core.filters import Filters
-from deck.core.options import window_pages
+from deck.core.options import max_window_pages, window_pages
 from deck.core.state import TaskRunState
 from deck.core.stats import SyncStats
 from deck.core.windows import Window, parse_timestamp
@@ -221,6 +221,9 @@ def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
         pages_per_window=window_pages(
             options.pages_per_window, options.max_runs_per_load, options.page_size
         ),
+        max_window_pages=max_window_pages(
+            options.pages_per_window, options.max_runs_per_load, options.page_size
+        ),
         clock=lambda: clock,
         progress=progress,
     )
@@ -230,13 +233,7 @@ def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
 
     def walk(windows: list[Window]) -> None:  # WindowedLoad._walk
         nonlocal listed_top, more_to_load
-        per_window = walker.runs_per_window
-        budget = options.max_runs_per_load
-
-        def has_room(in_flight: int) -> bool:
-            return len(loaded) + in_flight * per_window < budget
-
-        for listed in walker.walk(windows, has_room, limit=budget - len(loaded)):
+        for listed in walker.walk(windows, limit=options.max_runs_per_load - len(loaded)):
             listed_top |= listed.window.end == options.end
             if hasattr(plan, "account"):  # the records a cut deferred must come back
                 plan.account(

@@ -212,12 +212,17 @@ class SourceOptions:
 
     def windows_ahead(self, page_size: int) -> int:
         """How many listed windows a sync holds for its next load while dlt loads this one
-        (`deck.listing.ahead.ListingAhead`): as many as that load can take (`max_runs_per_load`),
-        so that listing does not stop while dlt works (~12-15 s per 50,000 runs, in which Deck's
-        budget lists ~30,000); at least `workers`. Held packed, one load's worth is ~0.12 KB per run
+        (`deck.listing.producer.WindowProducer`): as many as that load can take
+        (`max_runs_per_load`), so that listing does not stop while dlt works (~12-15 s per 50,000
+        runs, in which Deck's budget lists ~30,000); at least `workers`. Held packed, one load's
+        worth is ~0.12 KB per run
         (~6 MiB at the default)."""
         per_window = self.window_pages(page_size) * page_size
         return max(self.workers, self.max_runs_per_load // per_window)
+
+    def max_window_pages(self, page_size: int) -> int:
+        """Pages a window's listing is cut at (`max_window_pages`)."""
+        return max_window_pages(self.pages_per_window, self.max_runs_per_load, page_size)
 
     def window_pages(self, page_size: int) -> int:
         """Pages a window is cut to (`window_pages`)."""
@@ -233,6 +238,15 @@ def window_pages(pages_per_window: int, max_runs_per_load: int, page_size: int) 
     (`planning.split_window`), hence the margin."""
     fitting = int(max_runs_per_load / (1.5 * page_size))
     return max(1, min(pages_per_window, fitting))
+
+
+def max_window_pages(pages_per_window: int, max_runs_per_load: int, page_size: int) -> int:
+    """Pages after which a window denser than its first page showed is cut where its listing
+    got to (`walker.WindowWalker`): twice the target, never more than `max_runs_per_load`, so
+    that a load, which takes windows whole until it holds `max_runs_per_load`, holds at most
+    twice that."""
+    target = window_pages(pages_per_window, max_runs_per_load, page_size)
+    return max(1, min(2 * target, max_runs_per_load // page_size))
 
 
 def parse_lock_wait_s(value: Any) -> float:

@@ -46,10 +46,10 @@ from deck.core.state import ListingState, Plan
 from deck.core.stats import SyncStats
 from deck.core.tables import EVENT_GAPS_TABLE, EVENTS_REJECTED_TABLE
 from deck.core.windows import format_timestamp
-from deck.listing.ahead import ListingAhead
 from deck.listing.intake import created_at_of, log_warnings
 from deck.listing.listed import ListedWindow
 from deck.listing.planning import retention_gap
+from deck.listing.producer import WindowProducer
 from deck.listing.quarantine import quarantine_row
 from deck.listing.windowed import WindowedLoad
 
@@ -194,7 +194,7 @@ class EventLoad(WindowedLoad[ListingState]):
         stats: SyncStats,
         *,
         redact: list[str],
-        ahead: ListingAhead | None = None,
+        producer: WindowProducer | None = None,
         selected: SelectedRuns | None = None,
     ) -> None:
         # With filters, the events of the runs the sync selected (see the module docstring);
@@ -211,7 +211,7 @@ class EventLoad(WindowedLoad[ListingState]):
             list_pages=client.list_events,
             params={},
             filters_fingerprint=options.filters.fingerprint(),
-            ahead=ahead,
+            producer=producer,
         )
         self.redact = [r for r in redact if r]
         self.seen: set[str] = set()  # event ids handled in this load

@@ -16,10 +16,10 @@ from deck.api.client import DeckClient
 from deck.core.options import SourceOptions
 from deck.core.state import Plan, TaskRunState
 from deck.core.stats import SyncStats
-from deck.listing.ahead import ListingAhead
 from deck.listing.intake import RunTracker
 from deck.listing.listed import ListedWindow
 from deck.listing.open_runs import OpenRunRecheck
+from deck.listing.producer import WindowProducer
 from deck.listing.quarantine import Quarantine
 from deck.listing.windowed import WindowedLoad
 
@@ -39,7 +39,7 @@ class TaskRunLoad(WindowedLoad[TaskRunState]):
         stats: SyncStats,
         *,
         redact: list[str],
-        ahead: ListingAhead | None = None,
+        producer: WindowProducer | None = None,
         open_seen: set[str] | None = None,
         selected: set[str] | None = None,
     ) -> None:
@@ -52,7 +52,7 @@ class TaskRunLoad(WindowedLoad[TaskRunState]):
             list_pages=client.list_task_runs,
             params=options.filters.listing_params(),
             filters_fingerprint=options.filters.fingerprint(),
-            ahead=ahead,
+            producer=producer,
         )
         self.tracker = RunTracker(
             self.state, options.filters, stats, options.lookback, open_seen=open_seen,

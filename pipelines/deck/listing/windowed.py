@@ -19,9 +19,9 @@ from deck.api.client import DeckClient, Page
 from deck.core.options import SourceOptions
 from deck.core.state import ListingState, Plan
 from deck.core.stats import SyncStats
-from deck.listing.ahead import ListingAhead
 from deck.listing.listed import ListedWindow
 from deck.listing.planning import finish_plan, forget_future_watermark, initial_plan, top_window
+from deck.listing.producer import WindowProducer
 from deck.listing.walker import WindowWalker
 
 logger = logging.getLogger("deck")
@@ -50,7 +50,7 @@ class WindowedLoad(Generic[StateT]):
         list_pages: Callable[[dict[str, Any]], Iterator[Page]],
         params: dict[str, Any],
         filters_fingerprint: str,
-        ahead: ListingAhead | None = None,
+        producer: WindowProducer | None = None,
     ) -> None:
         self.client = client
         self.options = options
@@ -79,12 +79,13 @@ class WindowedLoad(Generic[StateT]):
             page_size=client.page_size,
             workers=options.workers,
             pages_per_window=options.window_pages(client.page_size),
+            max_window_pages=options.max_window_pages(client.page_size),
             # Deck's clock itself, not the bound `self.clock`: the sync's progress keeps the
             # walker's clock until the next load, and through a bound method it kept this whole
             # load (its state of open runs, the runs it handled) alive while dlt loaded it.
             clock=client.stats.deck_now,
             progress=self.listing,
-            ahead=ahead,
+            producer=producer,
         )
         self.loaded = 0
         self.more_to_load = False
@@ -142,16 +143,8 @@ class WindowedLoad(Generic[StateT]):
 
     def _walk(self, plan: Plan) -> Iterator[Any]:
         """List the plan's windows, loading each as soon as it is listed; stop at the budget:
-        the walker lists at most `max_runs_per_load` records in this load (see walker.py)."""
-        per_window = self.walker.runs_per_window
-        budget = self.options.max_runs_per_load
-
-        def has_room(in_flight: int) -> bool:
-            return self.loaded + in_flight * per_window < budget
-
-        walk = self.walker.walk(
-            plan.windows, has_room, limit=budget - self.loaded
-        )
+        the load takes whole windows until they hold `max_runs_per_load` records (walker.py)."""
+        walk = self.walker.walk(plan.windows, limit=self.options.max_runs_per_load - self.loaded)
         for listed in walk:
             self._listed_top |= listed.window.end == self.options.end
             plan.account(
@@ -170,7 +163,6 @@ class WindowedLoad(Generic[StateT]):
                 len(plan.windows),
             )
             self.more_to_load = True
-            self.walker.list_ahead()  # while dlt normalizes and loads this load
 
     def _report_missing(self, plan: Plan) -> None:
         """Every window is listed: the records a cut left to the rest of its window must have

@@ -78,16 +78,16 @@ class SourceLoads:
             if name == RUNS_TABLE and scope.runs_listing_began is None:
                 scope.runs_listing_began = time.monotonic()
             # Listing ahead pays only when another load of the same sync follows (`sync()`).
-            ahead = (
+            producer = (
                 None
                 if self.standalone
-                else scope.ahead_for(
+                else scope.producer_for(
                     name, options.workers, options.windows_ahead(client.page_size)
                 )
             )
             load = self.loads[name](
                 client, options, dlt.current.resource_state(), scope.stats, redact=self.redact,
-                ahead=ahead,
+                producer=producer,
             )
             yield from load.items()
             if not load.more_to_load:

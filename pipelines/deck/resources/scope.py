@@ -1,5 +1,5 @@
 """What lives for a whole sync rather than one load: one HTTP client, one stats object, and the
-windows listed ahead between loads.
+producers that list windows ahead of the loads that take them.
 
 dlt builds a fresh source for every `pipeline.run`, and a sync runs many. Were each source to
 build its own client, every load would start a new rate limiter while Deck's 10-second window
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from deck.api.client import DeckClient
 from deck.core.stats import SyncStats
-from deck.listing.ahead import ListingAhead
 from deck.listing.events import SelectedRuns
+from deck.listing.producer import WindowProducer
 from deck.resources.loaded_runs import LoadedRuns
 
 
@@ -33,9 +33,9 @@ class SyncScope:
     # Resources that listed everything in this sync: later loads (which continue a backfill of
     # the other resource) skip them instead of spending requests on a second no-change pass.
     finished: set[str] = field(default_factory=set)
-    # Per resource: the windows listed while dlt loads the previous load
-    # (`deck.listing.ahead.ListingAhead`).
-    ahead: dict[str, ListingAhead] = field(default_factory=dict)
+    # Per resource: its windows, listed ahead of the loads that take them, also while dlt loads
+    # the load before (`deck.listing.producer.WindowProducer`).
+    producers: dict[str, WindowProducer] = field(default_factory=dict)
     # Ids of the runs a load of this sync saw open (listed or re-checked): a later load of the
     # same sync does not re-check them (`open_runs.OpenRunRecheck`); the next sync does.
     open_seen: set[str] = field(default_factory=set)
@@ -57,15 +57,15 @@ class SyncScope:
             self.client = build(self.stats)
         return self.client
 
-    def ahead_for(self, resource: str, workers: int, windows_held: int) -> ListingAhead:
-        """Where `resource`'s loads leave and take the windows listed between loads."""
-        if resource not in self.ahead:
-            self.ahead[resource] = ListingAhead(workers, limit=windows_held)
-        return self.ahead[resource]
+    def producer_for(self, resource: str, workers: int, windows_held: int) -> WindowProducer:
+        """Who lists `resource`'s windows ahead of the loads that take them."""
+        if resource not in self.producers:
+            self.producers[resource] = WindowProducer(workers, horizon=windows_held)
+        return self.producers[resource]
 
     def close(self) -> None:
-        for ahead in self.ahead.values():
-            ahead.close()
+        for producer in self.producers.values():
+            producer.close()
         if self.client is not None:
             self.client.close()
 

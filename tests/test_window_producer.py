@@ -1,0 +1,272 @@
+"""`producer.WindowProducer` and `walker.WindowWalker.walk`: which windows a load takes, what is
+listed ahead of it, and how much of that is held in memory.
+
+Pure logic over stand-ins for Deck's list (no HTTP): the sync-level behaviour, over real HTTP, is
+in test_parallel.py and test_crash.py.
+"""
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from deck.api.client import Page
+from deck.core.windows import Window, parse_timestamp
+from deck.listing.listed import ListedWindow, _Fetched
+from deck.listing.producer import WindowProducer
+from deck.listing.walker import WindowWalker
+from deck.progress.estimate import ListingProgress
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def windows(n: int) -> list[Window]:
+    return [Window(T0 + timedelta(hours=i), T0 + timedelta(hours=i + 1)) for i in range(n)]
+
+
+class Listings:
+    """Lists any window whole; records every window it was asked to list."""
+
+    def __init__(self) -> None:
+        self.listed: list[Window] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, window: Window, stop: threading.Event) -> _Fetched:
+        with self.lock:
+            self.listed.append(window)
+        return _Fetched(listed=ListedWindow(window))
+
+
+def scheduled(producer: WindowProducer, pending: list[Window], listing: Listings) -> None:
+    producer.use(listing)
+    producer.schedule(pending)
+    for window in pending:
+        if window in producer._futures:
+            producer._futures[window].result()
+
+
+def test_it_lists_the_oldest_pending_windows_up_to_its_horizon():
+    producer, listing, pending = WindowProducer(workers=3, horizon=4), Listings(), windows(10)
+
+    scheduled(producer, pending, listing)
+
+    assert sorted(listing.listed, key=Window.sort_key) == pending[:4]
+
+
+def test_a_window_taken_makes_room_and_what_is_held_is_not_listed_again():
+    producer, listing, pending = WindowProducer(workers=2, horizon=2), Listings(), windows(6)
+    scheduled(producer, pending, listing)
+
+    assert producer.result(pending[0]).listed.window == pending[0]
+    producer.forget(pending[0])  # a load took it
+    scheduled(producer, pending[1:], listing)
+
+    assert sorted(listing.listed, key=Window.sort_key) == pending[:3]
+
+
+def test_listings_of_windows_no_longer_planned_are_dropped():
+    producer, listing, pending = WindowProducer(workers=2, horizon=2), Listings(), windows(4)
+    scheduled(producer, pending, listing)
+
+    scheduled(producer, pending[2:], listing)  # the first two were cut or the plan changed
+
+    assert producer.records_in_flight().keys() == set(pending[2:])
+
+
+def test_a_failed_listing_raises_in_the_load_that_takes_it_and_is_listed_again_next():
+    calls = []
+
+    def failing_once(window: Window, stop: threading.Event) -> _Fetched:
+        calls.append(window)
+        if len(calls) == 1:
+            raise RuntimeError("Deck answered 503 eight times")
+        return _Fetched(listed=ListedWindow(window))
+
+    producer, pending = WindowProducer(workers=1, horizon=2), windows(1)
+    producer.use(failing_once)
+    producer.schedule(pending)
+
+    with pytest.raises(RuntimeError, match="503"):
+        producer.result(pending[0])
+    producer.schedule(pending)
+    assert producer.result(pending[0]).listed.window == pending[0]
+    assert calls == [pending[0], pending[0]]
+
+
+def test_closing_drops_every_listing_no_load_took():
+    producer, listing, pending = WindowProducer(workers=2, horizon=2), Listings(), windows(4)
+    scheduled(producer, pending, listing)
+
+    producer.close(wait=True)
+
+    assert producer.records_in_flight() == {}
+    with pytest.raises(RuntimeError, match="sync stopped"):
+        producer.result(pending[0])
+
+
+class InMemoryDeck:
+    """`GET /task-runs` over `n` runs one second apart, newest first, 100 per page: what the
+    walker sees of Deck's list, minus HTTP. Counts the pages it served."""
+
+    def __init__(self, n: int) -> None:
+        self.runs = [
+            {"id": f"trun_{i:05d}", "created_at": (T0 + timedelta(seconds=i)).isoformat()}
+            for i in range(n)
+        ]
+        self.pages_served = 0
+        self.lock = threading.Lock()
+
+    def list_pages(self, params: dict) -> Iterator[Page]:
+        after = params.get("created_after")
+        before = params.get("created_before")
+        chosen = [
+            run
+            for run in reversed(self.runs)
+            if (after is None or parse_timestamp(run["created_at"]) > parse_timestamp(after))
+            and (before is None or parse_timestamp(run["created_at"]) < parse_timestamp(before))
+        ]
+        for at in range(0, max(len(chosen), 1), 100):
+            with self.lock:
+                self.pages_served += 1
+            more = at + 100 < len(chosen)
+            yield Page(items=chosen[at : at + 100], has_more=more, request_id=None)
+
+
+def test_a_split_window_hands_over_its_first_page_so_every_request_brings_data():
+    deck = InMemoryDeck(2_000)
+    walker = WindowWalker(
+        deck.list_pages, {}, page_size=100, workers=3, pages_per_window=2,
+        clock=lambda: T0 + timedelta(days=1),
+    )
+
+    listed = list(walker.walk([Window(T0, T0 + timedelta(hours=1))]))
+
+    handed_over = [page for window in listed for page in window.pages]
+    in_windows = sorted(
+        run["id"]
+        for window in listed
+        for page in window.pages
+        for run in page.items
+        if window.window.contains(parse_timestamp(run["created_at"]))
+    )
+    assert len(listed) > 3  # the hour of 2,000 runs was split, more than once
+    assert in_windows == sorted(run["id"] for run in deck.runs)
+    assert deck.pages_served == len(handed_over)
+
+
+def test_windows_listed_ahead_wait_packed_and_the_next_load_gets_every_run_of_them_once():
+    deck = InMemoryDeck(2_000)
+    producer = WindowProducer(workers=2, horizon=3)
+    walker = WindowWalker(
+        deck.list_pages, {}, page_size=100, workers=2, pages_per_window=5,
+        clock=lambda: T0 + timedelta(days=1), producer=producer,
+    )
+    # five windows of 400 runs (4 pages each: listed whole, never split)
+    plan = [Window(T0 + timedelta(seconds=400 * i), T0 + timedelta(seconds=400 * (i + 1)))
+            for i in range(5)]
+
+    first = list(walker.walk(plan, limit=800))
+    held = [producer.result(w).listed for w in walker.pending]  # listed while dlt loads
+    second = list(walker.walk(walker.pending))
+
+    assert [w.window for w in first] == plan[:2] and len(held) == 3
+    assert all(listed.records == 400 for listed in held)
+    assert sum(listed.pages == [] for listed in held) >= 1  # more done than workers: packed
+    ids = [run["id"] for w in first + second for page in w.pages for run in page.items]
+    assert sorted(ids) == sorted(run["id"] for run in deck.runs)  # each once
+    assert deck.pages_served == 5 * 4  # nothing listed ahead was listed again
+
+
+class GatedDeck(InMemoryDeck):
+    """`InMemoryDeck` whose oldest window answers only once every other window was listed:
+    the worst order the threads could finish in."""
+
+    def __init__(self, n: int, oldest: Window, others: int) -> None:
+        super().__init__(n)
+        self.oldest, self.others = oldest, others
+        self.done = threading.Semaphore(0)
+
+    def list_pages(self, params: dict) -> Iterator[Page]:
+        if params.get("created_before") == self.oldest.params().get("created_before"):
+            for _ in range(self.others):
+                self.done.acquire()
+            yield from super().list_pages(params)
+            return
+        for page in super().list_pages(params):
+            if not page.has_more:
+                self.done.release()
+            yield page
+
+
+def loads_of(deck: InMemoryDeck, plan: list[Window], workers: int, limit: int) -> list[list]:
+    producer = WindowProducer(workers=workers, horizon=len(plan))
+    walker = WindowWalker(
+        deck.list_pages, {}, page_size=100, workers=workers, pages_per_window=5,
+        clock=lambda: T0 + timedelta(days=1), producer=producer,
+    )
+    loads, pending = [], plan
+    while pending:
+        loads.append([w.window for w in walker.walk(pending, limit=limit)])
+        pending = walker.pending
+    producer.close()
+    return loads
+
+
+def test_where_a_load_ends_depends_on_the_data_not_on_which_thread_finished_first():
+    # windows of 300, 400, 300, 400, 300, 300 runs; loads of at least 800
+    edges = [0, 300, 700, 1_000, 1_400, 1_700, 2_000]
+    plan = [Window(T0 + timedelta(seconds=a), T0 + timedelta(seconds=b))
+            for a, b in zip(edges, edges[1:], strict=False)]
+    one_thread = loads_of(InMemoryDeck(2_000), plan, workers=1, limit=800)
+
+    worst_order = loads_of(GatedDeck(2_000, plan[0], others=4), plan, workers=5, limit=800)
+
+    assert one_thread == worst_order == [plan[0:3], plan[3:6]]
+
+
+def late_load_of_a_backfill() -> list[ListedWindow]:
+    """One walk over five windows of 400 runs (1 s apart) with room for all of them, with a
+    progress estimate following it and windows listed ahead (as in a later load of a sync)."""
+    deck = InMemoryDeck(2_000)
+    producer = WindowProducer(workers=1, horizon=1)
+    walker = WindowWalker(
+        deck.list_pages, {}, page_size=100, workers=1, pages_per_window=5,
+        clock=lambda: T0 + timedelta(days=1), progress=ListingProgress("runs"),
+        producer=producer,
+    )
+    plan = [Window(T0 + timedelta(seconds=400 * i), T0 + timedelta(seconds=400 * (i + 1)))
+            for i in range(5)]
+    return list(walker.walk(plan, limit=50_000))
+
+
+def ids_inside(listed: list[ListedWindow]) -> list[str]:
+    return [
+        run["id"]
+        for window in listed
+        for page in window.pages
+        for run in page.items
+        if window.window.contains(parse_timestamp(run["created_at"]))
+    ]
+
+
+def test_a_late_load_of_a_backfill_ends_at_its_budget_not_at_the_progress_estimate():
+    listed = late_load_of_a_backfill()
+
+    assert len(ids_inside(listed)) == 2_000  # room for all: the estimate does not split it
+
+
+def test_a_window_denser_than_its_first_page_showed_is_cut_where_its_listing_reached_the_cap():
+    deck = InMemoryDeck(2_000)  # one hour holding 2,000 runs, planned as one window
+    walker = WindowWalker(
+        deck.list_pages, {}, page_size=100, workers=1, pages_per_window=50,
+        max_window_pages=5, clock=lambda: T0 + timedelta(days=1),
+    )
+
+    listed = list(walker.walk([Window(T0 + timedelta(seconds=1_000), T0 + timedelta(hours=1))]))
+
+    # cut after five pages at the oldest second listed, which the rest lists again with its own
+    assert [len(ids_inside([w])) for w in listed] == [499, 499, 2]
+    assert all(len(w.pages) <= 5 for w in listed)
+    assert sorted(ids_inside(listed)) == [r["id"] for r in deck.runs[1_000:]]
