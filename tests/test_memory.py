@@ -14,7 +14,7 @@ from dlt.common.configuration.utils import get_resolved_traces
 from support import Warehouse, make_simulator
 
 RUNS = 2_400
-MAX_RUNS_PER_LOAD = 400  # at least six loads
+MAX_RUNS_PER_LOAD = 250  # loads of ~300 runs (one-page windows): at least six loads
 
 
 class HeldAfterEachLoad(Reporter):

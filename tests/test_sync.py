@@ -222,6 +222,8 @@ def test_a_backfill_costs_requests_in_proportion_to_its_pages_at_any_load_size(
     pages = BACKFILL_RUNS // 50
     # the pages that find the start of history are the windows open towards the past
     probes = sum("created_after" not in r.params for r in listings)
-    assert len(listings) <= 1.1 * pages + (result.loads - 1) + probes, (
+    # each window's last page is partly empty: at 500 per load, windows of ~6 pages (99 requests
+    # for 80 pages, as when loads were cut mid-window); at 50,000, of 25
+    assert len(listings) <= (1.25 if max_runs_per_load < 1_000 else 1.1) * pages + probes, (
         len(listings), result.loads, probes
     )
