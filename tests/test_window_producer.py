@@ -39,38 +39,60 @@ class Listings:
         return _Fetched(listed=ListedWindow(window))
 
 
-def scheduled(producer: WindowProducer, pending: list[Window], listing: Listings) -> None:
-    producer.use(listing)
-    producer.schedule(pending)
-    for window in pending:
-        if window in producer._futures:
-            producer._futures[window].result()
+def planned(producer: WindowProducer, pending: list[Window], listing: Listings) -> None:
+    """Plan `pending` and wait until the producer has listed all it will (its horizon)."""
+    producer.plan(pending, listing)
+    while True:
+        with producer._changed:
+            futures = list(producer._futures.values())
+        for future in futures:
+            future.exception()  # waits
+        with producer._changed:
+            if all(f.done() for f in producer._futures.values()):
+                return
 
 
 def test_it_lists_the_oldest_pending_windows_up_to_its_horizon():
     producer, listing, pending = WindowProducer(workers=3, horizon=4), Listings(), windows(10)
 
-    scheduled(producer, pending, listing)
+    planned(producer, pending, listing)
 
     assert sorted(listing.listed, key=Window.sort_key) == pending[:4]
 
 
 def test_a_window_taken_makes_room_and_what_is_held_is_not_listed_again():
     producer, listing, pending = WindowProducer(workers=2, horizon=2), Listings(), windows(6)
-    scheduled(producer, pending, listing)
+    planned(producer, pending, listing)
 
-    assert producer.result(pending[0]).listed.window == pending[0]
-    producer.forget(pending[0])  # a load took it
-    scheduled(producer, pending[1:], listing)
+    window, fetched = producer.take()
+    producer.taken(window, fetched.parts)
+    planned(producer, producer.pending(), listing)
 
+    assert fetched.listed.window == window == pending[0]
     assert sorted(listing.listed, key=Window.sort_key) == pending[:3]
+
+
+def test_a_window_found_too_big_is_replaced_by_its_parts_without_a_load_asking():
+    half = T0 + timedelta(minutes=30)
+
+    def cutting_the_first(window: Window, stop: threading.Event) -> _Fetched:
+        if window == windows(1)[0]:
+            return _Fetched(parts=[Window(T0, half), Window(half, window.end)])
+        return _Fetched(listed=ListedWindow(window))
+
+    producer, pending = WindowProducer(workers=1, horizon=3), windows(3)
+    planned(producer, pending, cutting_the_first)
+
+    assert producer.pending() == [Window(T0, half), Window(half, pending[0].end), *pending[1:]]
+    assert producer.records_in_flight().keys() == {Window(T0, half), Window(half, pending[0].end),
+                                                  pending[1]}
 
 
 def test_listings_of_windows_no_longer_planned_are_dropped():
     producer, listing, pending = WindowProducer(workers=2, horizon=2), Listings(), windows(4)
-    scheduled(producer, pending, listing)
+    planned(producer, pending, listing)
 
-    scheduled(producer, pending[2:], listing)  # the first two were cut or the plan changed
+    planned(producer, pending[2:], listing)  # the first two were taken by a load that committed
 
     assert producer.records_in_flight().keys() == set(pending[2:])
 
@@ -84,26 +106,22 @@ def test_a_failed_listing_raises_in_the_load_that_takes_it_and_is_listed_again_n
             raise RuntimeError("Deck answered 503 eight times")
         return _Fetched(listed=ListedWindow(window))
 
-    producer, pending = WindowProducer(workers=1, horizon=2), windows(1)
-    producer.use(failing_once)
-    producer.schedule(pending)
+    producer, pending = WindowProducer(workers=1, horizon=1), windows(1)
+    producer.plan(pending, failing_once)
 
     with pytest.raises(RuntimeError, match="503"):
-        producer.result(pending[0])
-    producer.schedule(pending)
-    assert producer.result(pending[0]).listed.window == pending[0]
+        producer.take()
+    assert producer.take()[1].listed.window == pending[0]
     assert calls == [pending[0], pending[0]]
 
 
 def test_closing_drops_every_listing_no_load_took():
     producer, listing, pending = WindowProducer(workers=2, horizon=2), Listings(), windows(4)
-    scheduled(producer, pending, listing)
+    planned(producer, pending, listing)
 
     producer.close(wait=True)
 
-    assert producer.records_in_flight() == {}
-    with pytest.raises(RuntimeError, match="sync stopped"):
-        producer.result(pending[0])
+    assert producer.records_in_flight() == {} and producer.take() is None
 
 
 class InMemoryDeck:
@@ -156,7 +174,7 @@ def test_a_split_window_hands_over_its_first_page_so_every_request_brings_data()
     assert deck.pages_served == len(handed_over)
 
 
-def test_windows_listed_ahead_wait_packed_and_the_next_load_gets_every_run_of_them_once():
+def test_windows_listed_ahead_wait_for_the_next_load_which_gets_every_run_of_them_once():
     deck = InMemoryDeck(2_000)
     producer = WindowProducer(workers=2, horizon=3)
     walker = WindowWalker(
@@ -168,12 +186,12 @@ def test_windows_listed_ahead_wait_packed_and_the_next_load_gets_every_run_of_th
             for i in range(5)]
 
     first = list(walker.walk(plan, limit=800))
-    held = [producer.result(w).listed for w in walker.pending]  # listed while dlt loads
+    planned(producer, walker.pending, walker._fetch)  # listed while dlt loads
+    held = [producer._futures[w].result().listed for w in walker.pending]
     second = list(walker.walk(walker.pending))
 
     assert [w.window for w in first] == plan[:2] and len(held) == 3
     assert all(listed.records == 400 for listed in held)
-    assert sum(listed.pages == [] for listed in held) >= 1  # more done than workers: packed
     ids = [run["id"] for w in first + second for page in w.pages for run in page.items]
     assert sorted(ids) == sorted(run["id"] for run in deck.runs)  # each once
     assert deck.pages_served == 5 * 4  # nothing listed ahead was listed again
@@ -270,3 +288,13 @@ def test_a_window_denser_than_its_first_page_showed_is_cut_where_its_listing_rea
     assert [len(ids_inside([w])) for w in listed] == [499, 499, 2]
     assert all(len(w.pages) <= 5 for w in listed)
     assert sorted(ids_inside(listed)) == [r["id"] for r in deck.runs[1_000:]]
+
+
+def test_a_packed_listing_gives_back_exactly_the_values_it_held():
+    items = [{"id": "trun_1", "created_at": T0.isoformat(), "n": 2**80, "s": "\udcff"}]
+    listed = ListedWindow(windows(1)[0], [Page(items, False, "req_1")])
+
+    packed = listed.packed()
+
+    assert packed.pages == [] and packed.records == 1
+    assert packed.unpacked().pages == [Page(items, False, "req_1")]

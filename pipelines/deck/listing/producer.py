@@ -1,20 +1,20 @@
 """The listings of a resource's windows, made ahead of the load that takes them, for one sync.
 
-A load takes listed windows whole, in time order, until the next would not fit in
-`max_runs_per_load` (`walker.WindowWalker.walk`); which windows it takes depends on the data
-alone. How far ahead they are listed is this module's business, and only a matter of speed: the
-producer keeps up to `workers` windows listing (oldest first) and holds at most `horizon`
-listings no load took yet, so that Deck's request budget is spent while dlt normalizes and loads
-the previous load, and memory stays bounded (listings that wait are packed:
-`ListedWindow.packed`).
+A load takes listed windows whole, in time order, until they hold `max_runs_per_load`
+(`walker.WindowWalker.walk`); which windows it takes depends on the data alone. How far ahead
+they are listed is this module's business, and only a matter of speed: the producer keeps
+`workers` windows listing at every moment (the oldest of the plan first; a window found too big
+is replaced by its parts as soon as its first page says so), also while dlt normalizes and loads
+the load before, and holds at most `horizon` listed windows no load took yet, so that memory
+stays bounded (listings that wait are packed: `ListedWindow.packed`).
 
 It never touches state: every window stays in the committed plan until the load that takes it
 commits, so a kill loses nothing and the next sync lists again what was held here. A listing
 that failed is handed to the load that takes it, which raises its error then (a failure of a
 window no load reaches is never seen, as with a window never listed).
 
-Why not `dlt.sources.incremental` and dlt's own parallel extraction: a window's listing spans
-loads (it is listed while dlt loads the load before), and dlt's extract knows no such thing.
+Why not dlt's own parallel extraction: a window's listing spans loads (it is listed while dlt
+loads the load before), and the next listing depends on what the previous one found (the cuts).
 """
 
 from __future__ import annotations
@@ -33,96 +33,137 @@ Fetch = Callable[[Window, threading.Event], _Fetched]
 
 
 class WindowProducer:
-    """Lists windows ahead of their load, `workers` at once, at most `horizon` held."""
+    """Lists a plan's windows ahead of their load, `workers` at once, at most `horizon` held."""
 
     def __init__(self, workers: int, horizon: int) -> None:
         self.workers = workers
         self.horizon = max(workers, horizon)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deck-window")
+        self._pending: list[Window] = []  # the plan's windows no load took, oldest first
         self._futures: dict[Window, Future[_Fetched]] = {}
         self._records: dict[Window, int] = {}  # records fetched so far, per window started
-        self._lock = threading.Lock()
+        self._changed = threading.Condition(threading.RLock())
         self._stop = threading.Event()  # set when the sync ends: fetches stop between pages
         self._fetch: Fetch | None = None
 
-    def use(self, fetch: Fetch) -> None:
-        """How windows are listed from now on (the walker of the current load)."""
-        self._fetch = fetch
-
-    def schedule(self, pending: list[Window]) -> None:
-        """Start listing the oldest of `pending` not started yet, up to `horizon` held (the
-        oldest always: the load waits for it); drop listings of windows no longer planned (a
-        plan that ended, or a window cut since)."""
-        planned = set(pending)
-        with self._lock:
+    def plan(self, windows: list[Window], fetch: Fetch) -> None:
+        """The windows to list from now on (a load's plan), and how (its walker's fetch):
+        listings of windows no longer planned are dropped, those still planned are kept."""
+        with self._changed:
+            self._fetch = fetch
+            self._pending = sorted(windows, key=Window.sort_key)
+            planned = set(self._pending)
             for window in [w for w in self._futures if w not in planned]:
                 self._futures.pop(window).cancel()
                 self._records.pop(window, None)
-            for i, window in enumerate(pending):
-                if self._stop.is_set() or self._fetch is None:
+            self._schedule()
+
+    def pending(self) -> list[Window]:
+        """The windows no load took yet, oldest first."""
+        with self._changed:
+            return list(self._pending)
+
+    def take(self) -> tuple[Window, _Fetched] | None:
+        """The oldest window's listing (waiting for it), None when no window is left; raises
+        the error of a listing that failed (the window stays planned and is listed again
+        when next asked for)."""
+        with self._changed:
+            while True:
+                if not self._pending:
+                    return None
+                window = self._pending[0]
+                future = self._futures.get(window)
+                if future is None:
+                    if self._stop.is_set():
+                        raise RuntimeError("sync stopped")
+                    self._schedule()
+                    future = self._futures[window]
+                if future.done():
                     break
-                if i and len(self._futures) >= self.horizon:
-                    break
-                if window not in self._futures:
-                    self._records[window] = 0
-                    self._futures[window] = self._pool.submit(self._fetch, window, self._stop)
+                self._changed.wait()
+            if future.exception() is not None:
+                self._drop(window)
+                raise future.exception()  # type: ignore[misc]
+            return window, future.result()
 
-    def result(self, window: Window) -> _Fetched:
-        """The listing of `window` (waiting for it), and its error if it failed. The window
-        stays held until `forget`."""
-        with self._lock:
-            future = self._futures.get(window)
-        if future is None:  # the sync is closing (or the window was never scheduled)
-            raise RuntimeError("sync stopped")
-        try:
-            return future.result()
-        except BaseException:
-            self.forget(window)
-            raise
-
-    def split_ones(self) -> dict[Window, list[Window]]:
-        """Windows whose listing came back as parts only: each with the parts to list instead."""
-        with self._lock:
-            futures = list(self._futures.items())
-        return {
-            window: future.result().parts
-            for window, future in futures
-            if future.done() and not future.cancelled() and future.exception() is None
-            and future.result().listed is None
-        }
-
-    def forget(self, window: Window) -> None:
-        """A load took `window` (or it was cut): its listing is no longer held."""
-        with self._lock:
-            self._futures.pop(window, None)
-            self._records.pop(window, None)
+    def taken(self, window: Window, parts: list[Window]) -> None:
+        """A load took `window`; `parts` (what a cut of it left) are planned instead."""
+        with self._changed:
+            self._drop(window)
+            self._pending = sorted(
+                [w for w in self._pending if w != window] + parts, key=Window.sort_key
+            )
+            self._schedule()
 
     def counted(self, window: Window, records: int) -> None:
         """A page of `window` came back with `records` (for the progress estimate)."""
-        with self._lock:
+        with self._changed:
             if window in self._records:
                 self._records[window] += records
 
-    def crowded(self) -> bool:
-        """Whether more listings are done than workers list at once (they wait for a load)."""
-        with self._lock:
-            futures = list(self._futures.values())
-        return sum(future.done() for future in futures) >= self.workers
-
     def records_in_flight(self) -> dict[Window, int]:
         """Records fetched so far of every window started and not yet taken by a load."""
-        with self._lock:
+        with self._changed:
             return dict(self._records)
+
+    def crowded(self) -> bool:
+        """Whether more listings are done than workers list at once (they wait for a load)."""
+        with self._changed:
+            return sum(future.done() for future in self._futures.values()) >= self.workers
+
+    def _drop(self, window: Window) -> None:
+        self._futures.pop(window, None)
+        self._records.pop(window, None)
+
+    def _schedule(self) -> None:
+        """Under the lock: windows whose first page cut them are replaced by their parts, and
+        the oldest windows not started are started, up to `workers` listing at once and
+        `horizon` held (the oldest always: a load waits for it)."""
+        split = [
+            window for window, future in self._futures.items()
+            if future.done() and not future.cancelled() and future.exception() is None
+            and future.result().listed is None
+        ]
+        for window in split:
+            parts = self._futures[window].result().parts
+            self._drop(window)
+            self._pending = sorted(
+                [w for w in self._pending if w != window] + parts, key=Window.sort_key
+            )
+        if self._stop.is_set() or self._fetch is None:
+            return
+        listing = sum(not future.done() for future in self._futures.values())
+        for i, window in enumerate(self._pending):
+            if window in self._futures:
+                continue
+            if i and (listing >= self.workers or len(self._futures) >= self.horizon):
+                break
+            self._records[window] = 0
+            future = self._pool.submit(self._fetch, window, self._stop)
+            self._futures[window] = future
+            listing += 1
+            future.add_done_callback(self._done)
+
+    def _done(self, future: Future[_Fetched]) -> None:
+        """A listing ended (in its worker thread): start the next, wake the load."""
+        with self._changed:
+            try:
+                self._schedule()
+            except RuntimeError:  # the pool was shut down: the sync ends
+                pass
+            self._changed.notify_all()
 
     def close(self, wait: bool = False) -> None:
         """The sync (or a walk of its own) ends: listings no load took are dropped, fetches stop
         between pages; `wait` for the stopped ones only when none can be stalled."""
         self._stop.set()
-        with self._lock:
+        with self._changed:
             if self._futures:
                 logger.debug("Dropping %d listed windows no load took", len(self._futures))
             for future in self._futures.values():
                 future.cancel()
             self._futures.clear()
             self._records.clear()
+            self._pending = []
+            self._changed.notify_all()
         self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -93,8 +93,11 @@ class WindowWalker:
         """The windows not started and those started (with the records fetched of each so
         far): what is left of this walk, for the progress estimate (read from another thread)."""
         with self._lock:
-            pending, listing = list(self.pending), self._listing
-        started = listing.records_in_flight() if listing is not None else {}
+            listing = self._listing
+        if listing is None:
+            return list(self.pending), {}
+        pending = listing.pending()
+        started = listing.records_in_flight()
         return [w for w in pending if w not in started], {
             w: n for w, n in started.items() if w in set(pending)
         }
@@ -102,52 +105,40 @@ class WindowWalker:
     def walk(self, windows: list[Window], limit: int | None = None) -> Iterator[ListedWindow]:
         """Listed windows, taken whole in time order until they hold `limit` records or none
         is left; `pending` keeps the rest."""
-        with self._lock:
-            self.pending = sorted(windows, key=Window.sort_key)
         producer = self.producer or WindowProducer(self.workers, self.workers)
         with self._lock:
+            self.pending = sorted(windows, key=Window.sort_key)
             self._listing = producer
-        producer.use(self._fetch)
         if self.progress is not None:  # from now on this walk is the work left
             self.progress.follow(self.outlook, self.clock, self.page_size)
         taken, ended = 0, False
         try:
-            while self.pending and (limit is None or limit > 0):
-                self._replace_split_windows(producer)
-                producer.schedule(self.pending)
-                window = self.pending[0]
-                fetched = producer.result(window)
-                listed = fetched.listed
-                producer.forget(window)
-                self._replace(window, fetched.parts)
-                if listed is None:
-                    continue
-                taken += listed.records
-                if self.progress is not None:
-                    self.progress.listed(listed.window, listed.records)
-                yield listed.unpacked()  # packed when it waited
-                if limit is not None and taken >= limit:
-                    break
+            if limit is None or limit > 0:
+                producer.plan(self.pending, self._fetch)
+                while limit is None or taken < limit:
+                    got = producer.take()
+                    if got is None:
+                        break
+                    window, fetched = got
+                    producer.taken(window, fetched.parts)
+                    listed = fetched.listed
+                    if listed is None:
+                        continue
+                    taken += listed.records
+                    if self.progress is not None:
+                        self.progress.listed(listed.window, listed.records)
+                    yield listed.unpacked()  # packed when it waited
+                with self._lock:
+                    self.pending = producer.pending()
             ended = True
         finally:
             # Ctrl-C/SIGTERM, a failed window, or dlt closing the generator: do not wait for
-            # reads that may be stalled (their results are thrown away anyway).
+            # reads that may be stalled (their results are thrown away anyway). The sync's
+            # producer lists on while dlt loads this load.
             if self.producer is None:
+                with self._lock:
+                    self._listing = None  # what is left is `pending` alone
                 producer.close(wait=ended)
-            elif ended:
-                producer.schedule(self.pending)  # listed on while dlt loads this load
-
-    def _replace(self, window: Window, parts: list[Window]) -> None:
-        """`window` was taken or cut: its `parts` (what its listing left) are planned instead."""
-        with self._lock:
-            rest = [w for w in self.pending if w != window]
-            self.pending = sorted(rest + parts, key=Window.sort_key)
-
-    def _replace_split_windows(self, producer: WindowProducer) -> None:
-        """Windows the producer found too big to list whole: their parts are planned instead."""
-        for window, parts in producer.split_ones().items():
-            producer.forget(window)
-            self._replace(window, parts)
 
     def _fetch(self, window: Window, stop: threading.Event) -> _Fetched:
         """In a worker: the window's pages, or the parts to list instead when it is too big."""
