@@ -298,3 +298,27 @@ def test_a_packed_listing_gives_back_exactly_the_values_it_held():
 
     assert packed.pages == [] and packed.records == 1
     assert packed.unpacked().pages == [Page(items, False, "req_1")]
+
+
+def test_a_load_commits_a_window_the_workers_cut_whole_until_it_takes_a_part_of_it():
+    pending = windows(3)
+    half = pending[1].start + timedelta(minutes=30)
+    first_half, second_half = Window(pending[1].start, half), Window(half, pending[1].end)
+
+    def cutting_the_second(window: Window, stop: threading.Event) -> _Fetched:
+        if window == pending[1]:
+            return _Fetched(parts=[first_half, second_half])
+        return _Fetched(listed=ListedWindow(window))
+
+    producer = WindowProducer(workers=2, horizon=4)
+    planned(producer, pending, cutting_the_second)
+    assert producer.pending() == [pending[0], first_half, second_half, pending[2]]
+
+    window, fetched = producer.take()
+    producer.taken(window, fetched.parts)
+    assert producer.remainder(pending) == pending[1:]  # as if the workers had not got there
+
+    window, fetched = producer.take()
+    producer.taken(window, fetched.parts)
+    assert window == first_half
+    assert producer.remainder(pending) == [second_half, pending[2]]

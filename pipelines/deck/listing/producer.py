@@ -40,6 +40,11 @@ class WindowProducer:
         self.horizon = max(workers, horizon)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deck-window")
         self._pending: list[Window] = []  # the plan's windows no load took, oldest first
+        # What each window was cut into (by its first page, or what a load's take of it left),
+        # and the windows the current walk took: what a load commits is told from these alone
+        # (`remainder`), never from which cuts the workers happened to reach first.
+        self._children: dict[Window, list[Window]] = {}
+        self._taken: set[Window] = set()
         self._futures: dict[Window, Future[_Fetched]] = {}
         self._records: dict[Window, int] = {}  # records fetched so far, per window started
         self._changed = threading.Condition(threading.RLock())
@@ -48,10 +53,14 @@ class WindowProducer:
 
     def plan(self, windows: list[Window], fetch: Fetch) -> None:
         """The windows to list from now on (a load's plan), and how (its walker's fetch):
-        listings of windows no longer planned are dropped, those still planned are kept."""
+        listings of windows no longer planned are dropped, those still planned are kept, and
+        a planned window already cut is planned as its parts."""
         with self._changed:
             self._fetch = fetch
-            self._pending = sorted(windows, key=Window.sort_key)
+            self._taken = set()
+            self._pending = sorted(
+                (w for window in windows for w in self._frontier(window)), key=Window.sort_key
+            )
             planned = set(self._pending)
             for window in [w for w in self._futures if w not in planned]:
                 self._futures.pop(window).cancel()
@@ -59,9 +68,34 @@ class WindowProducer:
             self._schedule()
 
     def pending(self) -> list[Window]:
-        """The windows no load took yet, oldest first."""
+        """The windows no load took yet, oldest first, as cut so far."""
         with self._changed:
             return list(self._pending)
+
+    def remainder(self, windows: list[Window]) -> list[Window]:
+        """What is left of `windows` (the walk's plan) after the windows this walk took: a
+        window none of whose parts was taken stays whole, however far the workers cut it, so
+        that what a load commits depends on the data alone."""
+        with self._changed:
+            return sorted(
+                (w for window in windows for w in self._left_of(window)), key=Window.sort_key
+            )
+
+    def _frontier(self, window: Window) -> list[Window]:
+        children = self._children.get(window)
+        if children is None:
+            return [window]
+        return [w for child in children for w in self._frontier(child)]
+
+    def _touched(self, window: Window) -> bool:
+        return window in self._taken or any(
+            self._touched(child) for child in self._children.get(window, ())
+        )
+
+    def _left_of(self, window: Window) -> list[Window]:
+        if not self._touched(window):
+            return [window]
+        return [w for child in self._children.get(window, ()) for w in self._left_of(child)]
 
     def take(self) -> tuple[Window, _Fetched] | None:
         """The oldest window's listing (waiting for it), None when no window is left; raises
@@ -89,11 +123,22 @@ class WindowProducer:
     def taken(self, window: Window, parts: list[Window]) -> None:
         """A load took `window`; `parts` (what a cut of it left) are planned instead."""
         with self._changed:
-            self._drop(window)
-            self._pending = sorted(
-                [w for w in self._pending if w != window] + parts, key=Window.sort_key
-            )
+            self._taken.add(window)
+            self._replace(window, parts)
             self._schedule()
+
+    def split(self, window: Window, parts: list[Window]) -> None:
+        """`window`'s first page cut it: its `parts` are planned instead."""
+        with self._changed:
+            self._replace(window, parts)
+            self._schedule()
+
+    def _replace(self, window: Window, parts: list[Window]) -> None:
+        self._drop(window)
+        self._children[window] = list(parts)
+        self._pending = sorted(
+            [w for w in self._pending if w != window] + parts, key=Window.sort_key
+        )
 
     def counted(self, window: Window, records: int) -> None:
         """A page of `window` came back with `records` (for the progress estimate)."""
@@ -125,11 +170,7 @@ class WindowProducer:
             and future.result().listed is None
         ]
         for window in split:
-            parts = self._futures[window].result().parts
-            self._drop(window)
-            self._pending = sorted(
-                [w for w in self._pending if w != window] + parts, key=Window.sort_key
-            )
+            self._replace(window, self._futures[window].result().parts)
         if self._stop.is_set() or self._fetch is None:
             return
         listing = sum(not future.done() for future in self._futures.values())
@@ -164,6 +205,6 @@ class WindowProducer:
                 future.cancel()
             self._futures.clear()
             self._records.clear()
-            self._pending = []
+            self._pending, self._children, self._taken = [], {}, set()
             self._changed.notify_all()
         self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -120,16 +120,17 @@ class WindowWalker:
                     if got is None:
                         break
                     window, fetched = got
-                    producer.taken(window, fetched.parts)
                     listed = fetched.listed
                     if listed is None:
+                        producer.split(window, fetched.parts)
                         continue
+                    producer.taken(window, fetched.parts)
                     taken += listed.records
                     if self.progress is not None:
                         self.progress.listed(listed.window, listed.records)
                     yield listed.unpacked()  # packed when it waited
                 with self._lock:
-                    self.pending = producer.pending()
+                    self.pending = producer.remainder(self.pending)
             ended = True
         finally:
             # Ctrl-C/SIGTERM, a failed window, or dlt closing the generator: do not wait for
