@@ -24,6 +24,7 @@ from deck.core.options import max_window_pages, window_pages
 from deck.core.state import TaskRunState
 from deck.core.stats import SyncStats
 from deck.core.windows import Window, parse_timestamp
+from deck.listing.history_start import bound_open_start
 from deck.listing.intake import RunTracker
 from deck.listing.planning import finish_plan, initial_plan, top_window
 from deck.listing.walker import WindowWalker
@@ -158,7 +159,8 @@ class DeckModel:
         position = 0  # the keyset cursor: everything before it in `selected` was returned
         while True:
             self.requests += 1
-            page = selected[position: position + self.contract.page_size]
+            size = int(params.get("limit", self.contract.page_size))
+            page = selected[position: position + size]
             position += len(page)
             yield Page(
                 items=[_item(run) for run in page],
@@ -250,6 +252,7 @@ def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
 
     if state.plan is None:
         state.plan = initial_plan(state, options.start, options.end, options.lookback, clock)
+        bound_open_start(state.plan, deck.list_pages, {}, "runs")  # WindowedLoad._plan
     plan = state.plan
     walk(plan.windows)
     not_relisted = 0

@@ -37,10 +37,11 @@ logger = logging.getLogger("deck")
 # Below this a window is not split further, however dense (runs can share one timestamp).
 MIN_WINDOW_SPAN = timedelta(seconds=1)
 
-# Slices peeled at once off a window open towards the past. Its first page is a probe that the
-# walker throws away (it sizes the history for the progress estimate), so one slice per probe
-# cost a backfill one request in every `pages_per_window` + 1 (~80 for 2,000 pages); eight cost
-# one in ~200, plus at most seven slices found empty below the start of history, once a sync.
+# Slices peeled at once off a window open towards the past: one whose start
+# `history_start.find_start` could not prove (a run dated before 2000). Its first page is a probe
+# that the walker throws away, so one slice per probe cost a backfill one request in every
+# `pages_per_window` + 1; eight cost one in ~200, plus at most seven slices found empty below the
+# start of history.
 OPEN_START_SLICES = 8
 
 

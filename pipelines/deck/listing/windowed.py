@@ -19,6 +19,7 @@ from deck.api.client import DeckClient, Page
 from deck.core.options import SourceOptions
 from deck.core.state import ListingState, Plan
 from deck.core.stats import SyncStats
+from deck.listing.history_start import bound_open_start
 from deck.listing.listed import ListedWindow
 from deck.listing.planning import finish_plan, forget_future_watermark, initial_plan, top_window
 from deck.listing.producer import WindowProducer
@@ -135,6 +136,9 @@ class WindowedLoad(Generic[StateT]):
             self._before_planning()
             self.state.plan = initial_plan(
                 self.state, options.start, options.end, options.lookback, deck_clock
+            )
+            bound_open_start(
+                self.state.plan, self.walker.list_pages, self.walker.params, self.noun
             )
         return self.state.plan
 
