@@ -145,15 +145,21 @@ def test_finishing_a_plan_vouches_only_for_a_watermark_decks_agreed_clock_has_pa
     assert finished(T0, later, CLOCK) == (later, True)
 
 
-def test_a_dense_window_is_cut_at_the_end_its_first_page_shows():
+def test_a_dense_window_is_cut_from_the_end_its_first_page_shows_eight_slices_at_a_time():
     window = Window(T0, T0 + timedelta(days=10))
     newest_first = [T0 + timedelta(days=10) - timedelta(minutes=i) for i in range(100)]
 
     parts = split_window(window, page(newest_first), True, page_size=100, pages_per_window=25,
                          clock=CLOCK)
 
-    cut = newest_first[-1] - (newest_first[0] - newest_first[-1]) * 24
-    assert parts == [Window(T0, cut), Window(cut, window.end)]
+    slice_span = (newest_first[0] - newest_first[-1]) * 24  # 25 pages at this page's density
+    cuts = [c for c in (newest_first[-1] - slice_span * i for i in range(8, 0, -1)) if c > T0]
+    assert len(cuts) == 6  # the other two fall before the window's start
+    assert parts == [
+        Window(T0, cuts[0]),
+        *(Window(lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)),
+        Window(cuts[-1], window.end),
+    ]
 
 
 def test_a_window_open_towards_the_past_peels_several_slices_per_probe():

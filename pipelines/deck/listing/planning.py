@@ -37,11 +37,11 @@ logger = logging.getLogger("deck")
 # Below this a window is not split further, however dense (runs can share one timestamp).
 MIN_WINDOW_SPAN = timedelta(seconds=1)
 
-# Slices peeled at once off a window open towards the past: one whose start
-# `history_start.find_start` could not prove (a run dated before 2000). Its first page is a probe
-# that the walker throws away, so one slice per probe cost a backfill one request in every
-# `pages_per_window` + 1; eight cost one in ~200, plus at most seven slices found empty below the
-# start of history.
+# Slices peeled at once off the newest end of a window (its first page newest first). Loads take
+# windows oldest first, so the chain of cuts must reach the start quickly: eight slices per cut
+# reach it in one request per ~200 pages. In a window open towards the past (a start
+# `history_start.find_start` could not prove, as a run dated before 2000) the first page is a
+# probe the walker throws away, and up to seven slices may be found empty below the history.
 OPEN_START_SLICES = 8
 
 
@@ -202,7 +202,7 @@ def split_window(
     direction = page_direction(stamps)
     step = coarsest_grain(stamps)  # cuts on whole steps of the precision Deck printed at
     if direction == "newest_first":
-        slices = OPEN_START_SLICES if window.start is None else 1
+        slices = OPEN_START_SLICES
         cuts = [floor(_back(low, slice_span * i), step) for i in range(1, slices + 1)]
     elif direction == "oldest_first":
         cuts = [floor(_forward(high, slice_span, clock), step)]  # never past Deck's clock
