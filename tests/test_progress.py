@@ -16,7 +16,7 @@ import subprocess
 import sys
 import termios
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from itertools import accumulate
 from pathlib import Path
 
@@ -224,6 +224,8 @@ def test_on_a_terminal_the_live_display_ends_showing_the_syncs_totals(tmp_path):
         )
         requests = len(sim.requests)
         runs = len(sim.runs())
+        oldest = min(datetime.fromisoformat(r["created_at"].replace("Z", "+00:00"))
+                     for r in sim.runs())
     finally:
         sim.stop()
 
@@ -238,6 +240,10 @@ def test_on_a_terminal_the_live_display_ends_showing_the_syncs_totals(tmp_path):
         rf" \| loads committed {loads}\n",
         final,
     ), final
-    assert "  listed runs start..now" in final
+    # from where the history was found to start (at most 1/64 of its ten days below its oldest run)
+    listed_from = re.search(r"  listed runs (\d{4}-\d\d-\d\d \d\d:\d\d)\.\.now\n", final)
+    assert listed_from, final
+    start = datetime.fromisoformat(listed_from.group(1)).replace(tzinfo=timezone.utc)
+    assert oldest - timedelta(days=10 / 64 + 1 / 1440) <= start <= oldest
     assert "Progress:" not in text and "committed: runs" not in text  # no log lines on a tty
     assert f"{runs:,} new" in stdout

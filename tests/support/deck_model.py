@@ -24,7 +24,6 @@ from deck.core.options import max_window_pages, window_pages
 from deck.core.state import TaskRunState
 from deck.core.stats import SyncStats
 from deck.core.windows import Window, parse_timestamp
-from deck.listing.history_start import bound_open_start
 from deck.listing.intake import RunTracker
 from deck.listing.planning import finish_plan, initial_plan, top_window
 from deck.listing.walker import WindowWalker
@@ -252,7 +251,6 @@ def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
 
     if state.plan is None:
         state.plan = initial_plan(state, options.start, options.end, options.lookback, clock)
-        bound_open_start(state.plan, deck.list_pages, {}, "runs")  # WindowedLoad._plan
     plan = state.plan
     walk(plan.windows)
     not_relisted = 0

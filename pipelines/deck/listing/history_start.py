@@ -18,7 +18,7 @@ window of that start lists at most ~2% empty time; the second is the finest step
 oldest-first answer names the oldest record itself, which one request confirms. Where no empty
 answer comes before `EARLIEST_PLAUSIBLE` (a record dated 1970), the window stays open.
 
-    search = StartSearch.from_opening([stamp_a, stamp_b], has_more=True)
+    search = StartSearch.from_opening(stamps_of_the_first_page, has_more=True)
     while (t := search.next_probe()) is not None:
         search.answer(t, any_record_before_t)
     search.start  # None: keep the window open
@@ -33,11 +33,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from deck.api.client import Page
-from deck.core.state import Plan
 from deck.core.windows import (
     EARLIEST_PLAUSIBLE,
     ONE_S,
-    Window,
     ceil,
     floor,
     format_bound,
@@ -65,9 +63,9 @@ class StartSearch:
 
     @classmethod
     def from_opening(cls, stamps: list[datetime], has_more: bool) -> StartSearch | None:
-        """The search after the opening answer (`limit=2`, the window's own bounds, `stamps`
-        in the order Deck gave them); None when there is nothing to search (the answer held
-        every record of the window, or none that could be read)."""
+        """The search after the window's first page (`stamps` in the order Deck gave them);
+        None when there is nothing to search (the page held every record of the window, or
+        none that could be read)."""
         if not stamps or not has_more:
             return None
         newest, oldest = max(stamps), min(stamps)
@@ -110,11 +108,14 @@ class StartSearch:
 
 
 def find_start(
-    list_pages: Callable[[dict[str, Any]], Iterator[Page]], params: dict[str, Any], noun: str
+    list_pages: Callable[[dict[str, Any]], Iterator[Page]],
+    params: dict[str, Any],
+    opening: Page,
+    noun: str,
 ) -> datetime | None:
     """The start of the history `params` select (a window open towards the past: its filters
-    and end bound), asked of Deck; None when it cannot be proven (the window stays open)."""
-    opening = _first_page(list_pages, {**params, "limit": 2})
+    and end bound), asked of Deck after the window's first page (`opening`); None when it
+    cannot be proven (the window stays open) or the first page held the whole window."""
     search = StartSearch.from_opening(page_stamps(opening.items), opening.has_more)
     if search is None:
         return None
@@ -128,7 +129,7 @@ def find_start(
     else:
         logger.info(
             "The %s' history starts at or after %s (found in %d requests)",
-            noun, format_timestamp(search.start), search.probes + 1,
+            noun, format_timestamp(search.start), search.probes,
         )
     return search.start
 
@@ -141,20 +142,3 @@ def _first_page(list_pages: Callable[[dict[str, Any]], Iterator[Page]], params: 
         close = getattr(pages, "close", None)
         if close is not None:
             close()
-
-
-def bound_open_start(
-    plan: Plan,
-    list_pages: Callable[[dict[str, Any]], Iterator[Page]],
-    params: dict[str, Any],
-    noun: str,
-) -> None:
-    """A new plan's window open towards the past starts where the history does (`find_start`),
-    so that every window is bounded: loads take them oldest first from the start, and the
-    progress estimate knows the whole span. `params`: the listing's filters."""
-    window = next((w for w in plan.windows if w.start is None), None)
-    if window is None:
-        return
-    start = find_start(list_pages, {**params, **window.params()}, noun)
-    if start is not None and (window.end is None or start < window.end):
-        plan.windows = [Window(start, w.end) if w == window else w for w in plan.windows]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pickle
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from deck.api.client import Page
 from deck.core.records import Rejection
@@ -70,3 +71,7 @@ class ListedWindow:
 class _Fetched:
     parts: list[Window] = field(default_factory=list)
     listed: ListedWindow | None = None
+    # The first page of a window that held more (the window as listed, its records): how dense
+    # that stretch is, reported to the progress estimate by the load that takes the window, so
+    # that the estimate never depends on which listings the workers reached first.
+    probe: tuple[Window, list[dict[str, Any]]] | None = None

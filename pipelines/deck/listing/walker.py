@@ -33,6 +33,7 @@ from deck.core import records
 from deck.core.observers import ListingObserver
 from deck.core.records import Rejection
 from deck.core.windows import ONE_US, Window, page_stamps
+from deck.listing.history_start import find_start
 from deck.listing.intake import checked_page, created_at_of
 from deck.listing.listed import ListedWindow, _Fetched
 from deck.listing.planning import clip_windows, cut_listed_part, split_window
@@ -74,7 +75,9 @@ class WindowWalker:
         clock: Callable[[], datetime],
         progress: ListingObserver | None = None,
         producer: WindowProducer | None = None,
+        noun: str = "records",
     ) -> None:
+        self.noun = noun  # for log lines
         self.list_pages = list_pages  # DeckClient.list_task_runs or .list_events
         self.params = params  # the list's filters, sent with every window
         self.page_size = page_size
@@ -120,6 +123,8 @@ class WindowWalker:
                     if got is None:
                         break
                     window, fetched = got
+                    if self.progress is not None and fetched.probe is not None:
+                        self.progress.probed(*fetched.probe)
                     listed = fetched.listed
                     if listed is None:
                         producer.split(window, fetched.parts)
@@ -144,10 +149,23 @@ class WindowWalker:
     def _fetch(self, window: Window, stop: threading.Event) -> _Fetched:
         """In a worker: the window's pages, or the parts to list instead when it is too big."""
         listing = self._listing
-        count = listing.counted if listing is not None else (lambda window, records: None)
+        planned = window  # the producer's key, whatever this listing makes of the window
+        counted = listing.counted if listing is not None else (lambda window, records: None)
+
+        def count(_: Window, records: int) -> None:
+            counted(planned, records)
+
         pages = self.list_pages({**self.params, **window.params()})
         checks: list[records.Checked] = []
         first = checked_page(next(pages), checks)
+        if window.start is None and first.has_more:
+            # Open towards the past: find where the history starts, so that every window is
+            # bounded (loads take them oldest first; the estimate knows the span).
+            start = find_start(
+                self.list_pages, {**self.params, **window.params()}, first, self.noun
+            )
+            if start is not None and (window.end is None or start < window.end):
+                window = Window(start, window.end)
         parts = split_window(
             window,
             first.items,
@@ -156,8 +174,7 @@ class WindowWalker:
             pages_per_window=self.pages_per_window,
             clock=self.clock(),
         )
-        if self.progress is not None and first.has_more:
-            self.progress.probed(window, first.items)
+        probe = (window, first.items) if first.has_more else None
         if parts:
             pages.close()
             # The first page is data, not only a probe: the part of the window it covers is
@@ -166,10 +183,11 @@ class WindowWalker:
             # starts (for the estimate).
             cut = self._cut(window, [first], checks) if window.start is not None else None
             if cut is None:  # open start, a page in no order, or a rejected record on it
-                return _Fetched(parts=parts)
+                return _Fetched(parts=parts, probe=probe)
             listed, rest = cut
             count(window, len(first.items))
             return self._held(listing, _Fetched(
+                probe=probe,
                 parts=clip_windows(parts, rest),
                 listed=ListedWindow(
                     listed, [first], locate(listed, checks), deferred=deferred_to(rest, [first])
@@ -186,6 +204,7 @@ class WindowWalker:
                     pages.close()
                     listed, rest = cut
                     return self._held(listing, _Fetched(
+                        probe=probe,
                         parts=[rest],
                         listed=ListedWindow(
                             listed, fetched, locate(listed, checks),
@@ -198,7 +217,8 @@ class WindowWalker:
             fetched.append(checked_page(page, checks))
             count(window, len(fetched[-1].items))
         return self._held(
-            listing, _Fetched(listed=ListedWindow(window, fetched, locate(window, checks)))
+            listing,
+            _Fetched(listed=ListedWindow(window, fetched, locate(window, checks)), probe=probe),
         )
 
     def _held(self, listing: WindowProducer | None, fetched: _Fetched) -> _Fetched:

@@ -19,7 +19,6 @@ from deck.api.client import DeckClient, Page
 from deck.core.options import SourceOptions
 from deck.core.state import ListingState, Plan
 from deck.core.stats import SyncStats
-from deck.listing.history_start import bound_open_start
 from deck.listing.listed import ListedWindow
 from deck.listing.planning import finish_plan, forget_future_watermark, initial_plan, top_window
 from deck.listing.producer import WindowProducer
@@ -87,6 +86,7 @@ class WindowedLoad(Generic[StateT]):
             clock=client.stats.deck_now,
             progress=self.listing,
             producer=producer,
+            noun=self.noun,
         )
         self.loaded = 0
         self.more_to_load = False
@@ -136,9 +136,6 @@ class WindowedLoad(Generic[StateT]):
             self._before_planning()
             self.state.plan = initial_plan(
                 self.state, options.start, options.end, options.lookback, deck_clock
-            )
-            bound_open_start(
-                self.state.plan, self.walker.list_pages, self.walker.params, self.noun
             )
         return self.state.plan
 
