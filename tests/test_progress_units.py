@@ -363,10 +363,8 @@ def test_the_try_line_quotes_a_path_with_a_quote_and_a_space_for_the_shell():
 ESTIMATE_BANDS = {  # shape: (lowest, highest) total estimated / true total, from the first load
     "uniform": (0.9, 1.1),
     "long_gap": (0.7, 1.3),
-    # 0.69 or 0.85 after the first load of an open start at 5,000 per load: its first figure
-    # rests on the probes of the windows the workers reached before the load ended, so it
-    # depends on their timing (shown only; the plan a load commits does not). Issue 24's search
-    # for the start of history makes it 0.85 always.
+    # 0.69 after the first load at 5,000 per load, with or without a start_date, since loads
+    # take whole windows (0.81 when they were cut at max_runs_per_load)
     "last_week": (0.65, 1.3),
     "bursty": (0.5, 1.5),
 }
