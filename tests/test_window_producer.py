@@ -322,3 +322,20 @@ def test_a_load_commits_a_window_the_workers_cut_whole_until_it_takes_a_part_of_
     producer.taken(window, fetched.parts)
     assert window == first_half
     assert producer.remainder(pending) == [second_half, pending[2]]
+
+
+def test_a_window_a_load_took_is_listed_again_when_a_later_walk_plans_it_again():
+    """The re-list of the top can plan the very bounds an earlier load of the sync took."""
+    producer, listing, pending = WindowProducer(workers=2, horizon=2), Listings(), windows(2)
+    producer.plan(pending, listing)
+    while (got := producer.take()) is not None:
+        producer.taken(got[0], got[1].parts)
+
+    producer.plan(pending, listing)
+    again = []
+    while (got := producer.take()) is not None:
+        producer.taken(got[0], got[1].parts)
+        again.append(got[0])
+
+    assert again == pending
+    assert producer.remainder(pending) == []

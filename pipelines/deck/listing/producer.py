@@ -57,6 +57,11 @@ class WindowProducer:
         a planned window already cut is planned as its parts."""
         with self._changed:
             self._fetch = fetch
+            # What a take left of a window is not a partition of it: a window taken by an
+            # earlier walk and planned again (the re-list of the top can plan the same bounds)
+            # is listed again whole.
+            for window in self._taken:
+                self._children.pop(window, None)
             self._taken = set()
             self._pending = sorted(
                 (w for window in windows for w in self._frontier(window)), key=Window.sort_key
