@@ -4,8 +4,8 @@ Deck's bounds (a small model of Deck, no HTTP; the sync over HTTP is in test_con
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from deck.core.windows import parse_timestamp
-from deck.listing.history_start import find_start
+from deck.core.windows import page_stamps, parse_timestamp
+from deck.listing.history_start import StartSearch, find_start
 from hypothesis import given
 from hypothesis import strategies as st
 from support.deck_model import MS_US, Contract, DeckModel, to_us
@@ -20,9 +20,9 @@ def deck_of(instants: list[int], **contract: object) -> DeckModel:
     return DeckModel(Contract(page_size=100, **contract), instants)
 
 
-def start_of(deck: DeckModel) -> datetime | None:
+def start_of(deck: DeckModel, at_once: int = 1) -> datetime | None:
     """`find_start` after the first page of the open window, as the walker asks it."""
-    return find_start(deck.list_pages, {}, next(deck.list_pages({})), "runs")
+    return find_start(deck.list_pages, {}, next(deck.list_pages({})), "runs", at_once=at_once)
 
 
 def oldest_printed(deck: DeckModel) -> datetime:
@@ -45,14 +45,14 @@ HISTORIES = st.lists(
 )
 
 
-@given(HISTORIES, CONTRACTS)
-def test_no_run_lies_before_the_start_found_under_any_reading(instants, contract):
+@given(HISTORIES, CONTRACTS, st.sampled_from([1, 2, 5]))
+def test_no_run_lies_before_the_start_found_under_any_reading(instants, contract, at_once):
     deck = deck_of(instants, **contract)
 
-    start = start_of(deck)
+    start = start_of(deck, at_once)
 
     if len(deck.runs) > 100:  # else the first page holds them all: nothing to search
-        assert start is not None and deck.requests <= 40
+        assert start is not None and deck.requests <= 1 + 40 * at_once
     if start is not None:
         assert start <= oldest_printed(deck)
         assert all(run.instant >= to_us(start) for run in deck.runs)
@@ -65,6 +65,21 @@ def test_a_year_newest_first_is_found_in_about_twenty_requests_close_below_its_o
 
     assert deck.requests <= 25
     assert oldest_printed(deck) - timedelta(days=365 / 64) <= start <= oldest_printed(deck)
+
+
+def test_five_at_once_a_year_is_found_in_at_most_seven_round_trips():
+    """The search asks the sync's workers' worth of instants together (pure: rounds counted)."""
+    deck = deck_of(a_year_of_runs())
+    opening = next(deck.list_pages({}))
+    search = StartSearch.from_opening(page_stamps(opening.items), opening.has_more)
+    rounds = 0
+
+    while probes := search.next_probes(at_once=5):
+        rounds += 1
+        search.answer([(t, any(run.instant < to_us(t) for run in deck.runs)) for t in probes])
+
+    assert rounds <= 7
+    assert oldest_printed(deck) - timedelta(days=365 / 64) <= search.start <= oldest_printed(deck)
 
 
 def test_oldest_first_the_first_page_names_the_start_and_one_request_confirms_it():

@@ -210,16 +210,16 @@ class SourceOptions:
             max_table_nesting=check_option("max_table_nesting", max_table_nesting),
         )
 
-    def windows_ahead(self, page_size: int) -> int:
-        """How many listed windows a sync's producer holds ahead of the loads that take them
+    def records_ahead(self) -> int:
+        """How many records a sync's producer holds listed ahead of the loads that take them
         (`deck.listing.producer.WindowProducer`): two loads' worth (`max_runs_per_load`), so
         that listing does not stop while dlt works (~12-15 s per 50,000 runs, in which Deck's
-        budget lists ~30,000) nor while a load waits for its oldest window (the open start's
-        probes); at least `workers`. Held packed, ~0.12 KB per run (~12 MiB at the default).
-        Measured: 60,000 runs over three loads at 150 ms and 200 / 10 s took 41.3 s holding one
-        load's worth, 35.5 s holding two (the budget's floor is 30 s)."""
-        per_window = self.window_pages(page_size) * page_size
-        return max(self.workers, 2 * self.max_runs_per_load // per_window)
+        budget lists ~30,000) nor while a load waits for its oldest window. Held packed,
+        ~0.12 KB per run (~12 MiB at the default). Counted in records, not windows: windows
+        differ in size. Measured: 60,000 runs over three loads at 150 ms and 200 / 10 s took
+        41.3 s holding one load's worth of windows, 35.5 s holding two (the budget's floor is
+        30 s)."""
+        return 2 * self.max_runs_per_load
 
     def max_window_pages(self, page_size: int) -> int:
         """Pages a window's listing is cut at (`max_window_pages`)."""

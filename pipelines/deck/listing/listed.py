@@ -20,7 +20,7 @@ class ListedWindow:
 
     A window listed ahead waits for the next load with its pages `packed` (pickled and
     compressed: ~0.1 KB per run instead of ~1.9 KB as parsed dicts), so the up to one load's
-    worth of windows held while dlt loads (`SourceOptions.windows_ahead`; where a sync's memory
+    worth of windows held while dlt loads (`SourceOptions.records_ahead`; where a sync's memory
     peaks) costs a few MiB at the default 50,000 runs rather than ~95 MiB.
     """
 

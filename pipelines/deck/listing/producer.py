@@ -35,9 +35,16 @@ Fetch = Callable[[Window, threading.Event], _Fetched]
 class WindowProducer:
     """Lists a plan's windows ahead of their load, `workers` at once, at most `horizon` held."""
 
-    def __init__(self, workers: int, horizon: int) -> None:
+    def __init__(
+        self, workers: int, horizon: int | None = None, records_ahead: int | None = None
+    ) -> None:
         self.workers = workers
-        self.horizon = max(workers, horizon)
+        # How much is listed ahead: at most `horizon` windows and `records_ahead` records held
+        # (listed, or being listed) that no load took yet. A sync bounds records (what memory
+        # holds), not windows: windows differ in size, and a count of them made the producer
+        # stop while dlt loaded a load, then list the last big windows one worker each.
+        self.horizon = None if horizon is None else max(workers, horizon)
+        self.records_ahead = records_ahead
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deck-window")
         self._pending: list[Window] = []  # the plan's windows no load took, oldest first
         # What each window was cut into (by its first page, or what a load's take of it left),
@@ -182,13 +189,19 @@ class WindowProducer:
         for i, window in enumerate(self._pending):
             if window in self._futures:
                 continue
-            if i and (listing >= self.workers or len(self._futures) >= self.horizon):
+            if i and (listing >= self.workers or self._full()):
                 break
             self._records[window] = 0
             future = self._pool.submit(self._fetch, window, self._stop)
             self._futures[window] = future
             listing += 1
             future.add_done_callback(self._done)
+
+    def _full(self) -> bool:
+        """Under the lock: whether as much is held ahead as the producer may hold."""
+        if self.horizon is not None and len(self._futures) >= self.horizon:
+            return True
+        return self.records_ahead is not None and sum(self._records.values()) >= self.records_ahead
 
     def _done(self, future: Future[_Fetched]) -> None:
         """A listing ended (in its worker thread): start the next, wake the load."""

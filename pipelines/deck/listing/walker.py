@@ -162,7 +162,8 @@ class WindowWalker:
             # Open towards the past: find where the history starts, so that every window is
             # bounded (loads take them oldest first; the estimate knows the span).
             start = find_start(
-                self.list_pages, {**self.params, **window.params()}, first, self.noun
+                self.list_pages, {**self.params, **window.params()}, first, self.noun,
+                at_once=self.workers,
             )
             if start is not None and (window.end is None or start < window.end):
                 window = Window(start, window.end)

@@ -81,9 +81,7 @@ class SourceLoads:
             producer = (
                 None
                 if self.standalone
-                else scope.producer_for(
-                    name, options.workers, options.windows_ahead(client.page_size)
-                )
+                else scope.producer_for(name, options.workers, options.records_ahead())
             )
             load = self.loads[name](
                 client, options, dlt.current.resource_state(), scope.stats, redact=self.redact,

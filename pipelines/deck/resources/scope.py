@@ -57,10 +57,10 @@ class SyncScope:
             self.client = build(self.stats)
         return self.client
 
-    def producer_for(self, resource: str, workers: int, windows_held: int) -> WindowProducer:
+    def producer_for(self, resource: str, workers: int, records_ahead: int) -> WindowProducer:
         """Who lists `resource`'s windows ahead of the loads that take them."""
         if resource not in self.producers:
-            self.producers[resource] = WindowProducer(workers, horizon=windows_held)
+            self.producers[resource] = WindowProducer(workers, records_ahead=records_ahead)
         return self.producers[resource]
 
     def close(self) -> None:
