@@ -339,3 +339,31 @@ def test_a_window_a_load_took_is_listed_again_when_a_later_walk_plans_it_again()
 
     assert again == pending
     assert producer.remainder(pending) == []
+
+
+def test_a_window_to_list_after_the_plan_starts_once_every_planned_window_has_started():
+    producer, listing, pending = WindowProducer(workers=1, horizon=1), Listings(), windows(3)
+    *plan, top = pending
+    producer.list_after(top)
+    planned(producer, plan, listing)
+    assert listing.listed == plan[:1]
+
+    for _ in plan:
+        producer.taken(*(lambda got: (got[0], got[1].parts))(producer.take()))
+        planned(producer, producer.pending(), listing)
+
+    assert listing.listed == pending
+
+
+def test_a_window_listed_after_the_plan_is_taken_from_that_listing_when_the_next_walk_plans_it():
+    producer, listing = WindowProducer(workers=2, horizon=2), Listings()
+    first, top = windows(2)
+    producer.list_after(top)
+    planned(producer, [first], listing)
+    producer.taken(*(lambda got: (got[0], got[1].parts))(producer.take()))
+
+    producer.plan([top], listing)
+    window, fetched = producer.take()
+
+    assert (window, fetched.listed.window) == (top, top)
+    assert sorted(listing.listed, key=Window.sort_key) == [first, top]  # listed once

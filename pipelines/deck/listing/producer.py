@@ -57,6 +57,7 @@ class WindowProducer:
         self._changed = threading.Condition(threading.RLock())
         self._stop = threading.Event()  # set when the sync ends: fetches stop between pages
         self._fetch: Fetch | None = None
+        self._after: Window | None = None  # listed once the plan's windows have all started
 
     def plan(self, windows: list[Window], fetch: Fetch) -> None:
         """The windows to list from now on (a load's plan), and how (its walker's fetch):
@@ -74,9 +75,21 @@ class WindowProducer:
                 (w for window in windows for w in self._frontier(window)), key=Window.sort_key
             )
             planned = set(self._pending)
-            for window in [w for w in self._futures if w not in planned]:
+            if self._after in planned:
+                self._after = None
+            for window in [w for w in self._futures if w not in planned and w != self._after]:
                 self._futures.pop(window).cancel()
                 self._records.pop(window, None)
+            self._schedule()
+
+    def list_after(self, window: Window) -> None:
+        """List `window` once every planned window has started (the top a later walk lists
+        once more, as late as it can be without waiting for the loads): kept until a walk
+        plans it or another window replaces it here."""
+        with self._changed:
+            if self._after is not None and self._after != window:
+                self._drop(self._after)
+            self._after = window
             self._schedule()
 
     def pending(self) -> list[Window]:
@@ -182,7 +195,8 @@ class WindowProducer:
             and future.result().listed is None
         ]
         for window in split:
-            self._replace(window, self._futures[window].result().parts)
+            if window in self._pending:  # not one listed early, which no walk planned yet
+                self._replace(window, self._futures[window].result().parts)
         if self._stop.is_set() or self._fetch is None:
             return
         listing = sum(not future.done() for future in self._futures.values())
@@ -191,11 +205,20 @@ class WindowProducer:
                 continue
             if i and (listing >= self.workers or self._full()):
                 break
-            self._records[window] = 0
-            future = self._pool.submit(self._fetch, window, self._stop)
-            self._futures[window] = future
+            self._start(window)
             listing += 1
-            future.add_done_callback(self._done)
+        after = self._after
+        if (
+            after is not None and after not in self._futures and listing < self.workers
+            and all(window in self._futures for window in self._pending)
+        ):
+            self._start(after)
+
+    def _start(self, window: Window) -> None:
+        self._records[window] = 0
+        future = self._pool.submit(self._fetch, window, self._stop)  # type: ignore[arg-type]
+        self._futures[window] = future
+        future.add_done_callback(self._done)
 
     def _full(self) -> bool:
         """Under the lock: whether as much is held ahead as the producer may hold."""
@@ -224,5 +247,6 @@ class WindowProducer:
             self._futures.clear()
             self._records.clear()
             self._pending, self._children, self._taken = [], {}, set()
+            self._after = None
             self._changed.notify_all()
         self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -146,6 +146,12 @@ class WindowWalker:
                     self._listing = None  # what is left is `pending` alone
                 producer.close(wait=ended)
 
+    def list_after(self, window: Window) -> None:
+        """List `window` once every window planned has started, for a later walk of this sync
+        (nothing without a sync's producer: a walk of its own drops its listings as it ends)."""
+        if self.producer is not None:
+            self.producer.list_after(window)
+
     def _fetch(self, window: Window, stop: threading.Event) -> _Fetched:
         """In a worker: the window's pages, or the parts to list instead when it is too big."""
         listing = self._listing
