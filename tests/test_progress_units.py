@@ -162,6 +162,13 @@ def test_below_a_first_page_the_time_seen_empty_above_it_counts_too():
     assert 0 < left(listing) < 100 / 0.99 * 39 / 4
 
 
+def test_just_below_a_first_page_its_density_carries_on_for_two_of_its_spans():
+    listing = following([Window(at(38), at(39))])  # the page spans 39.01 h..40 h
+    listing.probed(Window(at(0), at(99)), records(*[40 - i * 0.01 for i in range(100)]))
+
+    assert left(listing) == pytest.approx(100 / 0.99)  # 1 h at the page's 100 per 0.99 h
+
+
 def test_a_first_page_oldest_first_says_its_window_holds_nothing_older():
     listing = following([Window(at(0), at(20))])
     listing.probed(Window(at(0), at(99)), records(*[20 + i * 0.01 for i in range(100)]))
@@ -355,18 +362,16 @@ def test_the_try_line_quotes_a_path_with_a_quote_and_a_space_for_the_shell():
 #
 # A backfill of 20,000 runs over several loads, played by the model of Deck and the real walker
 # (`support.deck_model`), newest first as Deck lists; the estimate read where a user reads it, at
-# each committed load. The bands are what the estimate achieves on these histories (over three
-# seeds the ranges are wider: docs/operations.md, "Watching a long sync"); the target of ±25%
-# holds on uniform histories and is missed by a few points on a long gap and a busy last week,
-# and by more on bursts, whose records between the pages seen nothing hints at.
+# each committed load. The target is ±25% on every shape (docs/operations.md, "Watching a long
+# sync", has the table over five seeds).
 
 ESTIMATE_BANDS = {  # shape: (lowest, highest) total estimated / true total, from the first load
+    # seed 1 of each shape; over five seeds and 1,000-5,000 runs per load the estimate stays in
+    # these bands but on bursts (0.60-1.81: records between the pages seen nothing hints at)
     "uniform": (0.9, 1.1),
-    "long_gap": (0.7, 1.3),
-    # 0.69 after the first load at 5,000 per load, with or without a start_date, since loads
-    # take whole windows (0.81 when they were cut at max_runs_per_load)
-    "last_week": (0.65, 1.3),
-    "bursty": (0.5, 1.5),
+    "long_gap": (0.75, 1.25),
+    "last_week": (0.75, 1.25),
+    "bursty": (0.75, 1.25),
 }
 
 

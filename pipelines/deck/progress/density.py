@@ -10,6 +10,7 @@ the map keeps what each observation says about its own stretch of time:
 - a window listed to its end: exactly how many records its span holds;
 - a window's first page (a probe): the density of the stretch it covers, and, at its far end,
   that the window holds nothing beyond it (Deck returned its newest, or oldest, record first);
+  past its near end, weakly, the same density for two of its spans (`EXTEND_PAGES`);
 
 and a stretch no observation covers takes the density seen around it, weighed by time (`_gap`).
 Later observations replace earlier ones where they overlap; a probe never replaces a listed
@@ -22,10 +23,19 @@ records no page hints at: on such histories the total can be off by half until t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from deck.core.windows import Window, after, is_plausible, page_direction
+
+# A first page's density is carried on for this many of its own spans beyond it, into the window
+# it came from (weaker than any page seen there). Deck lists a window from one end, so the page
+# is the best guess for what lies just past it, where the cutter will have cut. Measured on the
+# synthetic histories of tests/test_progress_units.py, 5 seeds, 1,000-5,000 runs per load, the
+# estimate after each load / true total: 0 spans (time-weighted neighbours only) gave a last
+# week of 0.62-1.30, 2 spans 0.77-1.18; uniform 0.93-1.03 -> 0.96-1.08, a long gap 0.82-1.17 ->
+# 0.90-1.24; 4 and more overshoot a long gap and bursts.
+EXTEND_PAGES = 2
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,11 @@ class Stretch:
     end: datetime
     density: float
     exact: bool  # counted by listing it whole, not judged from one page
+    extended: bool = False  # a page's density carried on beyond the page (weakest)
+
+    @property
+    def strength(self) -> int:
+        return 2 if self.exact else 0 if self.extended else 1
 
     @property
     def seconds(self) -> float:
@@ -68,11 +83,16 @@ class DensityMap:
             return
         low, high = min(stamps), max(stamps)
         direction = page_direction(stamps)
+        reach = (high - low) * EXTEND_PAGES
         if direction == "newest_first":  # nothing of the window lies after its newest record
             top = now if window.end is None or window.end > now else window.end
             self._paint(Stretch(after(high), top, 0.0, exact=False))
+            below = low - reach if window.start is None else max(window.start, low - reach)
+            self._paint(Stretch(below, low, density, exact=False, extended=True))
         elif direction == "oldest_first" and window.start is not None:
             self._paint(Stretch(window.start, low, 0.0, exact=False))
+            above = high + reach if window.end is None else min(window.end, high + reach)
+            self._paint(Stretch(high, min(above, now), density, exact=False, extended=True))
         self._paint(Stretch(low, high, density, exact=False))
 
     def records_in(self, window: Window, now: datetime) -> float | None:
@@ -125,7 +145,7 @@ class DensityMap:
         for old in self.stretches:
             if old.end <= new.start or old.start >= new.end:
                 kept.append(old)
-            elif old.exact and not new.exact:
+            elif old.strength > new.strength:
                 kept.append(old)
                 pieces = [part for piece in pieces for part in _minus(piece, old)]
             else:
@@ -136,8 +156,8 @@ class DensityMap:
 def _minus(stretch: Stretch, other: Stretch) -> list[Stretch]:
     """The parts of `stretch` outside `other`."""
     parts = [
-        Stretch(stretch.start, min(stretch.end, other.start), stretch.density, stretch.exact),
-        Stretch(max(stretch.start, other.end), stretch.end, stretch.density, stretch.exact),
+        replace(stretch, end=min(stretch.end, other.start)),
+        replace(stretch, start=max(stretch.start, other.end)),
     ]
     return [part for part in parts if part.start < part.end]
 
