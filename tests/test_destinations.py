@@ -25,7 +25,15 @@ from deck.warehouse.destination import DestinationTraits
 from deck.warehouse.lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from deck_simulator import DEMO_API_KEY, DeckSimulator
 from dlt.pipeline.exceptions import PipelineStepFailed
-from support import FAST_RETRIES, assert_events_match, assert_matches_ground_truth, ts
+from support import (
+    FAST_RETRIES,
+    Warehouse,
+    assert_events_match,
+    assert_matches_ground_truth,
+    make_pipeline,
+    sync_from,
+    ts,
+)
 from support.destinations import (
     DESTINATIONS,
     NATIVE_TYPES,
@@ -408,3 +416,32 @@ def test_root_without_a_postgres_user_fails_with_a_clear_message(monkeypatch):
 
     with pytest.raises(PostgresUnavailable, match="no `postgres`.*setup-postgres"):
         PostgresServer.start()
+
+
+def test_the_destinations_capabilities_are_worked_out_once_a_sync_not_once_a_load(
+    tmp_path, simulator, monkeypatch
+):
+    """dlt would resolve the destination's configuration for its capabilities ~8 times a load."""
+    partial_resolutions: list[str] = []  # the kind `Destination.capabilities()` makes
+    duckdb_factory = type(dlt.destinations.duckdb())
+    configuration = duckdb_factory.configuration
+
+    def counted(self: Any, initial_config: Any, accept_partial: bool = False) -> Any:
+        if accept_partial:
+            partial_resolutions.append(self.config_params["credentials"])
+        return configuration(self, initial_config, accept_partial)
+
+    monkeypatch.setattr(duckdb_factory, "configuration", counted)
+    simulator.advance(3600 * 24, new_runs=700)
+    results = {}
+    for name, max_runs_per_load in (("one", 1000), ("several", 200)):
+        destination = dlt.destinations.duckdb(str(tmp_path / f"{name}.duckdb"))
+        pipeline = make_pipeline(name, tmp_path / "dlt", destination)
+        results[name] = sync_from(simulator, pipeline, max_runs_per_load=max_runs_per_load)
+        assert "configuration" not in vars(destination)  # the pipeline is the caller's again
+        warehouse = Warehouse(tmp_path / f"{name}.duckdb", tmp_path / "dlt", simulator)
+        assert_matches_ground_truth(warehouse, simulator.runs())
+
+    assert (results["one"].loads, results["several"].loads) == (1, 4)
+    made = {name: partial_resolutions.count(str(tmp_path / f"{name}.duckdb")) for name in results}
+    assert made["several"] == made["one"]

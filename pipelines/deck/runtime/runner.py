@@ -26,7 +26,11 @@ from deck.resources.loaded_runs import loaded_run_ids
 from deck.resources.scope import SyncScope, sync_scope
 from deck.resources.source import deck
 from deck.runtime.tracing import forget_repeated_config_lookups, one_trace
-from deck.warehouse.destination import DestinationTraits, SyncDestination
+from deck.warehouse.destination import (
+    DestinationTraits,
+    SyncDestination,
+    capabilities_resolved_once,
+)
 from deck.warehouse.lakehouse import prepare_for_destination, prune_orphaned_nested_rows
 from deck.warehouse.local_faults import LocalPlaces, places_of_the_sync, raise_for_storage_fault
 from deck.warehouse.local_files import prune_loaded_packages, remove_unfinished_writes
@@ -147,7 +151,10 @@ def sync(
     reporter = progress if progress is not None else LogProgress()
     places = LocalPlaces(pipeline.working_dir, warehouse.path)
     try:
-        with places_of_the_sync(places), pipeline_lock(pipeline), one_trace(pipeline), reporter:
+        with (
+            places_of_the_sync(places), pipeline_lock(pipeline), one_trace(pipeline), reporter,
+            capabilities_resolved_once(pipeline),
+        ):
             # before anything opens the file: a sync that cannot start does nothing
             warehouse.wait()
             remove_unfinished_writes(pipeline.working_dir)  # a full disk's leftovers
