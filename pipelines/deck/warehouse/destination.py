@@ -14,7 +14,6 @@ the bookkeeping before and after the loads) uses that one; dlt's `pipeline.run` 
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -120,8 +119,8 @@ def capabilities_resolved_once(pipeline: dlt.Pipeline) -> Iterator[None]:
     providers, sections, secrets; ~15-30 ms here) on every call, and dlt asks ~8 times per load
     (each pipeline step, the loader's storage): a fifth of the CPU of a small load, paid again by
     every load of the sync. The destination does not change while the sync runs, so that partial
-    resolution (the only one dlt makes with `accept_partial`) is kept, a copy handed out each
-    time; the capabilities are still worked out by dlt from it, with each caller's naming.
+    resolution (the only one dlt makes with `accept_partial`, which dlt only reads) is kept; the
+    capabilities are still worked out by dlt from it, with each caller's naming.
     Resolutions of a whole configuration (a client's) go to dlt. No dlt option does this.
     """
     destination = pipeline.destination
@@ -136,7 +135,7 @@ def capabilities_resolved_once(pipeline: dlt.Pipeline) -> Iterator[None]:
             return resolve(initial_config)
         if not partial:
             partial.append(resolve(initial_config, accept_partial=True))
-        return copy.deepcopy(partial[0])
+        return partial[0]
 
     destination.configuration = configuration  # type: ignore[method-assign]
     try:
