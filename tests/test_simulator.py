@@ -841,3 +841,16 @@ def test_a_large_history_is_generated_and_listed_page_by_page():
         assert seen == [run["id"] for run in newest_first[:1000]]
     finally:
         simulator.stop()
+
+
+def test_the_control_stats_count_the_searches_for_the_start_of_history_apart(sim, http):
+    """`make bench` holds requests to a bound that counts the search apart (benchmarks/run.py)."""
+    from deck_simulator.cli import _stats
+
+    get(http, sim, "/task-runs", params={"limit": 100})
+    get(http, sim, "/task-runs", params={"limit": 1, "created_before": "2025-06-01T00:00:00Z"})
+    get(http, sim, "/task-runs", params={"limit": 1, "created_after": "2025-06-01T00:00:00Z"})
+
+    assert {k: v for k, v in _stats(sim).items() if k in ("requests", "start_searches")} == {
+        "requests": 3, "start_searches": 1,
+    }

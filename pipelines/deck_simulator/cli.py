@@ -14,7 +14,7 @@ the process whose sync is measured) the first line printed is ``{"ready": true, 
 "api_key": ..., "runs": n, "generate_s": s}``, then one command per stdin line is answered with
 one JSON line on stdout:
 
-    stats                     -> {"requests": n, "rate_limited": n, "by_path": {...}, ...}
+    stats                     -> {"requests": n, "start_searches": n, "rate_limited": n, ...}
     clear                     -> forget the request log (the 429 counter keeps counting)
     advance SECONDS NEW_RUNS  -> move the simulated clock (finishes open runs), add new runs
     latency SECONDS           -> change the latency of every answer
@@ -230,6 +230,11 @@ def _stats(sim: DeckSimulator) -> dict[str, Any]:
         by_status[str(rec.status)] += 1
     return {
         "requests": len(requests),
+        # one-record questions with no lower bound: the search for where a history starts
+        "start_searches": sum(
+            rec.params.get("limit") == ["1"] and "created_after" not in rec.params
+            for rec in requests
+        ),
         "rate_limited": sim.rate_limited_count,
         "by_path": dict(by_path),
         "by_status": dict(by_status),
