@@ -7,6 +7,7 @@
 2. `pipelines/task_runs.py` uses its checkout's `.dlt/` and keeps its files in the checkout,
    whatever the working directory; two checkouts never share a pipeline.
 3. Completed load packages keep no data files, and only the newest few are kept at all.
+4. A load step opens the file once (deck.warehouse.one_connection), not once per job.
 """
 
 import os
@@ -16,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dlt
+import duckdb
 import pytest
 from deck.core import settings
 from deck.core.errors import DeckConfigError
 from deck.core.options import parse_lock_wait_s
 from deck.runtime.cli import DEMO_RUNS
 from deck.warehouse.lock import configured_lock_wait
+from deck.warehouse.one_connection import shareable
 from deck_simulator import DeckSimulator
 from dlt.pipeline.exceptions import CannotRestorePipelineException
 from support import Warehouse, assert_matches_ground_truth, make_simulator
@@ -299,3 +302,43 @@ def test_only_the_newest_completed_packages_stay_in_the_working_folder(backlog_s
     load_ids = backlog_sync.load_ids()
     assert len(load_ids) > settings.KEEP_LOADED_PACKAGES
     assert kept == sorted(load_ids[-settings.KEEP_LOADED_PACKAGES:])
+
+
+# ---- 4: one connection per load -----------------------------------------------------------------
+
+
+def test_each_load_opens_the_duckdb_file_once_and_loads_every_run(tmp_path, monkeypatch):
+    """dlt alone opens (and checkpoints) the file for every job of a load: ~10 a load here. The
+    sync opens it once per load step, plus once per load to see that no reader holds it, plus
+    its own steps around the loads (restoring state, counting runs, the models)."""
+    opened: list[str] = []
+    connect = duckdb.connect
+
+    def counted_connect(database: str = ":memory:", *args, **kwargs):
+        opened.append(str(database))
+        return connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", counted_connect)
+    sim = make_simulator(seed=41, runs=600)
+    try:
+        warehouse = Warehouse(tmp_path / "w.duckdb", tmp_path / "pipelines", sim)
+        result = warehouse.sync(max_runs_per_load=100, page_size=50)
+    finally:
+        sim.stop()
+
+    assert result.loads >= 5
+    assert len([db for db in opened if db == str(warehouse.path)]) <= 2 * result.loads + 4
+    assert_matches_ground_truth(warehouse, sim.runs())
+
+
+@pytest.mark.unit
+def test_credentials_that_run_statements_or_only_read_keep_a_connection_per_job():
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    assert shareable(DuckDbCredentials("/tmp/w.duckdb"))
+    with_statements = DuckDbCredentials("/tmp/w.duckdb")
+    with_statements.statements = ["ATTACH 'other.duckdb' AS other"]
+    read_only = DuckDbCredentials("/tmp/w.duckdb")
+    read_only.read_only = True
+    assert not shareable(with_statements)
+    assert not shareable(read_only)

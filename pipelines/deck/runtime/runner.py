@@ -32,10 +32,16 @@ from deck.warehouse.destination import (
     capabilities_resolved_once,
 )
 from deck.warehouse.lakehouse import prepare_for_destination, prune_orphaned_nested_rows
-from deck.warehouse.local_faults import LocalPlaces, places_of_the_sync, raise_for_storage_fault
+from deck.warehouse.local_faults import (
+    LocalPlaces,
+    LocalStorageError,
+    places_of_the_sync,
+    raise_for_storage_fault,
+)
 from deck.warehouse.local_files import prune_loaded_packages, remove_unfinished_writes
 from deck.warehouse.lock import WarehouseLock, configured_lock_wait, duckdb_file
 from deck.warehouse.models import drop_models
+from deck.warehouse.one_connection import one_connection_per_load, shareable
 from deck.warehouse.packages import drop_extracted_copies_of_committed_packages
 from deck.warehouse.repairs import (
     count_rows_of_loads,
@@ -150,10 +156,12 @@ def sync(
     )
     reporter = progress if progress is not None else LogProgress()
     places = LocalPlaces(pipeline.working_dir, warehouse.path)
+    credentials = getattr(getattr(destination.job_client, "config", None), "credentials", None)
+    one_connection = warehouse.path if shareable(credentials) else None
     try:
         with (
             places_of_the_sync(places), pipeline_lock(pipeline), one_trace(pipeline), reporter,
-            capabilities_resolved_once(pipeline),
+            capabilities_resolved_once(pipeline), one_connection_per_load(pipeline, one_connection),
         ):
             # before anything opens the file: a sync that cannot start does nothing
             warehouse.wait()
@@ -168,7 +176,12 @@ def sync(
                 pipeline, destination, full_refresh, max_loads, source_options, warehouse, reporter
             )
             prune_loaded_packages(pipeline)  # completed packages: a resume needs none of them
-    except DeckError:
+    except LocalStorageError:
+        raise
+    except DeckError as exc:
+        # a step of ours that failed on it (a model, after the load's writes went to DuckDB's
+        # log): the full disk is what to fix
+        raise_for_storage_fault(exc, places)
         raise
     except Exception as exc:
         raise_for_storage_fault(exc, places)
