@@ -5,8 +5,9 @@ what is read (and therefore what could be missed) are unit-tested in millisecond
 
 - A first sync lists `[start_date, end_date)`; later syncs list from the lookback below the
   watermark (runs that became visible late), plus older history when `start_date` moves back.
-- A window's first page shows how dense it is and which end Deck returned first; a slice of about
-  `pages_per_window` pages is peeled off that end, and the rest is cut again when listed.
+- A window's first page shows how dense it is: a window with a start is cut into parts of about
+  `pages_per_window` pages (`split_window`), each cut again by its own first page if it was
+  denser than that page showed.
 """
 
 from __future__ import annotations
@@ -37,12 +38,10 @@ logger = logging.getLogger("deck")
 # Below this a window is not split further, however dense (runs can share one timestamp).
 MIN_WINDOW_SPAN = timedelta(seconds=1)
 
-# Slices peeled at once off the newest end of a window (its first page newest first). Loads take
-# windows oldest first, so the chain of cuts must reach the start quickly: eight slices per cut
-# reach it in one request per ~200 pages. In a window open towards the past (a start
-# `history_start.find_start` could not prove, as a run dated before 2000) the first page is a
-# probe the walker throws away, and up to seven slices may be found empty below the history.
-OPEN_START_SLICES = 8
+# At most this many parts from one first page: a page from a burst can make a sparse window look
+# dense, and every part costs at least one request. A window that needs more is cut again by the
+# first pages of its parts (a level more per 16x: two for a year of a busy organisation).
+MAX_PARTS = 16
 
 
 def top_window(watermark: datetime, end: datetime | None, lookback: timedelta) -> Window:
@@ -179,14 +178,19 @@ def split_window(
 ) -> list[Window]:
     """Cut a window that holds more than ~`pages_per_window` pages; [] to list it whole.
 
-    The first page is the newest or the oldest end of the window, which its own order shows.
-    From that end a slice of about `pages_per_window` pages is peeled off (its size judged from
-    the page's time density; `OPEN_START_SLICES` of them off a window open towards the past,
-    whose first page is only a probe), then the rest, which its own first page cuts again; the
-    walker keeps this first page as data (`clip_windows`), so a cut costs no request. The order only
-    steers how windows are cut: correctness rests on the half-open windows alone. Timestamps
-    Deck's clock rules out (a run dated in the future) are left out of the density, so one bad
-    record cannot make the cutter reach for year 277.
+    A window with a start (`history_start.find_start` found where history begins, or a plan's
+    bound) is cut into parts of about `pages_per_window` pages each, judged from its first
+    page's time density, up to `MAX_PARTS` (an end of None is taken as Deck's `clock`, the last
+    part staying open): the producer lists them oldest first, `workers` at once, so the first
+    load's windows are listed first and it commits while the rest is listed. The walker keeps
+    the first page as data and clips the parts to what it left (`clip_windows`), so a cut costs
+    no request. Only a window whose start could not be proven (a run dated before 2000) is cut
+    the old way: one slice of `pages_per_window` pages off the end its first page shows, the
+    rest cut again when listed.
+
+    The order only steers how windows are cut: correctness rests on the half-open windows alone.
+    Timestamps Deck's clock rules out (a run dated in the future) are left out of the density,
+    so one bad record cannot make the cutter reach for year 277.
     """
     stamps = [s for s in page_stamps(first_page) if is_plausible(s, clock)]
     if not has_more or len(set(stamps)) < 2:
@@ -194,28 +198,29 @@ def split_window(
     span = window.span
     if span is not None and span <= MIN_WINDOW_SPAN:
         return []
-    pages = estimate_pages(window, stamps, len(first_page), page_size)
-    if pages <= pages_per_window * 1.5:
-        return []
+    step = coarsest_grain(stamps)  # cuts on whole steps of the precision Deck printed at
+    if window.start is not None:
+        end = window.end if window.end is not None else max(clock, max(stamps) + step)
+        measured = Window(window.start, end)
+        pages = estimate_pages(measured, stamps, len(first_page), page_size)
+        if pages <= pages_per_window * 1.5:
+            return []
+        parts = measured.split(min(MAX_PARTS, max(2, ceil_int(pages / pages_per_window))), step)
+        if len(parts) < 2:  # too short for a whole step: listed whole
+            return []
+        return [*parts[:-1], Window(parts[-1].start, window.end)]
     low, high = min(stamps), max(stamps)
     slice_span = (high - low) * (pages_per_window - 1)
     direction = page_direction(stamps)
-    step = coarsest_grain(stamps)  # cuts on whole steps of the precision Deck printed at
     if direction == "newest_first":
-        slices = OPEN_START_SLICES
-        cuts = [floor(_back(low, slice_span * i), step) for i in range(1, slices + 1)]
+        cut = floor(_back(low, slice_span), step)
     elif direction == "oldest_first":
-        cuts = [floor(_forward(high, slice_span, clock), step)]  # never past Deck's clock
-    elif span is not None:
-        parts = window.split(int(min(16, max(2, ceil_int(pages / pages_per_window)))), step)
-        return parts if len(parts) > 1 else []  # too short for a whole step: listed whole
+        cut = floor(_forward(high, slice_span, clock), step)  # never past Deck's clock
     else:
         return []
-    inside = sorted({cut for cut in cuts if window.contains(cut) and cut != window.start})
-    if not inside:
+    if not window.contains(cut):
         return []
-    bounds = [window.start, *inside, window.end]
-    return [Window(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    return [Window(window.start, cut), Window(cut, window.end)]
 
 
 def _back(instant: datetime, by: timedelta) -> datetime:
