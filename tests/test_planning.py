@@ -145,37 +145,53 @@ def test_finishing_a_plan_vouches_only_for_a_watermark_decks_agreed_clock_has_pa
     assert finished(T0, later, CLOCK) == (later, True)
 
 
-def test_a_dense_window_is_cut_from_the_end_its_first_page_shows_eight_slices_at_a_time():
+def test_a_window_with_a_start_is_cut_into_parts_of_about_pages_per_window_pages():
+    """Ten days whose first page (100 runs) spans 99 minutes: ~145 pages, six parts of 25."""
     window = Window(T0, T0 + timedelta(days=10))
     newest_first = [T0 + timedelta(days=10) - timedelta(minutes=i) for i in range(100)]
 
     parts = split_window(window, page(newest_first), True, page_size=100, pages_per_window=25,
                          clock=CLOCK)
 
-    slice_span = (newest_first[0] - newest_first[-1]) * 24  # 25 pages at this page's density
-    cuts = [c for c in (newest_first[-1] - slice_span * i for i in range(8, 0, -1)) if c > T0]
-    assert len(cuts) == 6  # the other two fall before the window's start
+    forty_hours = timedelta(hours=40)
+    assert parts == [Window(T0 + forty_hours * i, T0 + forty_hours * (i + 1)) for i in range(6)]
+
+
+def test_a_window_with_no_end_is_cut_up_to_decks_clock_and_its_last_part_stays_open():
+    start = CLOCK - timedelta(days=10)
+    oldest_first = [start + timedelta(minutes=i) for i in range(100)]
+
+    parts = split_window(Window(start, None), page(oldest_first), True, page_size=100,
+                         pages_per_window=25, clock=CLOCK)
+
+    forty_hours = timedelta(hours=40)
     assert parts == [
-        Window(T0, cuts[0]),
-        *(Window(lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)),
-        Window(cuts[-1], window.end),
+        *(Window(start + forty_hours * i, start + forty_hours * (i + 1)) for i in range(5)),
+        Window(start + forty_hours * 5, None),
     ]
 
 
-def test_a_window_open_towards_the_past_peels_several_slices_per_probe():
+def test_one_first_page_cuts_a_window_into_at_most_64_parts():
+    """A page from a burst can make a sparse year look dense: each part costs a request."""
+    window = Window(CLOCK - timedelta(days=365), CLOCK)
+    burst = [CLOCK - timedelta(seconds=i) for i in range(100)]
+
+    parts = split_window(window, page(burst), True, page_size=100, pages_per_window=25,
+                         clock=CLOCK)
+
+    assert len(parts) == 64
+    assert parts[0].start == window.start and parts[-1].end == window.end
+
+
+def test_a_window_whose_start_is_unknown_peels_one_slice_off_the_end_its_first_page_shows():
     window = Window(None, CLOCK)
     newest_first = [CLOCK - timedelta(minutes=i) for i in range(100)]
 
     parts = split_window(window, page(newest_first), True, page_size=100, pages_per_window=25,
                          clock=CLOCK)
 
-    slice_span = (newest_first[0] - newest_first[-1]) * 24
-    cuts = [newest_first[-1] - slice_span * i for i in range(8, 0, -1)]
-    assert parts == [
-        Window(None, cuts[0]),
-        *(Window(lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)),
-        Window(cuts[-1], CLOCK),
-    ]
+    cut = newest_first[-1] - (newest_first[0] - newest_first[-1]) * 24  # 25 pages back
+    assert parts == [Window(None, cut), Window(cut, CLOCK)]
 
 
 def test_a_sparse_history_open_towards_the_past_is_sliced_no_further_back_than_2000():

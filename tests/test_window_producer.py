@@ -8,6 +8,7 @@ in test_parallel.py and test_crash.py.
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from deck.api.client import Page
@@ -33,7 +34,7 @@ class Listings:
         self.listed: list[Window] = []
         self.lock = threading.Lock()
 
-    def __call__(self, window: Window, stop: threading.Event) -> _Fetched:
+    def __call__(self, window: Window, stop: threading.Event, opened: Any = None) -> _Fetched:
         with self.lock:
             self.listed.append(window)
         return _Fetched(listed=ListedWindow(window))
@@ -75,7 +76,7 @@ def test_a_window_taken_makes_room_and_what_is_held_is_not_listed_again():
 def test_a_window_found_too_big_is_replaced_by_its_parts_without_a_load_asking():
     half = T0 + timedelta(minutes=30)
 
-    def cutting_the_first(window: Window, stop: threading.Event) -> _Fetched:
+    def cutting_the_first(window: Window, stop: threading.Event, opened: Any = None) -> _Fetched:
         if window == windows(1)[0]:
             return _Fetched(parts=[Window(T0, half), Window(half, window.end)])
         return _Fetched(listed=ListedWindow(window))
@@ -100,7 +101,7 @@ def test_listings_of_windows_no_longer_planned_are_dropped():
 def test_a_failed_listing_raises_in_the_load_that_takes_it_and_is_listed_again_next():
     calls = []
 
-    def failing_once(window: Window, stop: threading.Event) -> _Fetched:
+    def failing_once(window: Window, stop: threading.Event, opened: Any = None) -> _Fetched:
         calls.append(window)
         if len(calls) == 1:
             raise RuntimeError("Deck answered 503 eight times")
@@ -305,7 +306,7 @@ def test_a_load_commits_a_window_the_workers_cut_whole_until_it_takes_a_part_of_
     half = pending[1].start + timedelta(minutes=30)
     first_half, second_half = Window(pending[1].start, half), Window(half, pending[1].end)
 
-    def cutting_the_second(window: Window, stop: threading.Event) -> _Fetched:
+    def cutting_the_second(window: Window, stop: threading.Event, opened: Any = None) -> _Fetched:
         if window == pending[1]:
             return _Fetched(parts=[first_half, second_half])
         return _Fetched(listed=ListedWindow(window))

@@ -31,6 +31,9 @@ class ListingObserver(Protocol):
     def probed(self, window: Window, items: list[dict[str, Any]]) -> None:
         """The first page of `window`, when more pages follow."""
 
+    def sized(self, window: Window, records: int) -> None:
+        """`window` holds `records` (its first page held it whole); not yet loaded."""
+
     def listed(self, window: Window, records: int) -> None:
         """`window` was listed to its end, `records` on its pages."""
 
@@ -49,6 +52,9 @@ class _NoListing:
         pass
 
     def probed(self, window: Window, items: list[dict[str, Any]]) -> None:
+        pass
+
+    def sized(self, window: Window, records: int) -> None:
         pass
 
     def listed(self, window: Window, records: int) -> None:

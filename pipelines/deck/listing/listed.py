@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pickle
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from deck.api.client import Page
-from deck.core.records import Rejection
+from deck.core.records import Checked, Rejection
 from deck.core.windows import Window
 
 
@@ -68,9 +69,25 @@ class ListedWindow:
 
 
 @dataclass
+class Opened:
+    """A window's first page, fetched (and checked) when the window it is part of was cut, and
+    its listing to go on with from the second page when the window's turn comes."""
+
+    pages: Iterator[Page]
+    first: Page
+    checks: list[Checked]
+
+
+@dataclass
 class _Fetched:
     parts: list[Window] = field(default_factory=list)
     listed: ListedWindow | None = None
+    # The first pages of `parts`, fetched as the window was cut: the listing of each goes on from
+    # there, and the estimate learns every part's density at once (`probes`: parts with more
+    # pages; `sized`: parts their first page held whole, with its record count).
+    opened: dict[Window, Opened] = field(default_factory=dict)
+    probes: list[tuple[Window, list[dict[str, Any]]]] = field(default_factory=list)
+    sized: list[tuple[Window, int]] = field(default_factory=list)
     # The first page of a window that held more (the window as listed, its records): how dense
     # that stretch is, reported to the progress estimate by the load that takes the window, so
     # that the estimate never depends on which listings the workers reached first.

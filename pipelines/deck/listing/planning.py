@@ -40,7 +40,7 @@ MIN_WINDOW_SPAN = timedelta(seconds=1)
 
 # At most this many parts from one first page: a page from a burst can make a sparse window look
 # dense, and every part costs at least one request. A window that needs more is cut again by the
-# first pages of its parts (a level more per 16x: two for a year of a busy organisation).
+# first pages of its parts (a level more per 64x).
 MAX_PARTS = 64
 
 

@@ -25,11 +25,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from deck.core.windows import Window
-from deck.listing.listed import _Fetched
+from deck.listing.listed import Opened, _Fetched
 
 logger = logging.getLogger("deck")
 
-Fetch = Callable[[Window, threading.Event], _Fetched]
+Fetch = Callable[[Window, threading.Event, Opened | None], _Fetched]
 
 
 class WindowProducer:
@@ -54,6 +54,7 @@ class WindowProducer:
         self._taken: set[Window] = set()
         self._futures: dict[Window, Future[_Fetched]] = {}
         self._records: dict[Window, int] = {}  # records fetched so far, per window started
+        self._opened: dict[Window, Opened] = {}  # first pages fetched when a window was cut
         self._changed = threading.Condition(threading.RLock())
         self._stop = threading.Event()  # set when the sync ends: fetches stop between pages
         self._fetch: Fetch | None = None
@@ -77,6 +78,7 @@ class WindowProducer:
             planned = set(self._pending)
             if self._after in planned:
                 self._after = None
+            self._opened = {w: o for w, o in self._opened.items() if w in planned}
             for window in [w for w in self._futures if w not in planned and w != self._after]:
                 self._futures.pop(window).cancel()
                 self._records.pop(window, None)
@@ -145,21 +147,29 @@ class WindowProducer:
                 raise future.exception()  # type: ignore[misc]
             return window, future.result()
 
-    def taken(self, window: Window, parts: list[Window]) -> None:
-        """A load took `window`; `parts` (what a cut of it left) are planned instead."""
+    def taken(
+        self, window: Window, parts: list[Window], opened: dict[Window, Opened] | None = None
+    ) -> None:
+        """A load took `window`; `parts` (what a cut of it left) are planned instead, listed
+        on from the first pages `opened` holds."""
         with self._changed:
             self._taken.add(window)
-            self._replace(window, parts)
+            self._replace(window, parts, opened)
             self._schedule()
 
-    def split(self, window: Window, parts: list[Window]) -> None:
+    def split(
+        self, window: Window, parts: list[Window], opened: dict[Window, Opened] | None = None
+    ) -> None:
         """`window`'s first page cut it: its `parts` are planned instead."""
         with self._changed:
-            self._replace(window, parts)
+            self._replace(window, parts, opened)
             self._schedule()
 
-    def _replace(self, window: Window, parts: list[Window]) -> None:
+    def _replace(
+        self, window: Window, parts: list[Window], opened: dict[Window, Opened] | None = None
+    ) -> None:
         self._drop(window)
+        self._opened.update({w: o for w, o in (opened or {}).items() if w in parts})
         self._children[window] = list(parts)
         self._pending = sorted(
             [w for w in self._pending if w != window] + parts, key=Window.sort_key
@@ -196,7 +206,8 @@ class WindowProducer:
         ]
         for window in split:
             if window in self._pending:  # not one listed early, which no walk planned yet
-                self._replace(window, self._futures[window].result().parts)
+                fetched = self._futures[window].result()
+                self._replace(window, fetched.parts, fetched.opened)
         if self._stop.is_set() or self._fetch is None:
             return
         listing = sum(not future.done() for future in self._futures.values())
@@ -216,7 +227,8 @@ class WindowProducer:
 
     def _start(self, window: Window) -> None:
         self._records[window] = 0
-        future = self._pool.submit(self._fetch, window, self._stop)  # type: ignore[arg-type]
+        opened = self._opened.pop(window, None)
+        future = self._pool.submit(self._fetch, window, self._stop, opened)  # type: ignore[arg-type]
         self._futures[window] = future
         future.add_done_callback(self._done)
 
@@ -247,6 +259,7 @@ class WindowProducer:
             self._futures.clear()
             self._records.clear()
             self._pending, self._children, self._taken = [], {}, set()
+            self._opened = {}
             self._after = None
             self._changed.notify_all()
         self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +36,7 @@ from deck.core.records import Rejection
 from deck.core.windows import ONE_US, Window, page_stamps
 from deck.listing.history_start import find_start
 from deck.listing.intake import checked_page, created_at_of
-from deck.listing.listed import ListedWindow, _Fetched
+from deck.listing.listed import ListedWindow, Opened, _Fetched
 from deck.listing.planning import clip_windows, cut_listed_part, split_window
 from deck.listing.producer import WindowProducer
 
@@ -123,13 +124,17 @@ class WindowWalker:
                     if got is None:
                         break
                     window, fetched = got
-                    if self.progress is not None and fetched.probe is not None:
-                        self.progress.probed(*fetched.probe)
+                    if self.progress is not None:
+                        for probe in [fetched.probe, *fetched.probes]:
+                            if probe is not None:
+                                self.progress.probed(*probe)
+                        for part, records in fetched.sized:
+                            self.progress.sized(part, records)
                     listed = fetched.listed
                     if listed is None:
-                        producer.split(window, fetched.parts)
+                        producer.split(window, fetched.parts, fetched.opened)
                         continue
-                    producer.taken(window, fetched.parts)
+                    producer.taken(window, fetched.parts, fetched.opened)
                     taken += listed.records
                     if self.progress is not None:
                         self.progress.listed(listed.window, listed.records)
@@ -152,8 +157,11 @@ class WindowWalker:
         if self.producer is not None:
             self.producer.list_after(window)
 
-    def _fetch(self, window: Window, stop: threading.Event) -> _Fetched:
-        """In a worker: the window's pages, or the parts to list instead when it is too big."""
+    def _fetch(
+        self, window: Window, stop: threading.Event, opened: Opened | None = None
+    ) -> _Fetched:
+        """In a worker: the window's pages, or the parts to list instead when it is too big.
+        `opened`: its first page, fetched when the window it was cut from was (`_open`)."""
         listing = self._listing
         planned = window  # the producer's key, whatever this listing makes of the window
         counted = listing.counted if listing is not None else (lambda window, records: None)
@@ -161,9 +169,12 @@ class WindowWalker:
         def count(_: Window, records: int) -> None:
             counted(planned, records)
 
-        pages = self.list_pages({**self.params, **window.params()})
-        checks: list[records.Checked] = []
-        first = checked_page(next(pages), checks)
+        if opened is not None:
+            pages, first, checks = opened.pages, opened.first, opened.checks
+        else:
+            pages = self.list_pages({**self.params, **window.params()})
+            checks = []
+            first = checked_page(next(pages), checks)
         if window.start is None and first.has_more:
             # Open towards the past: find where the history starts, so that every window is
             # bounded (loads take them oldest first; the estimate knows the span).
@@ -190,16 +201,16 @@ class WindowWalker:
             # starts (for the estimate).
             cut = self._cut(window, [first], checks) if window.start is not None else None
             if cut is None:  # open start, a page in no order, or a rejected record on it
-                return _Fetched(parts=parts, probe=probe)
+                return self._opening(_Fetched(parts=parts, probe=probe), stop)
             listed, rest = cut
             count(window, len(first.items))
-            return self._held(listing, _Fetched(
+            return self._held(listing, self._opening(_Fetched(
                 probe=probe,
                 parts=clip_windows(parts, rest),
                 listed=ListedWindow(
                     listed, [first], locate(listed, checks), deferred=deferred_to(rest, [first])
                 ),
-            ))
+            ), stop))
         count(window, len(first.items))
         fetched = [first]
         while fetched[-1].has_more:
@@ -227,6 +238,30 @@ class WindowWalker:
             listing,
             _Fetched(listed=ListedWindow(window, fetched, locate(window, checks)), probe=probe),
         )
+
+    def _opening(self, fetched: _Fetched, stop: threading.Event) -> _Fetched:
+        """`fetched` with the first page of each of its parts, `workers` fetched at once: each
+        part's listing goes on from it when the part's turn comes (a first page is data, so this
+        costs no request), and the estimate learns every part's density now rather than as the
+        parts are listed, oldest first, one load after another."""
+        if len(fetched.parts) < 2:
+            return fetched
+
+        def first_page(part: Window) -> tuple[Window, Opened]:
+            if stop.is_set():
+                raise RuntimeError("sync stopped")
+            pages = self.list_pages({**self.params, **part.params()})
+            checks: list[records.Checked] = []
+            return part, Opened(pages, checked_page(next(pages), checks), checks)
+
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="deck-open") as pool:
+            fetched.opened = dict(pool.map(first_page, fetched.parts))
+        for part, opened in fetched.opened.items():
+            if opened.first.has_more:
+                fetched.probes.append((part, opened.first.items))
+            else:
+                fetched.sized.append((part, len(opened.first.items)))
+        return fetched
 
     def _held(self, listing: WindowProducer | None, fetched: _Fetched) -> _Fetched:
         """A listing that will wait for its load is packed (`ListedWindow.packed`): only when

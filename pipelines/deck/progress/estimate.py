@@ -136,6 +136,13 @@ class ListingProgress:
         with self._lock:
             self._map.probed(window, page_stamps(items), now)
 
+    def sized(self, window: Window, records: int) -> None:
+        """A window whose first page held it whole, before a load takes it: its count is
+        exact, and counted as listed only when taken (`listed`)."""
+        now = self._now()
+        with self._lock:
+            self._map.listed(window, records, now)
+
     def listed(self, window: Window, records: int) -> None:
         """A window listed to its end (`records` on its pages)."""
         now = self._now()
