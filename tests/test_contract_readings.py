@@ -54,9 +54,10 @@ def test_a_backfill_over_small_loads_through_a_tie_larger_than_a_window_loads_ev
     tmp_path, reading, order
 ):
     """Windows of 60 records (3 pages of 20) are cut many times, once inside 160 runs sharing
-    one millisecond, and the loads of 100 runs end on those cuts."""
+    one millisecond, and the loads of 100 runs end on those cuts (a load takes the window of the
+    tie whole, with what else that window holds: the runs around it make three loads at least)."""
     sim = deck(reading, order)
-    sim.advance(3600 * 24 * 2, new_runs=180)
+    sim.advance(3600 * 24 * 2, new_runs=300)
     tie_at = sim.now - timedelta(hours=30)
     sim.add_runs(160, created_at=tie_at + timedelta(milliseconds=7), status="completed")
     sim.advance(60, new_runs=10)
