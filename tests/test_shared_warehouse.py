@@ -271,7 +271,7 @@ class BacklogSync:
 @pytest.fixture(scope="session")
 def backlog_sync(tmp_path_factory):
     def build(checkout: Path) -> list:
-        sim = make_simulator(seed=32, runs=1_300, history_days=8)
+        sim = make_simulator(seed=32, runs=1_800, history_days=8)
         try:
             # windows of one page, a load per window: more loads than the packages kept
             env = cli_env(checkout, sim, max_runs_per_load=100)
@@ -283,7 +283,7 @@ def backlog_sync(tmp_path_factory):
 
     checkout, (code, stdout, stderr) = shared(tmp_path_factory, "shared-warehouse-backlog", build)
     result = subprocess.CompletedProcess([], code, stdout, stderr)
-    return BacklogSync(checkout, DeckSimulator(seed=32, runs=1_300, history_days=8), result)
+    return BacklogSync(checkout, DeckSimulator(seed=32, runs=1_800, history_days=8), result)
 
 
 def test_a_multi_load_sync_keeps_no_data_files_of_loaded_packages(backlog_sync):
