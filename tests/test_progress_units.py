@@ -367,7 +367,7 @@ def test_the_try_line_quotes_a_path_with_a_quote_and_a_space_for_the_shell():
 
 ESTIMATE_BANDS = {  # shape: (lowest, highest) total estimated / true total, from the first load
     # seed 1 of each shape; over five seeds and 1,000-5,000 runs per load the estimate stays in
-    # these bands but on bursts (0.60-1.81: records between the pages seen nothing hints at)
+    # these bands but on bursts (0.79-1.55: records between the pages seen nothing hints at)
     "uniform": (0.9, 1.1),
     "long_gap": (0.75, 1.25),
     "last_week": (0.75, 1.25),
