@@ -12,9 +12,10 @@ which thread got a page first: the windows are listed ahead by the sync's
 the next load.
 
 A window too big to list whole is cut (`planning.split_window`) after its first page: that page's
-stretch of the window is handed over as listed, and the parts of the rest are listed instead (so
-a split costs no request; in a window open towards the past the first page stays a probe, which
-sizes the history for the progress estimate). A window whose density fooled that cut is cut
+stretch of the window is handed over as listed, and the parts of the rest are listed instead,
+each from its own first page, fetched as the window is cut (`_opening`). So a cut costs no
+request, and the progress estimate learns every part's density at once. A window whose start
+could not be proven keeps its first page as a probe. A window whose density fooled that cut is cut
 again where its listing reaches `max_window_pages` (`planning.cut_listed_part`): the part listed
 is a window of its own and the rest is planned, so no window holds more than a load (except
 records sharing one printed instant, which no bound can part).
