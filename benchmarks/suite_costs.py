@@ -8,13 +8,14 @@ A pytest plugin, never loaded by the suite itself:
 Most of the suite's time is dlt's own work per load (some 0.6 CPU s a load, whatever it holds),
 so the number of `Pipeline.run` calls a test makes is the figure to watch, and it does not drift
 with the machine's speed as seconds do. Each xdist worker writes its own file (one line per test:
-node id, loads, subprocesses started, CPU s of this process, wall s); a CLI test's subprocesses
-count in neither CPU column here, only in `/usr/bin/time` of the whole run.
+node id, loads, subprocesses started, CPU s of this process, wall s, CPU s of the child processes
+it waited for: the CLI runs, jupyter, git).
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import time
 from collections.abc import Iterator
@@ -48,12 +49,20 @@ subprocess.Popen.__init__ = _counted_popen_init  # type: ignore[method-assign]
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     _counts.update(loads=0, processes=0)
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall, children = time.process_time(), time.perf_counter(), _children_cpu()
     yield
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    children = _children_cpu() - children
     OUT.mkdir(parents=True, exist_ok=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     with open(OUT / f"{worker}.tsv", "a") as out:
         out.write(
-            f"{item.nodeid}\t{_counts['loads']}\t{_counts['processes']}\t{cpu:.2f}\t{wall:.2f}\n"
+            f"{item.nodeid}\t{_counts['loads']}\t{_counts['processes']}\t{cpu:.2f}\t{wall:.2f}"
+            f"\t{children:.2f}\n"
         )
+
+
+def _children_cpu() -> float:
+    """User + system CPU of this worker's finished child processes (the CLI runs, jupyter)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
