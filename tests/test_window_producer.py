@@ -321,15 +321,17 @@ def test_a_window_denser_than_its_first_page_showed_is_cut_where_its_listing_rea
     deck = InMemoryDeck(2_000)  # one hour holding 2,000 runs, planned as one window
     walker = WindowWalker(
         deck.list_pages, {}, page_size=100, workers=1, pages_per_window=50,
-        max_window_pages=5, clock=lambda: T0 + timedelta(days=1),
+        listing_cut=500, clock=lambda: T0 + timedelta(days=1),
     )
 
     listed = list(walker.walk([Window(T0 + timedelta(seconds=1_000), T0 + timedelta(hours=1))]))
 
-    # cut after five pages at the oldest second listed, which the rest lists again with its own
-    assert [len(ids_inside([w])) for w in listed] == [499, 499, 2]
-    assert all(len(w.pages) <= 5 for w in listed)
+    # cut once the part before the oldest second listed holds five pages' worth (500 runs: after
+    # six pages); the rest, that second's run first, goes on from the same cursor, so the 1,000
+    # runs cost their 10 pages and the cut no request
+    assert [len(ids_inside([w])) for w in listed] == [599, 401]
     assert sorted(ids_inside(listed)) == [r["id"] for r in deck.runs[1_000:]]
+    assert deck.pages_served == 10
 
 
 def test_a_packed_listing_gives_back_exactly_the_values_it_held():

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from deck.api.client import Page
 from deck.core.filters import Filters
-from deck.core.options import max_window_pages, window_pages
+from deck.core.options import listing_cut
 from deck.core.state import TaskRunState
 from deck.core.stats import SyncStats
 from deck.core.windows import Window, parse_timestamp
@@ -219,10 +219,8 @@ def run_load(deck: DeckModel, committed: str, clock: datetime, options: LoadOpti
     tracker = RunTracker(state, Filters({}), SyncStats(), options.lookback)
     walker = WindowWalker(
         deck.list_pages, {}, page_size=options.page_size, workers=1,
-        pages_per_window=window_pages(
-            options.pages_per_window, options.max_runs_per_load, options.page_size
-        ),
-        max_window_pages=max_window_pages(
+        pages_per_window=options.pages_per_window,
+        listing_cut=listing_cut(
             options.pages_per_window, options.max_runs_per_load, options.page_size
         ),
         clock=lambda: clock,

@@ -221,34 +221,20 @@ class SourceOptions:
         30 s)."""
         return 2 * self.max_runs_per_load
 
-    def max_window_pages(self, page_size: int) -> int:
-        """Pages a window's listing is cut at (`max_window_pages`)."""
-        return max_window_pages(self.pages_per_window, self.max_runs_per_load, page_size)
-
-    def window_pages(self, page_size: int) -> int:
-        """Pages a window is cut to (`window_pages`)."""
-        return window_pages(self.pages_per_window, self.max_runs_per_load, page_size)
+    def listing_cut(self, page_size: int) -> int:
+        """Records after which a window's listing is cut (`listing_cut`)."""
+        return listing_cut(self.pages_per_window, self.max_runs_per_load, page_size)
 
 
-def window_pages(pages_per_window: int, max_runs_per_load: int, page_size: int) -> int:
-    """Pages a window is cut to: `pages_per_window`, but never more than fit in one load.
-
-    Loads take windows whole (`walker.WindowWalker.walk`), so a window bigger than a load would
-    make the load that takes it bigger still. Windows come out of the density cut up to 1.5x
-    the target (`planning.split_window`), hence the margin. (Windows of a whole load, with the
-    margin left to `max_window_pages`, cost fewer requests at small loads -- 92 instead of 99 for
-    80 pages at 500 runs per load in pages of 50 -- and are worth trying with the estimate.)"""
-    fitting = int(max_runs_per_load / (1.5 * page_size))
-    return max(1, min(pages_per_window, fitting))
-
-
-def max_window_pages(pages_per_window: int, max_runs_per_load: int, page_size: int) -> int:
-    """Pages after which a window denser than its first page showed is cut where its listing
-    got to (`walker.WindowWalker`): twice the target, never more than `max_runs_per_load`, so
-    that a load, which takes windows whole until it holds `max_runs_per_load`, holds at most
-    twice that."""
-    target = window_pages(pages_per_window, max_runs_per_load, page_size)
-    return max(1, min(2 * target, max_runs_per_load // page_size))
+def listing_cut(pages_per_window: int, max_runs_per_load: int, page_size: int) -> int:
+    """Records after which a window's listing is cut where it got to and handed to the load
+    (`walker.WindowWalker`), its rest listed on from the same cursor: twice `pages_per_window`
+    pages' worth (a window denser than its first page showed), and low enough that the part
+    cut holds no more than a load (it is cut at the first page boundary past this). Loads take
+    listings whole until they hold `max_runs_per_load`, so a load holds less than twice that.
+    Windows themselves are cut to `pages_per_window` whatever the load size: each costs its
+    last page, mostly part-empty, and a cut listing costs no request."""
+    return max(1, min(2 * pages_per_window * page_size, max_runs_per_load - page_size + 1))
 
 
 def parse_lock_wait_s(value: Any) -> float:

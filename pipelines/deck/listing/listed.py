@@ -71,11 +71,16 @@ class ListedWindow:
 @dataclass
 class Opened:
     """A window's first page, fetched (and checked) when the window it is part of was cut, and
-    its listing to go on with from the second page when the window's turn comes."""
+    its listing to go on with from the second page when the window's turn comes.
+
+    `continued`: the rest of a listing cut where it reached a load's worth (`first` holds the
+    records of its pages that fall in the rest, `pages` the same cursor going on), listed to its
+    end, never cut by density nor probed: its first page is no sample of it."""
 
     pages: Iterator[Page]
     first: Page
     checks: list[Checked]
+    continued: bool = False
 
 
 @dataclass

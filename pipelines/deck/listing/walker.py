@@ -5,9 +5,9 @@ The same walker lists `GET /task-runs` and `GET /events`: both are lists of reco
 and a `created_at`, filtered by a half-open `created_at` range and paged by cursor.
 
 A load takes listed windows whole, oldest first, until they hold its `limit` records (the
-load's `max_runs_per_load`) or none is left: so it holds at most one window more than that
-(`options.max_window_pages`). Where a load ends therefore depends on the data alone, never on
-which thread got a page first: the windows are listed ahead by the sync's
+load's `max_runs_per_load`) or none is left: so it holds at most one listing more than that
+(`options.listing_cut`: at most a load). Where a load ends therefore depends on the data alone,
+never on which thread got a page first: the windows are listed ahead by the sync's
 `producer.WindowProducer`, `workers` at once, and a window listed but not taken waits there for
 the next load.
 
@@ -15,10 +15,13 @@ A window too big to list whole is cut (`planning.split_window`) after its first 
 stretch of the window is handed over as listed, and the parts of the rest are listed instead,
 each from its own first page, fetched as the window is cut (`_opening`). So a cut costs no
 request, and the progress estimate learns every part's density at once. A window whose start
-could not be proven keeps its first page as a probe. A window whose density fooled that cut is cut
-again where its listing reaches `max_window_pages` (`planning.cut_listed_part`): the part listed
-is a window of its own and the rest is planned, so no window holds more than a load (except
-records sharing one printed instant, which no bound can part).
+could not be proven keeps its first page as a probe. A listing that holds `listing_cut` records
+is cut where it got to (`planning.cut_listed_part`): the part listed is
+handed to the load as a window of its own, and the rest is planned and listed on from the same
+cursor (`continuation`), so no listing holds more than a load (except records sharing one
+printed instant, which no bound can part) and a load boundary costs no request. Windows are
+therefore cut to `pages_per_window` whatever the load size: every window costs its last page,
+mostly part-empty, so fewer windows cost fewer requests.
 """
 
 from __future__ import annotations
@@ -62,6 +65,19 @@ def deferred_to(rest: Window, pages: list[Page]) -> dict[str, str]:
     }
 
 
+def continuation(rest: Window, fetched: list[Page], pages: Iterator[Page]) -> Opened:
+    """The rest of a listing cut part-way (`planning.cut_listed_part`), to be listed from the
+    same cursor: its first page is what the pages so far hold of it (the records sharing the
+    cut's instant, `deferred_to`), the rest follows from `pages`. Together they are exactly what
+    the listing of the whole window still had to give of `rest`, as the pages of a listing come
+    in time order; so a cut costs no request. A sync that ends before the rest is listed plans
+    it as a window of its own, listed afresh."""
+    items = [run for page in fetched for run in page.items if rest.contains(created_at_of(run))]
+    check = records.Checked(runs=list(items), created=[created_at_of(run) for run in items])
+    first = Page(items=items, has_more=True, request_id=fetched[-1].request_id)
+    return Opened(pages, first, [check], continued=True)
+
+
 class WindowWalker:
     """Walks one load's windows; `pending` keeps those it did not take (for the next load)."""
 
@@ -73,7 +89,7 @@ class WindowWalker:
         page_size: int,
         workers: int,
         pages_per_window: int,
-        max_window_pages: int | None = None,
+        listing_cut: int | None = None,
         clock: Callable[[], datetime],
         progress: ListingObserver | None = None,
         producer: WindowProducer | None = None,
@@ -85,8 +101,8 @@ class WindowWalker:
         self.page_size = page_size
         self.workers = workers
         self.pages_per_window = pages_per_window
-        # Where a listing is cut if its window turned out denser than its first page showed.
-        self.max_window_pages = max(1, max_window_pages or 2 * pages_per_window)
+        # Records after which a listing is cut (its window was denser than its first page showed).
+        self.listing_cut = max(1, listing_cut or 2 * pages_per_window * page_size)
         self.clock = clock
         self.progress = progress
         self.pending: list[Window] = []
@@ -136,7 +152,7 @@ class WindowWalker:
                         producer.split(window, fetched.parts, fetched.opened)
                         continue
                     producer.taken(window, fetched.parts, fetched.opened)
-                    taken += listed.records
+                    taken += listed.records - len(listed.deferred)  # the rest's are its own
                     if self.progress is not None:
                         self.progress.listed(listed.window, listed.records)
                     yield listed.unpacked()  # packed when it waited
@@ -170,13 +186,14 @@ class WindowWalker:
         def count(_: Window, records: int) -> None:
             counted(planned, records)
 
+        continued = opened is not None and opened.continued
         if opened is not None:
             pages, first, checks = opened.pages, opened.first, opened.checks
         else:
             pages = self.list_pages({**self.params, **window.params()})
             checks = []
             first = checked_page(next(pages), checks)
-        if window.start is None and first.has_more:
+        if window.start is None and first.has_more and not continued:
             # Open towards the past: find where the history starts, so that every window is
             # bounded (loads take them oldest first; the estimate knows the span).
             start = find_start(
@@ -185,7 +202,7 @@ class WindowWalker:
             )
             if start is not None and (window.end is None or start < window.end):
                 window = Window(start, window.end)
-        parts = split_window(
+        parts = [] if continued else split_window(
             window,
             first.items,
             first.has_more,
@@ -193,7 +210,7 @@ class WindowWalker:
             pages_per_window=self.pages_per_window,
             clock=self.clock(),
         )
-        probe = (window, first.items) if first.has_more else None
+        probe = (window, first.items) if first.has_more and not continued else None
         if parts:
             pages.close()
             # The first page is data, not only a probe: the part of the window it covers is
@@ -214,26 +231,29 @@ class WindowWalker:
             ), stop))
         count(window, len(first.items))
         fetched = [first]
+        held, cut_at = len(first.items), self.listing_cut
         while fetched[-1].has_more:
             if stop.is_set():
                 raise RuntimeError("sync stopped")  # the sync ends, or another window failed
-            if len(fetched) % self.max_window_pages == 0:  # denser than its first page showed
-                cut = self._cut(window, fetched, checks)
-                if cut is not None:  # else no place to stop (one printed instant): it goes on
-                    pages.close()
-                    listed, rest = cut
-                    return self._held(listing, _Fetched(
-                        probe=probe,
-                        parts=[rest],
-                        listed=ListedWindow(
-                            listed, fetched, locate(listed, checks),
-                            deferred=deferred_to(rest, fetched),
-                        ),
-                    ))
+            # A load's worth listed (the window was denser than its first page showed): cut it
+            # where the pages reached, once the part before the cut holds that much (the
+            # records sharing the cut's instant go to the rest), so that a load taking the part
+            # is full. No place to cut (one printed instant): the listing goes on.
+            cut = self._cut(window, fetched, checks) if held >= cut_at else None
+            deferred = deferred_to(cut[1], fetched) if cut is not None else {}
+            if cut is not None and held - len(deferred) >= cut_at:
+                listed, rest = cut
+                return self._held(listing, _Fetched(
+                    probe=probe,
+                    parts=[rest],
+                    opened={rest: continuation(rest, fetched, pages)},
+                    listed=ListedWindow(listed, fetched, locate(listed, checks), deferred=deferred),
+                ))
             page = next(pages, None)
             if page is None:
                 break
             fetched.append(checked_page(page, checks))
+            held += len(fetched[-1].items)
             count(window, len(fetched[-1].items))
         return self._held(
             listing,

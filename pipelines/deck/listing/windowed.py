@@ -79,8 +79,8 @@ class WindowedLoad(Generic[StateT]):
             params,
             page_size=client.page_size,
             workers=options.workers,
-            pages_per_window=options.window_pages(client.page_size),
-            max_window_pages=options.max_window_pages(client.page_size),
+            pages_per_window=options.pages_per_window,
+            listing_cut=options.listing_cut(client.page_size),
             # Deck's clock itself, not the bound `self.clock`: the sync's progress keeps the
             # walker's clock until the next load, and through a bound method it kept this whole
             # load (its state of open runs, the runs it handled) alive while dlt loaded it.
